@@ -1,0 +1,1 @@
+"""The ``modalrec`` command line: thin commands that parse arguments and call the library."""

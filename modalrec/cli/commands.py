@@ -1,0 +1,180 @@
+"""The subcommands. Each parses its arguments, calls the library and prints the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from modalrec.errors import ModalrecError
+
+
+def register(sub: Any) -> None:
+    _add_data(sub)
+    _add_models(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_recommend(sub)
+    _add_demo(sub)
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML or YAML file with [data] [train] [eval] [model] sections")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one setting, e.g. --set epochs=5 or --set model.embedding_dim=32 (repeatable)",
+    )
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+def _add_data(sub: Any) -> None:
+    data = sub.add_parser("data", help="inspect datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    info = data_sub.add_parser("info", help="users, items, sparsity, splits and modalities of a dataset")
+    info.add_argument("path", help="dataset folder or interactions file")
+    _config_arguments(info)
+    info.set_defaults(handler=_data_info)
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    from modalrec.config import DataConfig, apply_overrides, build, read_config_file
+    from modalrec.data.summary import summarize
+    from modalrec.train.run import prepare_data
+
+    sections = read_config_file(args.config) if args.config else {}
+    merged = apply_overrides({"data": sections.get("data", {})}, args.overrides, {"data": DataConfig})
+    config = build(DataConfig, merged.get("data", {}), section="data", file=args.config)
+    print(summarize(prepare_data(args.path, config)))
+    return 0
+
+
+# -- models ------------------------------------------------------------------------------------------
+
+def _add_models(sub: Any) -> None:
+    models = sub.add_parser("models", help="list the registered models")
+    models.set_defaults(handler=_models)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from modalrec.models import available_models
+
+    width = max(len(entry.name) for entry in available_models())
+    for entry in available_models():
+        print(f"{entry.name:<{width}}  {entry.description}")
+    return 0
+
+
+# -- train -------------------------------------------------------------------------------------------
+
+def _add_train(sub: Any) -> None:
+    train = sub.add_parser("train", help="train a model and write a run folder")
+    train.add_argument("--data", help="dataset folder or interactions file")
+    train.add_argument("--model", help="model name (see `modalrec models`)")
+    train.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to write")
+    train.add_argument("--seed", type=int, help="seed for initialisation, shuffling and sampling (default 2024)")
+    train.add_argument("--resume", action="store_true", help="continue the interrupted run in RUN_DIR")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
+    _config_arguments(train)
+    train.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from modalrec.train.run import resolve_config, resume_run, train_run
+
+    if args.resume:
+        result = resume_run(args.out)
+    else:
+        if not args.data:
+            raise ModalrecError("train: --data PATH is required (unless --resume)")
+        config = resolve_config(args.data, args.model, config_file=args.config, overrides=args.overrides, seed=args.seed)
+        result = train_run(config, args.out, overwrite=args.overwrite)
+    print(_metrics_line(result.test, "test"))
+    print(f"best epoch {result.best_epoch} of {result.epochs}, {result.train_seconds:.1f} s training; run in {args.out}")
+    return 0
+
+
+def _metrics_line(metrics: dict[str, float], split: str) -> str:
+    shown = [name for name in metrics if name.split("@")[0] in ("recall", "ndcg", "precision")]
+    return f"{split}: " + "  ".join(f"{name} {metrics[name]:.4f}" for name in shown)
+
+
+# -- evaluate ----------------------------------------------------------------------------------------
+
+def _add_evaluate(sub: Any) -> None:
+    evaluate = sub.add_parser("evaluate", help="reload a run's best model and recompute its metrics")
+    evaluate.add_argument("--run", required=True, metavar="RUN_DIR")
+    evaluate.add_argument("--split", choices=("test", "valid"), default="test")
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
+    evaluate.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from modalrec.train.run import METRICS_FILE, load_run
+    from modalrec.train.trainer import make_evaluators
+
+    run = load_run(args.run, device=args.device)
+    evaluator = make_evaluators(run.split, run.config.eval)[args.split]
+    metrics = evaluator.evaluate(run.model.score, run.device).mean()
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(_metrics_line(metrics, args.split))
+    recorded_path = Path(args.run) / METRICS_FILE
+    if recorded_path.is_file():
+        recorded = json.loads(recorded_path.read_text())[args.split]
+        worst = max(abs(recorded[name] - metrics[name]) for name in recorded)
+        print(f"matches {METRICS_FILE} (largest difference {worst:.2g})" if worst < 1e-6
+              else f"differs from {METRICS_FILE} by up to {worst:.4g}", file=sys.stderr)
+    return 0
+
+
+# -- recommend ---------------------------------------------------------------------------------------
+
+def _add_recommend(sub: Any) -> None:
+    recommend = sub.add_parser("recommend", help="top-k items per user, training items excluded")
+    recommend.add_argument("--run", required=True, metavar="RUN_DIR")
+    who = recommend.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", nargs="+", metavar="ID", help="user ids as in the dataset")
+    who.add_argument("--all-users", action="store_true")
+    recommend.add_argument("-k", type=int, default=20, help="items per user (default 20)")
+    recommend.add_argument("--out", metavar="FILE.csv", help="write CSV here instead of printing")
+    recommend.add_argument("--device", default="cpu")
+    recommend.set_defaults(handler=_recommend)
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from modalrec.serve.recommend import recommend_for_users, write_recommendations
+    from modalrec.train.run import load_run
+
+    if args.k < 1:
+        raise ModalrecError(f"recommend: -k must be >= 1, got {args.k}")
+    run = load_run(args.run, device=args.device)
+    users = None if args.all_users else [str(u) for u in args.user]
+    rows = recommend_for_users(run, users, args.k)
+    write_recommendations(rows, args.out)
+    if args.out:
+        print(f"wrote {len(rows)} rows to {args.out}")
+    return 0
+
+
+# -- demo --------------------------------------------------------------------------------------------
+
+def _add_demo(sub: Any) -> None:
+    demo = sub.add_parser("demo", help="build the embedded shop dataset, train BPR, LightGCN and VBPR, compare")
+    demo.add_argument("--out", default="modalrec-demo", metavar="DIR", help="where data and runs go")
+    demo.add_argument("--models", default="bpr,lightgcn,vbpr", help="comma-separated model names")
+    demo.add_argument("--seed", type=int, default=2024)
+    _config_arguments(demo)
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from modalrec.demo import run_demo
+
+    print(run_demo(Path(args.out), args.models.split(","), seed=args.seed, overrides=args.overrides,
+                   config_file=args.config))
+    return 0

@@ -1,0 +1,36 @@
+"""Entry point: builds the argument parser from the command modules and turns errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from modalrec import __version__
+from modalrec.cli import commands
+from modalrec.errors import ModalrecError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modalrec", description="Multimodal recommendation from the command line.")
+    parser.add_argument("--version", action="version", version=f"modalrec {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except ModalrecError as exc:
+        print(f"modalrec: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("modalrec: interrupted", file=sys.stderr)
+        return 130

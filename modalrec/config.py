@@ -1,0 +1,276 @@
+"""Typed configuration: dataclasses for data, training and evaluation, and the loader.
+
+A run is configured by a TOML or YAML file with the sections ``[data]``, ``[train]``, ``[eval]`` and
+``[model]`` (the chosen model's own dataclass), then by ``--set key=value`` overrides. A key may be
+qualified (``train.epochs=5``) or bare (``epochs=5``) when exactly one section has it. Unknown keys and
+values of the wrong type raise :class:`~modalrec.errors.ConfigError` naming the key (and the file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from modalrec.errors import ConfigError
+
+T = TypeVar("T")
+
+SPLIT_METHODS = ("auto", "given", "random", "user_time", "global_time")
+DATA_FORMATS = ("auto", "mmrec", "table", "movielens")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How interactions and item features are read, filtered and split."""
+
+    format: str = "auto"  # auto | mmrec | table (CSV/Parquet) | movielens
+    user_col: str = "user_id"  # column names for the table format
+    item_col: str = "item_id"
+    rating_col: str = "rating"  # used when present
+    timestamp_col: str = "timestamp"  # used when present
+    split_col: str = ""  # a column holding 0=train 1=valid 2=test, for split="given"
+    sep: str = ""  # field separator for CSV; "" = by extension (.tsv/.inter tab, else comma)
+    features: dict[str, str] = field(default_factory=dict)  # modality -> .npy/.parquet path (table format)
+    item_ids_file: str = ""  # one item id per line, row i of every .npy feature file
+    rating_threshold: float | None = None  # keep interactions with rating >= threshold
+    deduplicate: bool = True  # keep the first (earliest) of repeated user-item pairs
+    min_user_interactions: int = 0  # iterative k-core: users need at least this many
+    min_item_interactions: int = 0  # iterative k-core: items need at least this many
+    split: str = "auto"  # auto (given when present, else random) | given | random | user_time | global_time
+    split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, valid, test
+    split_seed: int = 2024
+
+    def __post_init__(self) -> None:
+        _choice("data.format", self.format, DATA_FORMATS)
+        _choice("data.split", self.split, SPLIT_METHODS)
+        if len(self.split_ratios) != 3 or any(r < 0 for r in self.split_ratios):
+            raise ConfigError("data.split_ratios", f"expected three non-negative numbers, got {self.split_ratios}")
+        if abs(sum(self.split_ratios) - 1.0) > 1e-6:
+            raise ConfigError("data.split_ratios", f"must sum to 1, got {sum(self.split_ratios):g}")
+        for name in ("min_user_interactions", "min_item_interactions"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"data.{name}", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The Trainer's settings, shared by every model."""
+
+    epochs: int = 300
+    batch_size: int = 2048
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0  # Adam's L2 on all parameters; models add their own reg_weight
+    patience: int = 20  # evaluations without improvement before stopping (0 disables early stopping)
+    eval_every: int = 1  # validate every N epochs
+    early_stop_metric: str = "recall@20"  # a validation metric name, e.g. ndcg@10
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0 = $OMP_NUM_THREADS if set, else 1
+    checkpoint_every: int = 1  # write a resumable checkpoint every N epochs
+    progress: bool = True  # show a progress bar
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name}", f"must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ConfigError("train.learning_rate", f"must be > 0, got {self.learning_rate}")
+        if self.patience < 0 or self.threads < 0 or self.weight_decay < 0:
+            raise ConfigError("train", "patience, threads and weight_decay must be >= 0")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError("train.device", f"expected auto, cpu, cuda or cuda:N, got '{self.device}'")
+        from modalrec.evaluate.metrics import parse_metric_name
+
+        try:
+            parse_metric_name(self.early_stop_metric)
+        except ValueError as exc:
+            raise ConfigError("train.early_stop_metric", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Full-ranking evaluation settings."""
+
+    ks: tuple[int, ...] = (10, 20, 50)  # cut-offs for every metric
+    user_batch_size: int = 1024  # users scored at once; bounds memory to user_batch_size x num_items
+    mask_valid_at_test: bool = False  # also exclude validation items when ranking for the test split
+
+    def __post_init__(self) -> None:
+        if not self.ks or any(k < 1 for k in self.ks):
+            raise ConfigError("eval.ks", f"expected positive cut-offs, got {self.ks}")
+        if self.user_batch_size < 1:
+            raise ConfigError("eval.user_batch_size", "must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Building dataclasses from mappings, with type checks
+
+def build(cls: type[T], values: Mapping[str, Any], *, section: str = "", file: str | Path | None = None) -> T:
+    """Instantiate dataclass ``cls`` from ``values``, coercing types and rejecting unknown keys."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, raw in values.items():
+        qualified = f"{section}.{key}" if section else key
+        if key not in names:
+            raise ConfigError(qualified, f"unknown key; expected one of: {', '.join(sorted(names))}", file=file)
+        kwargs[key] = coerce(raw, hints[key], qualified, file)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        if file is not None and exc.file is None:
+            raise ConfigError(exc.key, str(exc).split(": ", 1)[1], file=file) from None
+        raise
+
+
+def coerce(value: Any, annotation: Any, key: str, file: str | Path | None = None) -> Any:
+    """Convert ``value`` (from TOML, YAML or a ``--set`` string) to ``annotation`` or raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(value, inner[0], key, file)
+    if isinstance(value, str) and annotation is not str:
+        value = _parse_scalar(value)
+    try:
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            raise TypeError
+        if annotation is int:
+            if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+                raise TypeError
+            return int(value)
+        if annotation is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError
+            return float(value)
+        if annotation is str:
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise TypeError
+            return str(value)
+        if origin is tuple:
+            items = _as_list(value)
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(coerce(v, args[0], key, file) for v in items)
+            if len(items) != len(args):
+                raise TypeError
+            return tuple(coerce(v, a, key, file) for v, a in zip(items, args, strict=True))
+        if origin is dict:
+            if not isinstance(value, Mapping):
+                raise TypeError
+            return {str(k): coerce(v, args[1], f"{key}.{k}", file) for k, v in value.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"expected {_type_name(annotation)}, found {value!r}", file=file) from None
+    raise ConfigError(key, f"unsupported type {annotation}", file=file)
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, int | float):
+        return [value]
+    raise TypeError
+
+
+def _type_name(annotation: Any) -> str:
+    if annotation in (int, float, str, bool):
+        return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[annotation]
+    return str(annotation).replace("typing.", "")
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(key, f"expected one of {', '.join(choices)}, got '{value}'")
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A JSON/TOML-friendly dict of a dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(obj)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Files and overrides
+
+SECTIONS = ("data", "train", "eval", "model")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file into ``{section: {key: value}}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("--config", f"file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            raw = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError("--config", f"{path}: expected a .toml, .yaml or .yml file")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError("--config", f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("--config", f"{path}: expected a mapping of sections")
+    result: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "model_name" and isinstance(value, str):
+            result[key] = value
+        elif key in SECTIONS and isinstance(value, dict):
+            result[key] = value
+        else:
+            raise ConfigError(
+                str(key), f"unknown top-level key; expected sections {', '.join(SECTIONS)} or model_name", file=path
+            )
+    return result
+
+
+def apply_overrides(
+    sections: dict[str, dict[str, Any]],
+    overrides: list[str],
+    section_types: Mapping[str, type],
+) -> dict[str, dict[str, Any]]:
+    """Apply ``key=value`` strings; bare keys resolve to the single section that defines them."""
+    merged = {name: dict(values) for name, values in sections.items()}
+    for text in overrides:
+        if "=" not in text:
+            raise ConfigError(text, "expected --set key=value")
+        key, value = (part.strip() for part in text.split("=", 1))
+        section, _, name = key.rpartition(".")
+        if section and section.split(".")[0] in section_types:
+            section, _, rest = key.partition(".")
+            name = rest
+        else:
+            owners = [s for s, cls in section_types.items() if name in {f.name for f in dataclasses.fields(cls)}]
+            if not owners:
+                raise ConfigError(key, "unknown key in every section (" + ", ".join(section_types) + ")")
+            if len(owners) > 1:
+                raise ConfigError(key, f"ambiguous; qualify it as one of {', '.join(f'{o}.{name}' for o in owners)}")
+            section = owners[0]
+        if "." in name:  # data.features.image=path
+            top, _, sub = name.partition(".")
+            merged.setdefault(section, {}).setdefault(top, {})[sub] = value
+        else:
+            merged.setdefault(section, {})[name] = value
+    return merged

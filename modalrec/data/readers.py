@@ -1,0 +1,379 @@
+"""Readers for the MMRec layout, generic CSV/Parquet tables and MovieLens 100K/1M files.
+
+Every reader validates as it reads and raises :class:`~modalrec.errors.DataFormatError` naming the file,
+line and column. Original ids are kept in :class:`~modalrec.data.dataset.IdMap` objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from modalrec.config import DataConfig
+from modalrec.data.dataset import Dataset, FeatureTable, IdMap
+from modalrec.data.tables import (
+    column_as_float,
+    column_as_id,
+    column_as_int,
+    read_parquet,
+    read_table,
+    require_columns,
+    require_file,
+)
+from modalrec.errors import DataFormatError
+
+log = logging.getLogger(__name__)
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
+
+
+def load_dataset(path: str | Path, config: DataConfig | None = None) -> Dataset:
+    """Read a dataset from a folder or file, choosing the reader from ``config.format`` or the files."""
+    config = config or DataConfig()
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(path, "dataset path not found")
+    fmt = config.format if config.format != "auto" else detect_format(path)
+    readers = {"mmrec": read_mmrec, "table": read_interaction_table, "movielens": read_movielens}
+    dataset = readers[fmt](path, config)
+    if dataset.num_interactions == 0:
+        raise DataFormatError(dataset.source, "no interactions; expected at least one row")
+    return dataset
+
+
+def detect_format(path: Path) -> str:
+    if path.is_file():
+        if path.suffix == ".inter":
+            return "mmrec"
+        if path.name in ("u.data", "ratings.dat"):
+            return "movielens"
+        return "table"
+    if list(path.glob("*.inter")):
+        return "mmrec"
+    if (path / "u.data").exists() or (path / "ratings.dat").exists():
+        return "movielens"
+    if any((path / f"interactions{suffix}").exists() for suffix in TABLE_SUFFIXES):
+        return "table"
+    raise DataFormatError(
+        path,
+        "cannot tell the dataset format: expected a *.inter file (MMRec layout), u.data or ratings.dat "
+        "(MovieLens), or interactions.csv/.parquet",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# MMRec layout
+
+def read_mmrec(path: Path, config: DataConfig) -> Dataset:
+    """``<name>.inter`` (TSV: userID, itemID[, rating, timestamp, x_label]) plus ``*_feat.npy`` files."""
+    folder, inter = _find_inter_file(path)
+    frame = read_table(inter, sep="\t")
+    require_columns(frame, inter, ["userID", "itemID"])
+    users = column_as_int(frame, "userID", inter, what="a non-negative integer id")
+    items = column_as_int(frame, "itemID", inter, what="a non-negative integer id")
+    for name, column in (("userID", users), ("itemID", items)):
+        if len(column) and column.min() < 0:
+            _raise_at(frame, inter, name, column < 0, "a non-negative integer id")
+    user_ids = _mapping_or_identity(folder / "u_id_mapping.csv", "user_id", "userID", users)
+    feature_files = sorted(folder.glob("*_feat.npy"))
+    item_count = _mmrec_item_count(folder, items, feature_files)
+    item_ids = _mapping_or_identity(folder / "i_id_mapping.csv", "item_id", "itemID", items, item_count)
+    features = {f.name[: -len("_feat.npy")]: read_npy_features(f, len(item_ids)) for f in feature_files}
+    return Dataset(
+        name=inter.stem,
+        users=users,
+        items=items,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        ratings=_optional_float(frame, "rating", inter),
+        timestamps=_optional_float(frame, "timestamp", inter),
+        labels=_optional_labels(frame, "x_label", inter),
+        features=features,
+        source=str(inter),
+    )
+
+
+def _find_inter_file(path: Path) -> tuple[Path, Path]:
+    if path.is_file():
+        return path.parent, path
+    candidates = sorted(path.glob("*.inter"))
+    if not candidates:
+        raise DataFormatError(path, "no *.inter file in this folder (MMRec layout expected)")
+    preferred = path / f"{path.name}.inter"
+    if len(candidates) > 1 and preferred not in candidates:
+        names = ", ".join(c.name for c in candidates)
+        raise DataFormatError(path, f"several .inter files ({names}); pass the file itself")
+    return path, preferred if preferred in candidates else candidates[0]
+
+
+def _mmrec_item_count(folder: Path, items: np.ndarray, feature_files: list[Path]) -> int | None:
+    """The catalogue size: the mapping file's length, else the feature files' rows, else max id + 1."""
+    if (folder / "i_id_mapping.csv").exists() or not feature_files:
+        return None
+    rows = {f: _npy_rows(f) for f in feature_files}
+    first = feature_files[0]
+    for f, n in rows.items():
+        if n != rows[first]:
+            raise DataFormatError(f, f"has {n} rows but {first.name} has {rows[first]}; expected one row per item")
+    needed = int(items.max()) + 1
+    if rows[first] < needed:
+        raise DataFormatError(
+            first, f"has {rows[first]} rows; expected at least {needed} (row i = item id i, largest itemID is {needed - 1})"
+        )
+    return rows[first]
+
+
+def _mapping_or_identity(
+    mapping: Path, external_col: str, index_col: str, indices: np.ndarray, count: int | None = None
+) -> IdMap:
+    if not mapping.exists():
+        return IdMap.identity(count if count is not None else int(indices.max()) + 1)
+    frame = read_table(mapping, sep="\t")
+    require_columns(frame, mapping, [external_col, index_col])
+    position = column_as_int(frame, index_col, mapping)
+    if not np.array_equal(np.sort(position), np.arange(len(position))):
+        raise DataFormatError(mapping, f"column '{index_col}' must hold each index 0..{len(position) - 1} once")
+    if len(indices) and indices.max() >= len(position):
+        raise DataFormatError(mapping, f"maps {len(position)} ids but the interactions use index {indices.max()}")
+    external = np.empty(len(position), dtype=object)
+    external[position] = column_as_id(frame, external_col, mapping)
+    return IdMap(external)
+
+
+def _npy_rows(path: Path) -> int:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataFormatError(path, f"not a readable .npy array ({exc})") from None
+    return int(array.shape[0]) if array.ndim else 0
+
+
+def read_npy_features(path: Path, num_items: int) -> FeatureTable:
+    """A (num_items, dim) float matrix, row i for item index i, checked for shape and finite values."""
+    require_file(path, "feature file")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataFormatError(path, f"not a readable .npy array ({exc})") from None
+    if array.ndim != 2 or array.dtype.kind not in "fiu":
+        raise DataFormatError(path, f"expected a 2-D numeric array (items x dims), found shape {array.shape} {array.dtype}")
+    if array.shape[0] != num_items:
+        raise DataFormatError(path, f"has {array.shape[0]} rows; expected {num_items}, one per item")
+    return FeatureTable(_finite_float32(array, path), np.zeros(num_items, dtype=bool), source=str(path))
+
+
+def _finite_float32(array: np.ndarray, path: Path, row_ids: np.ndarray | None = None) -> np.ndarray:
+    values = np.asarray(array, dtype=np.float32)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(x[0]) for x in np.nonzero(bad))
+        where = f"item id {row_ids[row]}" if row_ids is not None else f"row {row}"
+        raise DataFormatError(path, f"{where}, column {col}: expected a finite number, found {values[row, col]}")
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic interaction tables
+
+def read_interaction_table(path: Path, config: DataConfig) -> Dataset:
+    """A CSV/TSV/Parquet of interactions plus optional per-modality feature files from ``config.features``."""
+    file = _find_table(path)
+    frame = _read_any_table(file, config.sep)
+    require_columns(frame, file, [config.user_col, config.item_col])
+    raw_users = column_as_id(frame, config.user_col, file)
+    raw_items = column_as_id(frame, config.item_col, file)
+    user_ids = IdMap.from_values(pd.unique(raw_users))
+    base = file.parent
+    feature_frames = {name: _read_feature_source(base / rel, config, base) for name, rel in config.features.items()}
+    catalogue = list(pd.unique(raw_items))
+    known = set(catalogue)
+    for ids, _ in feature_frames.values():
+        catalogue.extend(i for i in ids if i not in known and not known.add(i))  # type: ignore[func-returns-value]
+    item_ids = IdMap.from_values(catalogue)
+    item_lookup = item_ids.lookup()
+    features = {
+        name: _align_features(ids, values, item_lookup, len(item_ids), base / config.features[name])
+        for name, (ids, values) in feature_frames.items()
+    }
+    split_col = config.split_col or ("x_label" if "x_label" in frame.columns else "")
+    return Dataset(
+        name=file.stem,
+        users=_index(raw_users, user_ids.lookup()),
+        items=_index(raw_items, item_lookup),
+        user_ids=user_ids,
+        item_ids=item_ids,
+        ratings=_optional_float(frame, config.rating_col, file),
+        timestamps=_optional_float(frame, config.timestamp_col, file),
+        labels=_optional_labels(frame, split_col, file, required=bool(config.split_col)),
+        features=features,
+        source=str(file),
+    )
+
+
+def _find_table(path: Path) -> Path:
+    if path.is_file():
+        return path
+    for suffix in TABLE_SUFFIXES:
+        candidate = path / f"interactions{suffix}"
+        if candidate.exists():
+            return candidate
+    raise DataFormatError(path, "no interactions.csv, .tsv or .parquet in this folder")
+
+
+def _read_any_table(file: Path, sep: str) -> pd.DataFrame:
+    if file.suffix == ".parquet":
+        return read_parquet(file)
+    return read_table(file, sep=sep or ("\t" if file.suffix in (".tsv", ".inter") else ","))
+
+
+def _index(raw: np.ndarray, lookup: dict[str, int]) -> np.ndarray:
+    return np.fromiter((lookup[v] for v in raw), dtype=np.int64, count=len(raw))
+
+
+def _read_feature_source(path: Path, config: DataConfig, base: Path) -> tuple[list[str], np.ndarray]:
+    """(item ids, values) from a Parquet keyed by item id or an .npy aligned to ``item_ids_file``."""
+    if path.suffix == ".parquet":
+        frame = read_parquet(path)
+        id_col = config.item_col if config.item_col in frame.columns else frame.columns[0]
+        ids = [str(v) for v in frame[id_col]]
+        rest = frame.drop(columns=[id_col])
+        if len(rest.columns) == 1 and rest[rest.columns[0]].dtype == object:
+            try:
+                values = np.stack([np.asarray(v, dtype=np.float64) for v in rest[rest.columns[0]]])
+            except (TypeError, ValueError):
+                raise DataFormatError(path, "expected equal-length numeric vectors", field=str(rest.columns[0])) from None
+        else:
+            non_numeric = [c for c in rest.columns if rest[c].dtype.kind not in "fiu"]
+            if non_numeric:
+                raise DataFormatError(path, "expected numeric feature columns", field=str(non_numeric[0]))
+            values = rest.to_numpy(dtype=np.float64)
+    elif path.suffix == ".npy":
+        if not config.item_ids_file:
+            raise DataFormatError(path, "an .npy feature file needs data.item_ids_file naming the item of each row")
+        ids_path = base / config.item_ids_file
+        ids = [line.strip() for line in require_file(ids_path, "item id list").read_text().splitlines() if line.strip()]
+        values = read_npy_features(path, len(ids)).values
+    else:
+        raise DataFormatError(path, "expected a .npy or .parquet feature file")
+    duplicates = pd.Index(ids)[pd.Index(ids).duplicated()]
+    if len(duplicates):
+        raise DataFormatError(path, f"item id '{duplicates[0]}' appears more than once")
+    return ids, _finite_float32(values, path, np.asarray(ids, dtype=object))
+
+
+def _align_features(
+    ids: list[str], values: np.ndarray, lookup: dict[str, int], num_items: int, path: Path
+) -> FeatureTable:
+    table = np.zeros((num_items, values.shape[1]), dtype=np.float32)
+    present = np.zeros(num_items, dtype=bool)
+    rows = np.asarray([lookup[i] for i in ids], dtype=np.int64)
+    table[rows] = values
+    present[rows] = True
+    if not present.all():
+        table[~present] = values.mean(axis=0)
+        log.info("%s: %d of %d items have no features; filled with the mean", path, (~present).sum(), num_items)
+    return FeatureTable(table, ~present, source=str(path))
+
+
+def _optional_float(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray | None:
+    if not column or column not in frame.columns:
+        return None
+    return column_as_float(frame, column, path)
+
+
+def _optional_labels(frame: pd.DataFrame, column: str, path: Path, required: bool = False) -> np.ndarray | None:
+    if not column or column not in frame.columns:
+        if required:
+            raise DataFormatError(path, f"split column '{column}' not found", line=1)
+        return None
+    labels = column_as_int(frame, column, path, what="0 (train), 1 (valid) or 2 (test)")
+    bad = (labels < 0) | (labels > 2)
+    if bad.any():
+        _raise_at(frame, path, column, bad, "0 (train), 1 (valid) or 2 (test)")
+    return labels.astype(np.int8)
+
+
+def _raise_at(frame: pd.DataFrame, path: Path, column: str, bad: np.ndarray, expected: str) -> None:
+    line = int(frame.index[np.flatnonzero(bad)[0]])
+    raise DataFormatError(path, f"expected {expected}, found {frame[column].loc[line]!r}", line=line, field=column)
+
+
+# ---------------------------------------------------------------------------------------------
+# MovieLens
+
+ML100K_GENRES = (
+    "unknown Action Adventure Animation Children's Comedy Crime Documentary Drama Fantasy Film-Noir Horror "
+    "Musical Mystery Romance Sci-Fi Thriller War Western"
+).split()
+
+
+def read_movielens(path: Path, config: DataConfig) -> Dataset:
+    """MovieLens 100K (``u.data`` + ``u.item``) or 1M (``ratings.dat`` + ``movies.dat``).
+
+    Items get a ``genre`` modality (multi-hot) and a ``text`` modality (TF-IDF + SVD of title and genres).
+    """
+    folder = path if path.is_dir() else path.parent
+    if (folder / "u.data").exists():
+        ratings_file, names = folder / "u.data", ["user", "item", "rating", "timestamp"]
+        ratings = read_table(ratings_file, sep="\t", header=False, names=names)
+        movies = _read_ml100k_items(folder / "u.item")
+    else:
+        ratings_file = folder / "ratings.dat"
+        ratings = read_table(ratings_file, sep="::", header=False, names=["user", "item", "rating", "timestamp"])
+        movies = _read_ml1m_items(folder / "movies.dat")
+    users = column_as_int(ratings, "user", ratings_file)
+    items = column_as_int(ratings, "item", ratings_file).astype(str)
+    unknown = ~np.isin(items, movies.index.to_numpy())
+    if unknown.any():
+        _raise_at(ratings, ratings_file, "item", unknown, "a movie id listed in the movies file")
+    user_ids = IdMap.from_values(np.unique(users))
+    item_ids = IdMap.from_values(movies.index)
+    genre = np.stack(movies["genres"].to_numpy()).astype(np.float32)
+    from modalrec.features.simple import tfidf_svd
+
+    texts = [f"{t}. Genres: {', '.join(g)}" for t, g in zip(movies["title"], movies["genre_names"], strict=True)]
+    none_missing = np.zeros(len(item_ids), dtype=bool)
+    return Dataset(
+        name=folder.name,
+        users=user_ids.indices_of(users),
+        items=item_ids.indices_of(items),
+        user_ids=user_ids,
+        item_ids=item_ids,
+        ratings=column_as_float(ratings, "rating", ratings_file),
+        timestamps=column_as_float(ratings, "timestamp", ratings_file),
+        features={
+            "genre": FeatureTable(genre, none_missing, source=str(folder)),
+            "text": FeatureTable(tfidf_svd(texts, dim=64), none_missing, source=str(folder)),
+        },
+        source=str(ratings_file),
+    )
+
+
+def _read_ml100k_items(path: Path) -> pd.DataFrame:
+    names = ["item", "title", "release", "video", "url", *ML100K_GENRES]
+    frame = read_table(path, sep="|", header=False, names=names, encoding="latin-1")
+    flags = np.stack([column_as_int(frame, g, path) for g in ML100K_GENRES], axis=1)
+    ids = column_as_int(frame, "item", path).astype(str)
+    return pd.DataFrame(
+        {
+            "title": frame["title"].to_numpy(),
+            "genres": list(flags),
+            "genre_names": [[g for g, f in zip(ML100K_GENRES, row, strict=True) if f] for row in flags],
+        },
+        index=pd.Index(ids),
+    )
+
+
+def _read_ml1m_items(path: Path) -> pd.DataFrame:
+    frame = read_table(path, sep="::", header=False, names=["item", "title", "genres"], encoding="latin-1")
+    ids = column_as_int(frame, "item", path).astype(str)
+    genre_lists = [g.split("|") if g else [] for g in frame["genres"]]
+    vocabulary = sorted({g for gs in genre_lists for g in gs})
+    flags = np.asarray([[g in gs for g in vocabulary] for gs in genre_lists], dtype=np.int64)
+    return pd.DataFrame(
+        {"title": frame["title"].to_numpy(), "genres": list(flags), "genre_names": genre_lists},
+        index=pd.Index(ids),
+    )

@@ -1,0 +1,66 @@
+"""The exception hierarchy. The CLI catches :class:`ModalrecError`, prints one line and exits non-zero."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class ModalrecError(Exception):
+    """Root of every error modalrec raises on purpose."""
+
+
+class DataFormatError(ModalrecError, ValueError):
+    """Input data that cannot be read as documented.
+
+    The message reads ``FILE:LINE: column 'C': expected X, found Y`` with the parts that are known.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        message: str,
+        *,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.field = field
+        self.detail = message
+        where = self.path or "<data>"
+        if line is not None:
+            where += f":{line}"
+        what = f"column '{field}': {message}" if field is not None else message
+        super().__init__(f"{where}: {what}")
+
+
+class ConfigError(ModalrecError, ValueError):
+    """A configuration key or value that is unknown or invalid."""
+
+    def __init__(self, key: str, message: str, *, file: str | Path | None = None) -> None:
+        self.key = key
+        self.file = None if file is None else str(file)
+        prefix = f"{self.file}: " if self.file else ""
+        super().__init__(f"{prefix}config key '{key}': {message}")
+
+
+class UnknownNameError(ModalrecError, KeyError):
+    """A name looked up in a registry that does not hold it; the message lists the choices."""
+
+    def __init__(self, kind: str, name: str, choices: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.choices = sorted(choices)
+        super().__init__(f"unknown {kind} '{name}'; choose one of: {', '.join(self.choices)}")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class NotFittedError(ModalrecError):
+    """A run folder or model that holds no trained state."""
+
+
+class RunFolderError(ModalrecError):
+    """A run folder that is missing, incomplete or would be overwritten."""

@@ -1,0 +1,79 @@
+"""Top-K ranking metrics computed per user from a hit matrix.
+
+``hits[u, r]`` is 1 when the item ranked at position ``r`` (0-based) for user ``u`` is relevant, and
+``num_relevant[u]`` is the size of the user's relevant set. Every function returns a (num_users,) tensor;
+averaging over users is left to the caller.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+METRICS = ("recall", "precision", "ndcg", "hit", "map", "mrr")
+
+
+def parse_metric_name(name: str) -> tuple[str, int]:
+    """``"recall@20"`` -> ``("recall", 20)``; raises ValueError naming the valid metrics."""
+    metric, _, k = name.partition("@")
+    if metric not in METRICS or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"expected METRIC@K with METRIC one of {', '.join(METRICS)}, got '{name}'")
+    return metric, int(k)
+
+
+def recall(hits: Tensor, num_relevant: Tensor, k: int) -> Tensor:
+    return hits[:, :k].sum(1) / num_relevant
+
+
+def precision(hits: Tensor, num_relevant: Tensor, k: int) -> Tensor:
+    return hits[:, :k].sum(1) / k
+
+
+def hit(hits: Tensor, num_relevant: Tensor, k: int) -> Tensor:
+    return (hits[:, :k].sum(1) > 0).to(hits.dtype)
+
+
+def _discounts(k: int, like: Tensor) -> Tensor:
+    return 1.0 / torch.log2(torch.arange(2, k + 2, dtype=like.dtype, device=like.device))
+
+
+def ndcg(hits: Tensor, num_relevant: Tensor, k: int) -> Tensor:
+    """Binary gain; the ideal DCG places min(|relevant|, k) hits at the top."""
+    discounts = _discounts(k, hits)
+    dcg = (hits[:, :k] * discounts).sum(1)
+    ideal_cumulative = torch.cumsum(discounts, 0)
+    ideal = ideal_cumulative[(num_relevant.clamp(max=k) - 1).long()]
+    return dcg / ideal
+
+
+def average_precision(hits: Tensor, num_relevant: Tensor, k: int) -> Tensor:
+    """MAP@K: the sum of precision@r at each hit rank r <= k, divided by min(|relevant|, k)."""
+    top = hits[:, :k]
+    ranks = torch.arange(1, top.shape[1] + 1, dtype=hits.dtype, device=hits.device)
+    precision_at_rank = torch.cumsum(top, 1) / ranks
+    return (precision_at_rank * top).sum(1) / num_relevant.clamp(max=k)
+
+
+def reciprocal_rank(hits: Tensor, num_relevant: Tensor, k: int) -> Tensor:
+    """MRR@K: 1 / rank of the first hit within the top k, or 0."""
+    top = hits[:, :k]
+    ranks = torch.arange(1, top.shape[1] + 1, dtype=hits.dtype, device=hits.device)
+    first = torch.where(top > 0, ranks, torch.full_like(top, float("inf"))).min(1).values
+    return torch.where(torch.isinf(first), torch.zeros_like(first), 1.0 / first)
+
+
+FUNCTIONS = {
+    "recall": recall,
+    "precision": precision,
+    "ndcg": ndcg,
+    "hit": hit,
+    "map": average_precision,
+    "mrr": reciprocal_rank,
+}
+
+
+def ranking_metrics(hits: Tensor, num_relevant: Tensor, ks: tuple[int, ...]) -> dict[str, Tensor]:
+    """Every metric at every cut-off: ``{"recall@20": (num_users,) tensor, ...}``."""
+    hits = hits.to(torch.float64)
+    num_relevant = num_relevant.to(torch.float64)
+    return {f"{name}@{k}": FUNCTIONS[name](hits, num_relevant, k) for name in METRICS for k in ks}

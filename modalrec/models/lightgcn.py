@@ -1,0 +1,86 @@
+"""LightGCN. He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
+Recommendation", SIGIR 2020. https://arxiv.org/abs/2002.02126
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from modalrec.errors import ConfigError
+from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.registry import register_model
+from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency, propagate
+
+
+@dataclass(frozen=True)
+class LightGCNConfig:
+    embedding_dim: int = 64  # d
+    num_layers: int = 3  # K propagation steps
+    reg_weight: float = 1e-4  # lambda, L2 on the layer-0 embeddings of the batch
+
+    def __post_init__(self) -> None:
+        if self.num_layers < 1:
+            raise ConfigError("model.num_layers", f"must be >= 1, got {self.num_layers}")
+        if self.embedding_dim < 1:
+            raise ConfigError("model.embedding_dim", f"must be >= 1, got {self.embedding_dim}")
+
+
+@register_model(
+    "lightgcn", config=LightGCNConfig, description="LightGCN: linear propagation on the user-item graph (IDs only)"
+)
+class LightGCN(Recommender):
+    r"""Embeddings smoothed over the normalised user-item graph, layers averaged.
+
+    .. math::
+        \mathbf E^{(k+1)} = D^{-1/2} A D^{-1/2} \mathbf E^{(k)}, \qquad
+        \mathbf E = \tfrac{1}{K+1}\sum_{k=0}^{K} \mathbf E^{(k)}, \qquad
+        \hat y_{ui} = \mathbf e_u^\top \mathbf e_i
+
+    trained with BPR plus :math:`\tfrac{\lambda}{2B}\lVert\mathbf E^{(0)}_{batch}\rVert^2`.
+
+    Args:
+        config: :class:`LightGCNConfig`.
+        inputs: sizes and the training interactions (the graph, normalised once).
+
+    Shapes: adjacency (U+I, U+I) sparse CSR; embeddings (U+I, d).
+    """
+
+    adjacency: Tensor
+
+    def __init__(self, config: LightGCNConfig, inputs: ModelInputs) -> None:
+        super().__init__(config, inputs)
+        self.embedding = nn.Embedding(inputs.num_users + inputs.num_items, config.embedding_dim)
+        adjacency = normalized_adjacency(inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items)
+        self.register_buffer("adjacency", adjacency, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.embedding.weight)
+
+    def propagate_layers(self) -> Tensor:
+        layer = self.embedding.weight  # (U+I, d)
+        total = layer
+        for _ in range(self.config.num_layers):
+            layer = propagate(self.adjacency, layer)
+            total = total + layer
+        return total / (self.config.num_layers + 1)
+
+    def compute_embeddings(self) -> Embeddings:
+        users, items = torch.split(self.propagate_layers(), [self.num_users, self.num_items])
+        return Embeddings(users, items)
+
+    def loss(self, batch: TrainBatch) -> Tensor:
+        vectors = self.compute_embeddings()
+        user = vectors.users[batch.users]
+        positive_scores = (user * vectors.items[batch.positive_items]).sum(1)
+        negative_scores = (user * vectors.items[batch.negative_items]).sum(1)
+        ego = self.embedding.weight
+        reg = l2_penalty(
+            ego[batch.users],
+            ego[self.num_users + batch.positive_items],
+            ego[self.num_users + batch.negative_items],
+        )
+        return bpr_loss(positive_scores, negative_scores) + self.config.reg_weight * reg

@@ -1,0 +1,1 @@
+"""Recommendations from a trained run."""

@@ -1,0 +1,291 @@
+"""The run pipeline: resolve the config, read and split the data, train, and write the run folder.
+
+A run folder holds ``config.json`` (the resolved config), ``user_ids.csv``/``item_ids.csv`` (index -> the
+dataset's own ids), ``split.npz``, ``checkpoint.pt`` (resume state), ``best.pt`` (best weights),
+``history.csv``, ``training.png`` and, once the run is complete, ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from modalrec.config import (
+    DataConfig,
+    EvalConfig,
+    TrainConfig,
+    apply_overrides,
+    build,
+    read_config_file,
+    to_dict,
+)
+from modalrec.data.dataset import Dataset
+from modalrec.data.filtering import FilterReport, filter_dataset
+from modalrec.data.readers import load_dataset
+from modalrec.data.split import Split, make_split
+from modalrec.errors import ConfigError, RunFolderError
+from modalrec.io_utils import write_json, write_with
+from modalrec.models.base import ModelInputs, Recommender
+from modalrec.models.io import load_model, save_model
+from modalrec.models.registry import get_model
+from modalrec.train.trainer import Trainer, TrainResult, resolve_device
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run."""
+
+    data_path: str
+    model_name: str
+    seed: int
+    data: DataConfig
+    train: TrainConfig
+    eval: EvalConfig
+    model: Any  # the model's own config dataclass
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data_path": self.data_path,
+            "model_name": self.model_name,
+            "seed": self.seed,
+            "data": to_dict(self.data),
+            "train": to_dict(self.train),
+            "eval": to_dict(self.eval),
+            "model": to_dict(self.model),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], file: Path | None = None) -> RunConfig:
+        entry = get_model(values["model_name"])
+        return cls(
+            data_path=values["data_path"],
+            model_name=values["model_name"],
+            seed=int(values["seed"]),
+            data=build(DataConfig, values.get("data", {}), section="data", file=file),
+            train=build(TrainConfig, values.get("train", {}), section="train", file=file),
+            eval=build(EvalConfig, values.get("eval", {}), section="eval", file=file),
+            model=build(entry.config_class, values.get("model", {}), section="model", file=file),
+        )
+
+
+def resolve_config(
+    data_path: str | Path,
+    model_name: str | None,
+    *,
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+) -> RunConfig:
+    """Defaults, then the config file, then ``--set`` overrides; every key checked against its dataclass."""
+    sections: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    name = model_name or sections.pop("model_name", None)
+    sections.pop("model_name", None)
+    if not name:
+        raise ConfigError("--model", "no model given; pass --model NAME (see `modalrec models`)")
+    entry = get_model(name)
+    types = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "model": entry.config_class}
+    merged = apply_overrides(sections, overrides or [], types)
+    file = Path(config_file) if config_file else None
+    return RunConfig(
+        data_path=str(Path(data_path).resolve()),
+        model_name=name,
+        seed=2024 if seed is None else seed,
+        data=build(DataConfig, merged.get("data", {}), section="data", file=file),
+        train=build(TrainConfig, merged.get("train", {}), section="train", file=file),
+        eval=build(EvalConfig, merged.get("eval", {}), section="eval", file=file),
+        model=build(entry.config_class, merged.get("model", {}), section="model", file=file),
+    )
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    dataset: Dataset
+    split: Split
+    report: FilterReport
+
+
+def prepare_data(data_path: str | Path, config: DataConfig) -> PreparedData:
+    dataset, report = filter_dataset(load_dataset(data_path, config), config)
+    return PreparedData(dataset, make_split(dataset, config), report)
+
+
+def model_inputs(dataset: Dataset, split: Split) -> ModelInputs:
+    return ModelInputs(
+        num_users=split.num_users,
+        num_items=split.num_items,
+        train_users=torch.from_numpy(split.train.users).long(),
+        train_items=torch.from_numpy(split.train.items).long(),
+        features={name: torch.from_numpy(table.values) for name, table in dataset.features.items()},
+    )
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def configure_threads(threads: int) -> None:
+    """``threads`` torch CPU threads; 0 means ``$OMP_NUM_THREADS`` when set, else 1 (see the README)."""
+    count = threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+    torch.set_num_threads(max(count, 1))
+
+
+def build_model(config: RunConfig, inputs: ModelInputs) -> Recommender:
+    seed_everything(config.seed)
+    entry = get_model(config.model_name)
+    model: Recommender = entry.model_class(config.model, inputs)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Training into a run folder
+
+def train_run(config: RunConfig, out_dir: str | Path, *, overwrite: bool = False) -> TrainResult:
+    """Train and write the run folder. Nothing is written until the data, split and model are valid."""
+    out = Path(out_dir)
+    _check_new_run_folder(out, overwrite)
+    configure_threads(config.train.threads)
+    prepared = prepare_data(config.data_path, config.data)
+    model = build_model(config, model_inputs(prepared.dataset, prepared.split))
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (METRICS_FILE, "checkpoint.pt", "best.pt"):
+        (out / stale).unlink(missing_ok=True)
+    write_json(out / CONFIG_FILE, config.to_dict())
+    prepared.dataset.user_ids.save(out / "user_ids.csv", "user_id")
+    prepared.dataset.item_ids.save(out / "item_ids.csv", "item_id")
+    prepared.split.save(out / "split.npz")
+    trainer = Trainer(model, prepared.split, config.train, config.eval, seed=config.seed, checkpoint_dir=out)
+    return _finish(trainer, out, resume=False)
+
+
+def resume_run(out_dir: str | Path) -> TrainResult:
+    """Continue an interrupted run from its last checkpoint."""
+    out = Path(out_dir)
+    if not (out / CONFIG_FILE).is_file() or not (out / "checkpoint.pt").is_file():
+        raise RunFolderError(f"{out}: holds no run to resume (expected {CONFIG_FILE} and checkpoint.pt)")
+    config = read_run_config(out)
+    configure_threads(config.train.threads)
+    dataset, split = _reload_data(out, config)
+    model = build_model(config, model_inputs(dataset, split))
+    trainer = Trainer(model, split, config.train, config.eval, seed=config.seed, checkpoint_dir=out)
+    return _finish(trainer, out, resume=True)
+
+
+def _finish(trainer: Trainer, out: Path, *, resume: bool) -> TrainResult:
+    result = trainer.fit(resume=resume)
+    save_model(trainer.model, out / "best.pt")
+    _write_history(out, result.history)
+    _plot_history(out / "training.png", result.history, trainer.metric, trainer.model.name)
+    write_json(out / METRICS_FILE, metrics_document(result))
+    return result
+
+
+def metrics_document(result: TrainResult) -> dict[str, Any]:
+    return {
+        "valid": result.valid,
+        "test": result.test,
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs,
+        "train_seconds": round(result.train_seconds, 3),
+    }
+
+
+def _check_new_run_folder(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"{out}: exists and is not a folder")
+    holds_run = (out / CONFIG_FILE).exists() or (out / "checkpoint.pt").exists()
+    if holds_run and not overwrite:
+        raise RunFolderError(f"{out}: already holds a run; pass --resume to continue it or --overwrite to replace it")
+
+
+def _write_history(out: Path, history: list[dict[str, float]]) -> None:
+    columns = sorted({key for record in history for key in record}, key=lambda k: (k != "epoch", k))
+
+    def writer(handle: Any) -> None:
+        handle.write(",".join(columns) + "\n")
+        for record in history:
+            handle.write(",".join("" if record.get(c) is None else f"{record[c]:.6g}" for c in columns) + "\n")
+
+    write_with(out / "history.csv", writer)
+
+
+def _plot_history(path: Path, history: list[dict[str, float]], metric: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, loss_axis = plt.subplots(figsize=(7, 4))
+    loss_axis.plot(epochs, [r["loss"] for r in history], color="tab:blue", label="training loss")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("training loss", color="tab:blue")
+    metric_axis = loss_axis.twinx()
+    evaluated = [r for r in history if metric in r]
+    metric_axis.plot([r["epoch"] for r in evaluated], [r[metric] for r in evaluated], color="tab:orange", marker=".")
+    metric_axis.set_ylabel(f"validation {metric}", color="tab:orange")
+    loss_axis.set_title(f"{title}: loss and validation {metric} per epoch")
+    fig.tight_layout()
+    write_with(path, lambda handle: fig.savefig(handle, format="png", dpi=110), mode="wb")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a run folder back
+
+@dataclass(frozen=True)
+class LoadedRun:
+    config: RunConfig
+    dataset: Dataset
+    split: Split
+    model: Recommender
+    device: torch.device
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise RunFolderError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+    return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")), file=path)
+
+
+def _reload_data(run_dir: Path, config: RunConfig) -> tuple[Dataset, Split]:
+    dataset, _ = filter_dataset(load_dataset(config.data_path, config.data), config.data)
+    split = Split.load(run_dir / "split.npz")
+    if (split.num_users, split.num_items) != (dataset.num_users, dataset.num_items):
+        raise RunFolderError(
+            f"{run_dir}: the data at {config.data_path} has changed since training "
+            f"({dataset.num_users} users x {dataset.num_items} items now, "
+            f"{split.num_users} x {split.num_items} in the run)"
+        )
+    return dataset, split
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
+    """Reload a completed run's data, split and best model."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    if not (run_dir / "best.pt").is_file():
+        raise RunFolderError(f"{run_dir}: the run has no best.pt yet (still training? use `modalrec train --resume`)")
+    configure_threads(config.train.threads)
+    dataset, split = _reload_data(run_dir, config)
+    target = resolve_device(device)
+    model = load_model(run_dir / "best.pt", model_inputs(dataset, split), target)
+    return LoadedRun(config, dataset, split, model, target)
+
+
+__all__ = ["LoadedRun", "RunConfig", "load_run", "resolve_config", "resume_run", "train_run"]

@@ -1,0 +1,222 @@
+"""The one training loop: BPR triples, Adam, validation, early stopping, checkpoints and resume."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from modalrec.config import EvalConfig, TrainConfig
+from modalrec.data.sampler import NegativeSampler
+from modalrec.data.split import Split
+from modalrec.errors import ModalrecError, NotFittedError
+from modalrec.evaluate.evaluator import FullRankingEvaluator, MetricTable
+from modalrec.io_utils import atomic_path
+from modalrec.models.base import Recommender, TrainBatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports: metrics at the best validation epoch and the per-epoch history."""
+
+    best_epoch: int
+    epochs: int
+    train_seconds: float
+    valid: dict[str, float]
+    test: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    test_table: MetricTable | None = None
+
+
+@dataclass
+class _Progress:
+    """Everything needed to resume: saved in the checkpoint after each epoch."""
+
+    epoch: int = 0
+    best_value: float = -math.inf
+    best_epoch: int = -1
+    evaluations_without_improvement: int = 0
+    train_seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModalrecError(f"train.device={name} but no CUDA device is available; use device=cpu or auto")
+    return torch.device(name)
+
+
+def make_evaluators(split: Split, eval_config: EvalConfig) -> dict[str, FullRankingEvaluator]:
+    """Valid ranks with training items masked; test also masks valid items when configured."""
+    train = split.matrix("train")
+    test_exclude = train + split.matrix("valid") if eval_config.mask_valid_at_test else train
+    return {
+        "valid": FullRankingEvaluator(split.matrix("valid"), train, eval_config.ks, eval_config.user_batch_size),
+        "test": FullRankingEvaluator(split.matrix("test"), test_exclude, eval_config.ks, eval_config.user_batch_size),
+    }
+
+
+class Trainer:
+    """Trains any :class:`Recommender` on a :class:`Split` with BPR triples and early stopping.
+
+    Args:
+        model: the model, already constructed on the training graph.
+        split: train/valid/test interactions.
+        config: training settings.
+        eval_config: evaluation settings.
+        seed: seeds shuffling and negative sampling.
+        checkpoint_dir: where ``checkpoint.pt`` (resume state) and ``best.pt`` (best weights) go; None keeps
+            everything in memory.
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        split: Split,
+        config: TrainConfig,
+        eval_config: EvalConfig,
+        *,
+        seed: int = 2024,
+        checkpoint_dir: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.split = split
+        self.evaluators = make_evaluators(split, eval_config)
+        self.metric = config.early_stop_metric
+        self.checkpoint_dir = checkpoint_dir
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.train_users = torch.from_numpy(split.train.users).long()
+        self.train_items = torch.from_numpy(split.train.items).long()
+        self.sampler = NegativeSampler(split.num_items, self.train_users, self.train_items)
+        self.progress = _Progress()
+        self.best_state: dict[str, Any] | None = None
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def fit(self, *, resume: bool = False) -> TrainResult:
+        if resume:
+            self._load_checkpoint()
+        bar = tqdm(total=self.config.epochs, initial=self.progress.epoch, desc=f"train {self.model.name}",
+                   unit="epoch", disable=not self.config.progress, leave=False, dynamic_ncols=True)
+        with bar:
+            while self.progress.epoch < self.config.epochs and not self._should_stop():
+                record = self._run_epoch()
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in ("loss", self.metric)})
+        if self.best_state is None:
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.progress.best_epoch = self.progress.epoch - 1
+        self.model.load_state_dict(self.best_state)
+        return self._final_result()
+
+    def _run_epoch(self) -> dict[str, float]:
+        epoch = self.progress.epoch
+        start = time.perf_counter()
+        loss = self.train_one_epoch()
+        seconds = time.perf_counter() - start
+        self.progress.train_seconds += seconds
+        record: dict[str, float] = {"epoch": epoch, "loss": loss, "train_seconds": seconds}
+        if (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs:
+            valid = self.evaluate("valid").mean()
+            record[self.metric] = valid[self.metric]
+            record["eval_seconds"] = time.perf_counter() - start - seconds
+            self._update_best(valid[self.metric], epoch)
+        self.progress.history.append(record)
+        self.progress.epoch += 1
+        if self.progress.epoch % self.config.checkpoint_every == 0 or self.progress.epoch == self.config.epochs:
+            self._save_checkpoint()
+        return record
+
+    def train_one_epoch(self) -> float:
+        """One pass over the shuffled training pairs; returns the mean batch loss."""
+        self.model.train()
+        order = torch.randperm(len(self.train_users), generator=self.generator)
+        total, batches = 0.0, 0
+        for chunk in torch.split(order, self.config.batch_size):
+            users = self.train_users[chunk]
+            batch = TrainBatch(users, self.train_items[chunk], self.sampler.sample(users, self.generator))
+            loss = self.model.loss(batch.to(self.device))
+            if not torch.isfinite(loss):
+                raise ModalrecError(
+                    f"the loss became {loss.item()} at epoch {self.progress.epoch}; "
+                    "lower train.learning_rate or raise the model's reg_weight"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item()
+            batches += 1
+        return total / max(batches, 1)
+
+    def evaluate(self, part: str) -> MetricTable:
+        self.model.eval()
+        return self.evaluators[part].evaluate(self.model.score, self.device)
+
+    def _update_best(self, value: float, epoch: int) -> None:
+        if value > self.progress.best_value:
+            self.progress.best_value = value
+            self.progress.best_epoch = epoch
+            self.progress.evaluations_without_improvement = 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            self.progress.evaluations_without_improvement += 1
+
+    def _should_stop(self) -> bool:
+        patience = self.config.patience
+        return patience > 0 and self.progress.evaluations_without_improvement >= patience
+
+    def _final_result(self) -> TrainResult:
+        valid = self.evaluate("valid")
+        test = self.evaluate("test")
+        return TrainResult(
+            best_epoch=self.progress.best_epoch,
+            epochs=self.progress.epoch,
+            train_seconds=self.progress.train_seconds,
+            valid=valid.mean(),
+            test=test.mean(),
+            history=self.progress.history,
+            test_table=test,
+        )
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint_dir is None:
+            return
+        payload = {
+            "model": self.model.state_dict(),
+            "best_model": self.best_state,
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "progress": self.progress.__dict__,
+        }
+        with atomic_path(self.checkpoint_dir / "checkpoint.pt") as tmp:
+            torch.save(payload, tmp)
+
+    def _load_checkpoint(self) -> None:
+        path = None if self.checkpoint_dir is None else self.checkpoint_dir / "checkpoint.pt"
+        if path is None or not path.is_file():
+            raise NotFittedError(f"{path}: no checkpoint to resume from")
+        payload = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(payload["model"])
+        self.best_state = payload["best_model"]
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        self.progress = _Progress(**payload["progress"])
+        log.info("resumed from %s at epoch %d", path, self.progress.epoch)
