@@ -43,6 +43,7 @@ INTER_NAME = "shop.inter"
 TRAIN, VALID, TEST = 0, 1, 2
 MIN_WARM_PER_USER = 4
 """Warm interactions every user gets: at least 2 train, 1 valid and 1 test."""
+MAX_ITEMS = 99_999
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "crimson": (200, 30, 45),
@@ -116,26 +117,33 @@ class ShopConfig:
         Raises:
             ConfigError: If a value is out of range.
         """
-        checks = {
-            "num_users": (self.num_users >= 1, "must be at least 1"),
-            "image_size": (self.image_size >= 16, "must be at least 16"),
-            "cold_item_fraction": (0.0 <= self.cold_item_fraction < 1.0, "must be in [0, 1)"),
-            "min_user_interactions": (self.min_user_interactions >= MIN_WARM_PER_USER, f"must be >= {MIN_WARM_PER_USER}"),
-            "max_user_interactions": (
+        checks = [
+            ("num_users", self.num_users >= 1, "must be at least 1"),
+            ("num_items", self.num_items <= MAX_ITEMS, f"must be at most {MAX_ITEMS} (five-digit SKUs)"),
+            ("image_size", self.image_size >= 16, "must be at least 16"),
+            ("cold_item_fraction", 0.0 <= self.cold_item_fraction < 1.0, "must be in [0, 1)"),
+            (
+                "min_user_interactions",
+                self.min_user_interactions >= MIN_WARM_PER_USER,
+                f"must be >= {MIN_WARM_PER_USER}",
+            ),
+            (
+                "max_user_interactions",
                 self.max_user_interactions >= self.min_user_interactions,
                 "must be >= min_user_interactions",
             ),
-            "num_items": (
-                self.num_items - self.num_cold_items >= max(self.max_user_interactions, 2),
+            (
+                "num_items",
+                self.num_items - self.num_cold_items >= self.max_user_interactions,
                 "must leave at least max_user_interactions warm (not cold) items",
             ),
-            "mean_extra_interactions": (self.mean_extra_interactions >= 0, "must be >= 0"),
-            "temperature": (self.temperature > 0, "must be positive"),
-            "noise_scale": (self.noise_scale >= 0, "must be >= 0"),
-            "holdout_fraction": (0.0 < self.holdout_fraction < 0.5, "must be in (0, 0.5)"),
-            "text_dim": (self.text_dim >= 1, "must be at least 1"),
-        }
-        for key, (valid, message) in checks.items():
+            ("mean_extra_interactions", self.mean_extra_interactions >= 0, "must be >= 0"),
+            ("temperature", self.temperature > 0, "must be positive"),
+            ("noise_scale", self.noise_scale >= 0, "must be >= 0"),
+            ("holdout_fraction", 0.0 < self.holdout_fraction < 0.5, "must be in (0, 0.5)"),
+            ("text_dim", self.text_dim >= 1, "must be at least 1"),
+        ]
+        for key, valid, message in checks:
             if not valid:
                 raise ConfigError(key, f"{message}, got {getattr(self, key)}")
 
@@ -192,7 +200,8 @@ def generate_shop(out_dir: Path, config: ShopConfig = ShopConfig()) -> Path:
     _write_pictures(out_dir, catalogue.item_ids, pictures)
     _write_raw_tables(out_dir, catalogue, titles, descriptions, interactions, config)
     _write_mmrec_layout(out_dir, catalogue.item_ids, interactions, labels, config)
-    text_feat = tfidf_svd([f"{t}. {d}" for t, d in zip(titles, descriptions)], dim=config.text_dim, seed=config.seed)
+    texts = [f"{title}. {description}" for title, description in zip(titles, descriptions)]
+    text_feat = tfidf_svd(texts, dim=config.text_dim, seed=config.seed)
     _write_atomic(out_dir / "image_feat.npy", _npy_bytes(image_descriptors(pictures)))
     _write_atomic(out_dir / "text_feat.npy", _npy_bytes(text_feat))
     counts = _split_counts(labels, config)
@@ -271,7 +280,7 @@ def _pattern_texture(
     else:
         marked = np.zeros((size, size), dtype=bool)
     pixels = np.where(marked[..., None], np.array(accent, np.uint8), np.array(fill, np.uint8))
-    return Image.fromarray(pixels.astype(np.uint8), mode="RGB")
+    return Image.fromarray(pixels, mode="RGB")
 
 
 def _shape_mask(shape: str, size: int, rng: np.random.Generator) -> Image.Image:

@@ -21,6 +21,7 @@ from modalrec.data.tables import (
     read_parquet,
     read_table,
     require_columns,
+    require_rows,
     require_file,
 )
 from modalrec.errors import DataFormatError
@@ -72,6 +73,7 @@ def read_mmrec(path: Path, config: DataConfig) -> Dataset:
     folder, inter = _find_inter_file(path)
     frame = read_table(inter, sep="\t")
     require_columns(frame, inter, ["userID", "itemID"])
+    require_rows(frame, inter)
     users = column_as_int(frame, "userID", inter, what="a non-negative integer id")
     items = column_as_int(frame, "itemID", inter, what="a non-negative integer id")
     for name, column in (("userID", users), ("itemID", items)):
@@ -183,6 +185,7 @@ def read_interaction_table(path: Path, config: DataConfig) -> Dataset:
     file = _find_table(path)
     frame = _read_any_table(file, config.sep)
     require_columns(frame, file, [config.user_col, config.item_col])
+    require_rows(frame, file)
     raw_users = column_as_id(frame, config.user_col, file)
     raw_items = column_as_id(frame, config.item_col, file)
     user_ids = IdMap.from_values(pd.unique(raw_users))
@@ -324,6 +327,7 @@ def read_movielens(path: Path, config: DataConfig) -> Dataset:
         ratings_file = folder / "ratings.dat"
         ratings = read_table(ratings_file, sep="::", header=False, names=["user", "item", "rating", "timestamp"])
         movies = _read_ml1m_items(folder / "movies.dat")
+    require_rows(ratings, ratings_file)
     users = column_as_int(ratings, "user", ratings_file)
     items = column_as_int(ratings, "item", ratings_file).astype(str)
     unknown = ~np.isin(items, movies.index.to_numpy())

@@ -24,7 +24,7 @@ class NegativeSampler:
     def __init__(self, num_items: int, users: Tensor, items: Tensor) -> None:
         self.num_items = num_items
         self.positive_keys = torch.unique(users.long() * num_items + items.long())  # sorted
-        degree = torch.bincount(users.long())
+        degree = torch.bincount(self.positive_keys // num_items)
         if len(degree) and int(degree.max()) >= num_items:
             raise DataFormatError(None, "a user has interacted with every item; no negative item can be sampled")
 

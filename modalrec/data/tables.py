@@ -87,6 +87,11 @@ def require_columns(frame: pd.DataFrame, path: Path, columns: list[str]) -> None
         )
 
 
+def require_rows(frame: pd.DataFrame, path: Path) -> None:
+    if frame.empty:
+        raise DataFormatError(path, "no interactions; expected at least one row after the header")
+
+
 def column_as_int(frame: pd.DataFrame, column: str, path: Path, *, what: str = "an integer") -> np.ndarray:
     values = frame[column]
     if values.dtype.kind in "iu":

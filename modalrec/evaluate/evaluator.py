@@ -65,8 +65,8 @@ class FullRankingEvaluator:
     def __init__(
         self, targets: sp.csr_matrix, exclude: sp.csr_matrix, ks: tuple[int, ...], user_batch_size: int = 1024
     ) -> None:
-        self.targets = targets.tocsr()
-        self.exclude = exclude.tocsr()
+        self.targets = _binary_csr(targets)
+        self.exclude = _binary_csr(exclude)
         self.ks = tuple(sorted(set(ks)))
         self.user_batch_size = user_batch_size
         self.users = np.flatnonzero(np.diff(self.targets.indptr) > 0)
@@ -107,3 +107,10 @@ class FullRankingEvaluator:
         sub = matrix[batch]
         rows = np.repeat(np.arange(len(batch)), np.diff(sub.indptr))
         return torch.from_numpy(rows).to(device), torch.from_numpy(sub.indices.astype(np.int64)).to(device)
+
+
+def _binary_csr(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """A CSR copy without explicit zeros, so that only stored non-zeros count as present."""
+    result = sp.csr_matrix(matrix, copy=True)
+    result.eliminate_zeros()
+    return result

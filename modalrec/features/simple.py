@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
+from threadpoolctl import threadpool_limits
 
 from modalrec.errors import DataFormatError
 
@@ -127,7 +128,9 @@ def tfidf_svd(texts: Sequence[str], dim: int = 64, seed: int = 0) -> np.ndarray:
         raise DataFormatError(
             None, f"need at least 2 texts and 2 distinct words, found {n_texts} texts and {n_features} terms"
         )
-    reduced = TruncatedSVD(n_components=components, random_state=seed).fit_transform(tfidf)
+    # One BLAS thread: far faster on matrices this small and bit-reproducible across machines.
+    with threadpool_limits(limits=1):
+        reduced = TruncatedSVD(n_components=components, random_state=seed).fit_transform(tfidf)
     logger.debug("tfidf_svd: %d texts, %d terms -> %d dimensions", n_texts, n_features, components)
     return _l2_normalise(reduced).astype(np.float32)
 
@@ -151,7 +154,9 @@ def fill_missing(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     present = np.asarray(present)
     values = np.asarray(values, dtype=np.float32)
     if present.ndim != 1 or present.dtype != bool:
-        raise DataFormatError(None, f"present must be a 1-D boolean mask, found {present.dtype} with shape {present.shape}")
+        raise DataFormatError(
+            None, f"present must be a 1-D boolean mask, found {present.dtype} with shape {present.shape}"
+        )
     if values.ndim != 2 or len(values) != int(present.sum()):
         raise DataFormatError(
             None, f"expected {int(present.sum())} feature rows (one per present item), found shape {values.shape}"

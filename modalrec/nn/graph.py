@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -39,6 +40,22 @@ def normalized_adjacency(
         return coo.to_sparse_csr()
 
 
+class _SymmetricSpMM(torch.autograd.Function):
+    """``A @ x`` for a constant symmetric sparse ``A``: the gradient is ``A @ grad`` (no transpose needed)."""
+
+    @staticmethod
+    def forward(ctx: Any, adjacency: Tensor, x: Tensor) -> Tensor:
+        ctx.adjacency = adjacency
+        return adjacency @ x
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
+        return None, ctx.adjacency @ grad
+
+
 def propagate(adjacency: Tensor, x: Tensor) -> Tensor:
-    """One propagation step ``adjacency @ x``. Shapes: (N, N) sparse, (N, d) -> (N, d)."""
-    return torch.sparse.mm(adjacency, x)
+    """One propagation step ``adjacency @ x`` with a symmetric, constant adjacency.
+
+    Shapes: (N, N) sparse, (N, d) -> (N, d).
+    """
+    return _SymmetricSpMM.apply(adjacency, x)

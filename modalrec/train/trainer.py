@@ -16,8 +16,9 @@ from tqdm.auto import tqdm
 from modalrec.config import EvalConfig, TrainConfig
 from modalrec.data.sampler import NegativeSampler
 from modalrec.data.split import Split
-from modalrec.errors import ModalrecError, NotFittedError
+from modalrec.errors import ConfigError, ModalrecError, NotFittedError
 from modalrec.evaluate.evaluator import FullRankingEvaluator, MetricTable
+from modalrec.evaluate.metrics import parse_metric_name
 from modalrec.io_utils import atomic_path
 from modalrec.models.base import Recommender, TrainBatch
 
@@ -96,6 +97,10 @@ class Trainer:
         self.split = split
         self.evaluators = make_evaluators(split, eval_config)
         self.metric = config.early_stop_metric
+        if parse_metric_name(self.metric)[1] not in eval_config.ks:
+            raise ConfigError(
+                "train.early_stop_metric", f"{self.metric} needs its cut-off in eval.ks, which is {eval_config.ks}"
+            )
         self.checkpoint_dir = checkpoint_dir
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(seed)
@@ -111,7 +116,8 @@ class Trainer:
         if resume:
             self._load_checkpoint()
         bar = tqdm(total=self.config.epochs, initial=self.progress.epoch, desc=f"train {self.model.name}",
-                   unit="epoch", disable=not self.config.progress, leave=False, dynamic_ncols=True)
+                   unit="epoch", disable=None if self.config.progress else True, leave=False,
+                   dynamic_ncols=True)
         with bar:
             while self.progress.epoch < self.config.epochs and not self._should_stop():
                 record = self._run_epoch()

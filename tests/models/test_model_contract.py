@@ -1,0 +1,116 @@
+"""The contract every registered model must keep (in the spirit of implicit's shared test mixin)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from modalrec.config import EvalConfig, TrainConfig
+from modalrec.data.split import Pairs, Split
+from modalrec.evaluate.evaluator import FullRankingEvaluator
+from modalrec.models import ModelInputs, Recommender, available_models
+from modalrec.models.io import load_model, save_model
+from modalrec.train.run import seed_everything
+from modalrec.train.trainer import Trainer
+
+MODEL_NAMES = [entry.name for entry in available_models()]
+GROUPS, BLOCK = 4, 5  # 4 taste groups of 5 items; each user has interacted with every item of its block
+
+
+def block_split(users_per_group: int = 6) -> tuple[Split, dict[str, torch.Tensor]]:
+    num_users, num_items = GROUPS * users_per_group, GROUPS * BLOCK
+    users = np.repeat(np.arange(num_users), BLOCK)
+    items = np.concatenate([np.arange(BLOCK) + (u % GROUPS) * BLOCK for u in range(num_users)])
+    empty = Pairs(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    split = Split(num_users, num_items, train=Pairs(users, items), valid=Pairs(users[::BLOCK], items[::BLOCK]),
+                  test=empty)
+    rng = np.random.default_rng(0)
+    block_onehot = np.eye(GROUPS, dtype=np.float32)[np.arange(num_items) // BLOCK]
+    features = {
+        "image": torch.from_numpy(np.hstack([block_onehot, rng.normal(size=(num_items, 3)).astype(np.float32)])),
+        "text": torch.from_numpy(rng.normal(size=(num_items, 6)).astype(np.float32)),
+    }
+    return split, features
+
+
+def build(name: str, seed: int = 0) -> tuple[Recommender, Split]:
+    from modalrec.models.registry import get_model
+
+    split, features = block_split()
+    entry = get_model(name)
+    inputs = ModelInputs(split.num_users, split.num_items, torch.from_numpy(split.train.users),
+                         torch.from_numpy(split.train.items), features)
+    config = entry.config_class()
+    if hasattr(config, "reg_weight"):
+        config = dataclasses.replace(config, reg_weight=1e-5)
+    seed_everything(seed)
+    return entry.model_class(config, inputs), split
+
+
+def fit(model: Recommender, split: Split, epochs: int, seed: int = 0) -> Trainer:
+    config = TrainConfig(epochs=epochs, batch_size=32, learning_rate=0.02, patience=0, progress=False, eval_every=epochs,
+                         early_stop_metric=f"recall@{BLOCK}")
+    trainer = Trainer(model, split, config, EvalConfig(ks=(BLOCK,)), seed=seed)
+    trainer.fit()
+    return trainer
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_score_shapes(name: str) -> None:
+    model, split = build(name)
+    model.eval()
+    users = torch.tensor([0, 3, 5])
+    assert model.score(users).shape == (3, split.num_items)
+    assert model.score(users, torch.tensor([1, 2])).shape == (3, 2)
+    assert torch.allclose(model.score(users, torch.tensor([1, 2])), model.score(users)[:, [1, 2]])
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_same_seed_same_scores(name: str) -> None:
+    scores = []
+    for _ in range(2):
+        model, split = build(name, seed=3)
+        fit(model, split, epochs=2, seed=3)
+        scores.append(model.eval().score(torch.arange(split.num_users)))
+    assert torch.equal(scores[0], scores[1])
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_learns_tiny_dataset(name: str) -> None:
+    model, split = build(name)
+    trainer = fit(model, split, epochs=60)
+    losses = [record["loss"] for record in trainer.progress.history]
+    assert losses[-1] < losses[0] / 2
+    train = split.matrix("train")
+    nothing = sp.csr_matrix(train.shape, dtype=np.float32)
+    recall = FullRankingEvaluator(train, nothing, ks=(BLOCK,)).evaluate(model.eval().score).mean()
+    assert recall[f"recall@{BLOCK}"] == 1.0
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_scores_are_embedding_dot_products(name: str) -> None:
+    model, split = build(name)
+    fit(model, split, epochs=2)
+    model.eval()
+    vectors = model.embeddings()
+    assert vectors.users.shape[0] == split.num_users and vectors.items.shape[0] == split.num_items
+    assert torch.allclose(model.score(torch.arange(split.num_users)), vectors.users @ vectors.items.T, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_save_load_round_trip(name: str, tmp_path: Path) -> None:
+    model, split = build(name)
+    fit(model, split, epochs=3)
+    save_model(model, tmp_path / "m.pt")
+    _, features = block_split()
+    inputs = ModelInputs(split.num_users, split.num_items, torch.from_numpy(split.train.users),
+                         torch.from_numpy(split.train.items), features)
+    loaded = load_model(tmp_path / "m.pt", inputs)
+    users = torch.arange(split.num_users)
+    assert torch.equal(model.eval().score(users), loaded.score(users))
+    assert type(loaded) is type(model) and loaded.config == model.config

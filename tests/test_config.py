@@ -1,0 +1,74 @@
+"""Config files, --set overrides and their errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modalrec.config import DataConfig, EvalConfig, TrainConfig, build
+from modalrec.errors import ConfigError, UnknownNameError
+from modalrec.train.run import resolve_config
+
+
+def test_overrides_reach_their_sections(tmp_path: Path) -> None:
+    config = resolve_config(
+        tmp_path, "lightgcn",
+        overrides=["epochs=5", "model.embedding_dim=32", "num_layers=2", "ks=5,10", "rating_threshold=4"],
+    )
+    assert config.train.epochs == 5
+    assert config.model.embedding_dim == 32 and config.model.num_layers == 2
+    assert config.eval.ks == (5, 10)
+    assert config.data.rating_threshold == 4.0
+
+
+def test_toml_and_yaml_files(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text('model_name = "bpr"\n[train]\nepochs = 7\n[model]\nreg_weight = 0.5\n')
+    config = resolve_config(tmp_path, None, config_file=tmp_path / "c.toml", overrides=["epochs=9"])
+    assert config.model_name == "bpr" and config.train.epochs == 9 and config.model.reg_weight == 0.5
+    (tmp_path / "c.yaml").write_text("train:\n  learning_rate: 0.01\neval:\n  ks: [1, 2]\n")
+    config = resolve_config(tmp_path, "bpr", config_file=tmp_path / "c.yaml")
+    assert config.train.learning_rate == 0.01 and config.eval.ks == (1, 2)
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[train]\nepochs = 3\nepohcs = 4\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_config(tmp_path, "bpr", config_file=path)
+    assert str(path) in str(info.value) and "train.epohcs" in str(info.value)
+
+
+def test_unknown_override_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'nonsense'"):
+        resolve_config(tmp_path, "bpr", overrides=["nonsense=1"])
+
+
+def test_ambiguous_bare_key_asks_to_qualify(tmp_path: Path) -> None:
+    # 'item_col' exists only in data; 'batch_size' only in train: both resolve. A key in two sections must not.
+    config = resolve_config(tmp_path, "bpr", overrides=["batch_size=64"])
+    assert config.train.batch_size == 64
+
+
+@pytest.mark.parametrize(
+    ("cls", "values", "message"),
+    [
+        (TrainConfig, {"epochs": "many"}, "expected an integer"),
+        (TrainConfig, {"epochs": 0}, "must be >= 1"),
+        (TrainConfig, {"device": "tpu"}, "expected auto, cpu"),
+        (TrainConfig, {"early_stop_metric": "auc"}, "METRIC@K"),
+        (TrainConfig, {"progress": "maybe"}, "true or false"),
+        (DataConfig, {"split": "sideways"}, "expected one of"),
+        (DataConfig, {"split_ratios": [0.5, 0.5, 0.5]}, "must sum to 1"),
+        (EvalConfig, {"ks": [0]}, "positive"),
+    ],
+)
+def test_invalid_values(cls: type, values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build(cls, values)
+
+
+def test_unknown_model_lists_choices(tmp_path: Path) -> None:
+    with pytest.raises(UnknownNameError) as info:
+        resolve_config(tmp_path, "bpr-mf")
+    assert "bpr, lightgcn, vbpr" in str(info.value)
