@@ -76,6 +76,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = $OMP_NUM_THREADS if set, else 1
     checkpoint_every: int = 1  # write a resumable checkpoint every N epochs
     progress: bool = True  # show a progress bar
+    sample_cold_negatives: bool = False  # also draw negatives among items with no training interaction
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every", "checkpoint_every"):

@@ -36,6 +36,10 @@ def write_with(path: str | Path, writer: Callable[[IO[Any]], None], mode: str = 
         os.fsync(handle.fileno())
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    write_with(path, lambda handle: handle.write(data), mode="wb")
+
+
 def write_text(path: str | Path, text: str) -> None:
     write_with(path, lambda handle: handle.write(text))
 

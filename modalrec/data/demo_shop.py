@@ -20,8 +20,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from PIL import Image, ImageDraw
 
 from modalrec.errors import ConfigError
 from modalrec.features.simple import image_descriptors, tfidf_svd
+from modalrec.io_utils import write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +201,8 @@ def generate_shop(out_dir: Path, config: ShopConfig = ShopConfig()) -> Path:
     _write_mmrec_layout(out_dir, catalogue.item_ids, interactions, labels, config)
     texts = [f"{title}. {description}" for title, description in zip(titles, descriptions)]
     text_feat = tfidf_svd(texts, dim=config.text_dim, seed=config.seed)
-    _write_atomic(out_dir / "image_feat.npy", _npy_bytes(image_descriptors(pictures)))
-    _write_atomic(out_dir / "text_feat.npy", _npy_bytes(text_feat))
+    write_bytes(out_dir / "image_feat.npy", _npy_bytes(image_descriptors(pictures)))
+    write_bytes(out_dir / "text_feat.npy", _npy_bytes(text_feat))
     counts = _split_counts(labels, config)
     _write_manifest(out_dir, config, counts)
     logger.info("generated demo shop in %s in %.1f s: %s", out_dir, time.perf_counter() - started, counts)
@@ -450,7 +449,7 @@ def _write_pictures(out_dir: Path, item_ids: list[str], pictures: list[Image.Ima
     for item_id, picture in zip(item_ids, pictures):
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
-        _write_atomic(out_dir / "images" / f"{item_id}.png", buffer.getvalue())
+        write_bytes(out_dir / "images" / f"{item_id}.png", buffer.getvalue())
 
 
 def _write_raw_tables(
@@ -478,8 +477,8 @@ def _write_raw_tables(
             "timestamp": interactions["timestamp"],
         }
     )
-    _write_atomic(out_dir / "items.csv", items.to_csv(index=False, lineterminator="\n").encode())
-    _write_atomic(out_dir / "interactions.csv", raw.to_csv(index=False, lineterminator="\n").encode())
+    write_bytes(out_dir / "items.csv", items.to_csv(index=False, lineterminator="\n").encode())
+    write_bytes(out_dir / "interactions.csv", raw.to_csv(index=False, lineterminator="\n").encode())
 
 
 def _write_mmrec_layout(
@@ -498,7 +497,7 @@ def _write_mmrec_layout(
     user_map = pd.DataFrame({"user_id": _user_ids(config), "userID": np.arange(config.num_users)})
     item_map = pd.DataFrame({"item_id": item_ids, "itemID": np.arange(len(item_ids))})
     for name, table in ((INTER_NAME, inter), ("u_id_mapping.csv", user_map), ("i_id_mapping.csv", item_map)):
-        _write_atomic(out_dir / name, table.to_csv(sep="\t", index=False, lineterminator="\n").encode())
+        write_bytes(out_dir / name, table.to_csv(sep="\t", index=False, lineterminator="\n").encode())
 
 
 def _write_manifest(out_dir: Path, config: ShopConfig, counts: dict[str, int]) -> None:
@@ -518,7 +517,7 @@ def _write_manifest(out_dir: Path, config: ShopConfig, counts: dict[str, int]) -
             "i_id_mapping.csv",
         ],
     }
-    _write_atomic(out_dir / MANIFEST_NAME, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes(out_dir / MANIFEST_NAME, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _is_up_to_date(out_dir: Path, config: ShopConfig) -> bool:
@@ -543,15 +542,3 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file next to ``path``, then rename it onto ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

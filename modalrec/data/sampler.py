@@ -11,7 +11,7 @@ MAX_ROUNDS = 1000
 
 
 class NegativeSampler:
-    """Draws items uniformly, redrawing (in bulk) those that are the user's training positives.
+    """Draws items uniformly from ``candidates``, redrawing (in bulk) those that are training positives.
 
     Membership is tested with a binary search over the sorted keys ``user * num_items + item``.
 
@@ -19,28 +19,34 @@ class NegativeSampler:
         num_items: catalogue size.
         users: (n,) training user indices.
         items: (n,) training item indices.
+        candidates: items negatives are drawn from; None means the whole catalogue.
     """
 
-    def __init__(self, num_items: int, users: Tensor, items: Tensor) -> None:
+    def __init__(self, num_items: int, users: Tensor, items: Tensor, candidates: Tensor | None = None) -> None:
         self.num_items = num_items
+        self.candidates = torch.arange(num_items) if candidates is None else candidates.long()
         self.positive_keys = torch.unique(users.long() * num_items + items.long())  # sorted
         degree = torch.bincount(self.positive_keys // num_items)
-        if len(degree) and int(degree.max()) >= num_items:
-            raise DataFormatError(None, "a user has interacted with every item; no negative item can be sampled")
+        if len(degree) and int(degree.max()) >= len(self.candidates):
+            user = int(degree.argmax())
+            raise DataFormatError(None, f"user index {user} has interacted with every item; no negative to sample")
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
         keys = users.long() * self.num_items + items.long()
         position = torch.searchsorted(self.positive_keys, keys).clamp_(max=len(self.positive_keys) - 1)
         return self.positive_keys[position] == keys
 
+    def _draw(self, count: int | tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+        shape = (count,) if isinstance(count, int) else count
+        return self.candidates[torch.randint(len(self.candidates), shape, generator=generator)]
+
     def sample(self, users: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """One negative item per user in ``users`` (shape (B,) -> (B,))."""
-        negatives = torch.randint(self.num_items, users.shape, generator=generator)
+        negatives = self._draw(tuple(users.shape), generator)
         redraw = self.is_positive(users, negatives)
         for _ in range(MAX_ROUNDS):
             if not redraw.any():
                 return negatives
-            count = int(redraw.sum())
-            negatives[redraw] = torch.randint(self.num_items, (count,), generator=generator)
+            negatives[redraw] = self._draw(int(redraw.sum()), generator)
             redraw[redraw.clone()] = self.is_positive(users[redraw], negatives[redraw])
         raise RuntimeError("negative sampling did not converge")  # unreachable for users with any negative

@@ -17,7 +17,7 @@ from modalrec.nn import bpr_loss, l2_penalty
 @dataclass(frozen=True)
 class BPRConfig:
     embedding_dim: int = 64  # d, the latent factor size
-    reg_weight: float = 1e-3  # lambda, L2 on the batch's user and item factors
+    reg_weight: float = 1e-2  # lambda, L2 on the batch's user and item factors
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1:

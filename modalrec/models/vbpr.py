@@ -19,7 +19,7 @@ from modalrec.nn import bpr_loss, l2_penalty
 class VBPRConfig:
     embedding_dim: int = 64  # K, the ID factor size (gamma_u, gamma_i)
     content_dim: int = 64  # K', the size of the projected content factor (theta_u, E f_i)
-    reg_weight: float = 1e-3  # lambda on the batch's factors
+    reg_weight: float = 1e-2  # lambda on the batch's user vectors and full item vectors (ID, content, bias)
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
 
@@ -44,7 +44,9 @@ class VBPR(Recommender):
     where :math:`\mathbf f_i` concatenates the item's modality features (the paper's visual feature, here
     any number of modalities), :math:`\mathbf E` is a learned linear projection, :math:`\beta_i` an item bias
     and :math:`\boldsymbol\beta'` a content bias. The global and user biases do not change a user's ranking
-    and are omitted. The score stays a dot product of
+    and are omitted. Items with no training interaction (cold start) have no usable
+    :math:`\boldsymbol\gamma_i, \beta_i`: those are fixed at zero, so such items are scored from content alone.
+    The score stays a dot product of
     :math:`[\boldsymbol\gamma_u, \boldsymbol\theta_u, 1]` and
     :math:`[\boldsymbol\gamma_i, \mathbf E\mathbf f_i, \beta_i + \boldsymbol\beta'^\top\mathbf f_i]`.
 
@@ -56,6 +58,7 @@ class VBPR(Recommender):
     """
 
     content: Tensor
+    warm: Tensor
 
     def __init__(self, config: VBPRConfig, inputs: ModelInputs) -> None:
         super().__init__(config, inputs)
@@ -64,6 +67,9 @@ class VBPR(Recommender):
         if config.standardize:
             tables = [_standardize(t) for t in tables]
         self.register_buffer("content", torch.cat(tables, dim=1), persistent=False)  # (I, F)
+        warm = torch.zeros(inputs.num_items, 1)
+        warm[inputs.train_items] = 1.0
+        self.register_buffer("warm", warm, persistent=False)  # (I, 1): 1 for items seen in training
         self.user_id = nn.Embedding(inputs.num_users, config.embedding_dim)
         self.item_id = nn.Embedding(inputs.num_items, config.embedding_dim)
         self.user_content = nn.Embedding(inputs.num_users, config.content_dim)
@@ -81,8 +87,8 @@ class VBPR(Recommender):
 
     def item_vectors(self) -> Tensor:
         projected = self.content_projection(self.content)  # (I, K')
-        bias = self.item_bias.weight + self.content_bias(self.content)  # (I, 1)
-        return torch.cat([self.item_id.weight, projected, bias], dim=1)
+        bias = self.warm * self.item_bias.weight + self.content_bias(self.content)  # (I, 1)
+        return torch.cat([self.warm * self.item_id.weight, projected, bias], dim=1)
 
     def user_vectors(self) -> Tensor:
         ones = torch.ones(self.num_users, 1, device=self.user_id.weight.device)
@@ -97,13 +103,7 @@ class VBPR(Recommender):
         user = torch.cat([self.user_id(batch.users), self.user_content(batch.users), ones], 1)
         positive, negative = items[batch.positive_items], items[batch.negative_items]
         ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
-        reg = l2_penalty(
-            self.user_id(batch.users),
-            self.user_content(batch.users),
-            self.item_id(batch.positive_items),
-            self.item_id(batch.negative_items),
-        )
-        return ranking + self.config.reg_weight * reg
+        return ranking + self.config.reg_weight * l2_penalty(user[:, :-1], positive, negative)
 
 
 def _select_modalities(wanted: tuple[str, ...], features: dict[str, Tensor]) -> list[str]:

@@ -106,7 +106,8 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed)
         self.train_users = torch.from_numpy(split.train.users).long()
         self.train_items = torch.from_numpy(split.train.items).long()
-        self.sampler = NegativeSampler(split.num_items, self.train_users, self.train_items)
+        candidates = None if config.sample_cold_negatives else torch.unique(self.train_items)
+        self.sampler = NegativeSampler(split.num_items, self.train_users, self.train_items, candidates)
         self.progress = _Progress()
         self.best_state: dict[str, Any] | None = None
 

@@ -60,3 +60,11 @@ def test_sampler_is_uniform_over_negatives() -> None:
     counts = torch.bincount(draws, minlength=10)
     assert counts[:5].sum() == 0
     assert counts[5:].min() > 3700 and counts[5:].max() < 4300
+
+
+def test_sampler_draws_only_from_candidates() -> None:
+    users = torch.tensor([0, 0, 1])
+    items = torch.tensor([0, 1, 2])
+    sampler = NegativeSampler(10, users, items, candidates=torch.tensor([0, 1, 2, 3]))
+    draws = sampler.sample(torch.tensor([0, 1]).repeat(500), torch.Generator().manual_seed(0))
+    assert set(draws[0::2].tolist()) == {2, 3} and set(draws[1::2].tolist()) == {0, 1, 3}
