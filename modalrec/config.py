@@ -128,7 +128,7 @@ def build(cls: type[T], values: Mapping[str, Any], *, section: str = "", file: s
         return cls(**kwargs)
     except ConfigError as exc:
         if file is not None and exc.file is None:
-            raise ConfigError(exc.key, str(exc).split(": ", 1)[1], file=file) from None
+            raise ConfigError(exc.key, exc.detail, file=file) from None
         raise
 
 
@@ -258,11 +258,11 @@ def apply_overrides(
         if "=" not in text:
             raise ConfigError(text, "expected --set key=value")
         key, value = (part.strip() for part in text.split("=", 1))
-        section, _, name = key.rpartition(".")
-        if section and section.split(".")[0] in section_types:
-            section, _, rest = key.partition(".")
-            name = rest
+        head, _, rest = key.partition(".")
+        if rest and head in section_types:
+            section, name = head, rest
         else:
+            name = key
             owners = [s for s, cls in section_types.items() if name in {f.name for f in dataclasses.fields(cls)}]
             if not owners:
                 raise ConfigError(key, "unknown key in every section (" + ", ".join(section_types) + ")")

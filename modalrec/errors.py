@@ -40,6 +40,7 @@ class ConfigError(ModalrecError, ValueError):
 
     def __init__(self, key: str, message: str, *, file: str | Path | None = None) -> None:
         self.key = key
+        self.detail = message
         self.file = None if file is None else str(file)
         prefix = f"{self.file}: " if self.file else ""
         super().__init__(f"{prefix}config key '{key}': {message}")

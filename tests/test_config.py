@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modalrec.config import DataConfig, EvalConfig, TrainConfig, build
+from modalrec.config import DataConfig, EvalConfig, TrainConfig, apply_overrides, build
 from modalrec.errors import ConfigError, UnknownNameError
 from modalrec.train.run import resolve_config
 
@@ -44,10 +44,11 @@ def test_unknown_override_key(tmp_path: Path) -> None:
         resolve_config(tmp_path, "bpr", overrides=["nonsense=1"])
 
 
-def test_ambiguous_bare_key_asks_to_qualify(tmp_path: Path) -> None:
-    # 'item_col' exists only in data; 'batch_size' only in train: both resolve. A key in two sections must not.
-    config = resolve_config(tmp_path, "bpr", overrides=["batch_size=64"])
-    assert config.train.batch_size == 64
+def test_ambiguous_bare_key_asks_to_qualify() -> None:
+    types = {"train": TrainConfig, "other": TrainConfig}
+    with pytest.raises(ConfigError, match="ambiguous; qualify it as one of train.epochs, other.epochs"):
+        apply_overrides({}, ["epochs=3"], types)
+    assert apply_overrides({}, ["other.epochs=3"], types) == {"other": {"epochs": "3"}}
 
 
 @pytest.mark.parametrize(

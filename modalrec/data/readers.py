@@ -191,11 +191,9 @@ def read_interaction_table(path: Path, config: DataConfig) -> Dataset:
     user_ids = IdMap.from_values(pd.unique(raw_users))
     base = file.parent
     feature_frames = {name: _read_feature_source(base / rel, config, base) for name, rel in config.features.items()}
-    catalogue = list(pd.unique(raw_items))
-    known = set(catalogue)
-    for ids, _ in feature_frames.values():
-        catalogue.extend(i for i in ids if i not in known and not known.add(i))  # type: ignore[func-returns-value]
-    item_ids = IdMap.from_values(catalogue)
+    # the catalogue: items with interactions first, then items that only have content (cold items)
+    content_ids = [np.asarray(ids, dtype=object) for ids, _ in feature_frames.values()]
+    item_ids = IdMap.from_values(pd.unique(np.concatenate([raw_items, *content_ids])))
     item_lookup = item_ids.lookup()
     features = {
         name: _align_features(ids, values, item_lookup, len(item_ids), base / config.features[name])

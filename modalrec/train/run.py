@@ -161,6 +161,7 @@ def train_run(config: RunConfig, out_dir: str | Path, *, overwrite: bool = False
     configure_threads(config.train.threads)
     prepared = prepare_data(config.data_path, config.data)
     model = build_model(config, model_inputs(prepared.dataset, prepared.split))
+    trainer = Trainer(model, prepared.split, config.train, config.eval, seed=config.seed, checkpoint_dir=out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in (METRICS_FILE, "checkpoint.pt", "best.pt"):
         (out / stale).unlink(missing_ok=True)
@@ -168,7 +169,6 @@ def train_run(config: RunConfig, out_dir: str | Path, *, overwrite: bool = False
     prepared.dataset.user_ids.save(out / "user_ids.csv", "user_id")
     prepared.dataset.item_ids.save(out / "item_ids.csv", "item_id")
     prepared.split.save(out / "split.npz")
-    trainer = Trainer(model, prepared.split, config.train, config.eval, seed=config.seed, checkpoint_dir=out)
     return _finish(trainer, out, resume=False)
 
 
