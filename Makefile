@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/modalrec demo
 
 test: $(STAMP)
+	$(PY) -m mypy modalrec
 	$(PY) -m pytest -q
 
 clean:

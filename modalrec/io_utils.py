@@ -28,7 +28,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_with(path: str | Path, writer: Callable[[IO[Any]], None], mode: str = "w") -> None:
+def write_with(path: str | Path, writer: Callable[[IO[Any]], object], mode: str = "w") -> None:
     """Write ``path`` atomically by calling ``writer`` on an open temporary file."""
     with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as handle:
         writer(handle)

@@ -258,7 +258,8 @@ def _render_item(catalogue: _Catalogue, item: int, size: int, rng: np.random.Gen
 def _jitter(colour: tuple[int, int, int], spread: int, rng: np.random.Generator) -> tuple[int, int, int]:
     """Shift each channel of ``colour`` by a uniform integer in ``[-spread, spread]``."""
     shifted = np.clip(np.array(colour) + rng.integers(-spread, spread + 1, size=3), 0, 255)
-    return tuple(int(c) for c in shifted)
+    red, green, blue = (int(c) for c in shifted)
+    return red, green, blue
 
 
 def _pattern_texture(

@@ -333,7 +333,7 @@ def read_movielens(path: Path, config: DataConfig) -> Dataset:
         _raise_at(ratings, ratings_file, "item", unknown, "a movie id listed in the movies file")
     user_ids = IdMap.from_values(np.unique(users))
     item_ids = IdMap.from_values(movies.index)
-    genre = np.stack(movies["genres"].to_numpy()).astype(np.float32)
+    genre = np.stack(list(movies["genres"])).astype(np.float32)
     from modalrec.features.simple import tfidf_svd
 
     texts = [f"{t}. Genres: {', '.join(g)}" for t, g in zip(movies["title"], movies["genre_names"], strict=True)]

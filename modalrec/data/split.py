@@ -6,7 +6,6 @@ time cut. Users with no training interaction are dropped from valid and test, as
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +28,7 @@ class Pairs(NamedTuple):
     users: np.ndarray
     items: np.ndarray
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return len(self.users)
 
 
@@ -87,15 +86,16 @@ def _labels(dataset: Dataset, method: str, config: DataConfig) -> np.ndarray:
         if dataset.labels is None:
             raise DataFormatError(dataset.source, "data.split=given needs a split column (x_label) in the data")
         return dataset.labels
-    if method in ("user_time", "global_time") and dataset.timestamps is None:
-        raise DataFormatError(dataset.source, f"data.split={method} needs a timestamp column")
     rng = np.random.default_rng(config.split_seed)
     if method == "random":
         return per_user_labels(dataset.users, rng.permutation(dataset.num_interactions), config.split_ratios)
+    timestamps = dataset.timestamps
+    if timestamps is None:
+        raise DataFormatError(dataset.source, f"data.split={method} needs a timestamp column")
     if method == "user_time":
         tiebreak = rng.permutation(dataset.num_interactions)
-        return per_user_labels(dataset.users, np.lexsort((tiebreak, dataset.timestamps)), config.split_ratios)
-    return global_time_labels(dataset.timestamps, config.split_ratios)  # type: ignore[arg-type]
+        return per_user_labels(dataset.users, np.lexsort((tiebreak, timestamps)), config.split_ratios)
+    return global_time_labels(timestamps, config.split_ratios)
 
 
 def per_user_labels(users: np.ndarray, order: np.ndarray, ratios: tuple[float, float, float]) -> np.ndarray:
@@ -150,8 +150,13 @@ def _assemble(dataset: Dataset, labels: np.ndarray, method: str) -> Split:
         dropped[name] = int((rows & ~known).sum())
         rows &= known
         parts[name] = Pairs(dataset.users[rows], dataset.items[rows])
-    return dataclasses.replace(
-        Split(dataset.num_users, dataset.num_items, **parts, method=method),
+    return Split(
+        dataset.num_users,
+        dataset.num_items,
+        train=parts["train"],
+        valid=parts["valid"],
+        test=parts["test"],
+        method=method,
         dropped_valid=dropped["valid"],
         dropped_test=dropped["test"],
     )

@@ -54,9 +54,10 @@ def read_table(
         raise DataFormatError(path, f"not valid {encoding} text (byte {exc.start})") from None
     if header:
         frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
-        duplicated = frame.columns[frame.columns.duplicated()].tolist()
-        if duplicated or any(str(c).endswith(".1") and str(c)[:-2] in frame.columns for c in frame.columns):
-            raise DataFormatError(path, f"duplicate column names in the header: {duplicated or list(frame.columns)}", line=1)
+        # pandas renames a repeated header "a" to "a.1", "a.2", ...
+        repeated = [c for c in frame.columns if c.rpartition(".")[0] in frame.columns and c.rpartition(".")[2].isdigit()]
+        if repeated:
+            raise DataFormatError(path, f"column '{repeated[0].rpartition('.')[0]}' appears more than once", line=1)
     frame.index = np.arange(len(frame)) + 1 + (HEADER_LINES if header else 0)
     blank = (frame == "").all(axis=1)
     frame = frame[~blank.to_numpy()]

@@ -6,7 +6,6 @@ Ties are broken deterministically: among equal scores the lower item index ranks
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,9 +28,6 @@ class MetricTable:
 
     def mean(self) -> dict[str, float]:
         return {name: float(values.mean()) if len(values) else 0.0 for name, values in self.per_user.items()}
-
-    def __str__(self) -> str:
-        return json.dumps({k: round(v, 4) for k, v in self.mean().items()})
 
 
 def top_k_deterministic(scores: Tensor, k: int) -> Tensor:
@@ -109,8 +105,8 @@ class FullRankingEvaluator:
         return torch.from_numpy(rows).to(device), torch.from_numpy(sub.indices.astype(np.int64)).to(device)
 
 
-def _binary_csr(matrix: sp.spmatrix) -> sp.csr_matrix:
+def _binary_csr(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """A CSR copy without explicit zeros, so that only stored non-zeros count as present."""
-    result = sp.csr_matrix(matrix, copy=True)
+    result = matrix.tocsr(copy=True)
     result.eliminate_zeros()
     return result

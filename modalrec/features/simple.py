@@ -206,7 +206,7 @@ def _shape_texture(rgb: Image.Image) -> np.ndarray:
     histogram = np.bincount(orientation_bin.ravel(), weights=magnitude.ravel(), minlength=ORIENTATION_BINS)
     total = histogram.sum()
     if total > 0:
-        histogram /= total
+        histogram = histogram / total
     edge_density = np.mean(magnitude > EDGE_THRESHOLD)
     return np.append(histogram, edge_density)
 

@@ -181,3 +181,17 @@ def test_unreadable_npy(tmp_path: Path) -> None:
 
 def test_folder_without_known_files(tmp_path: Path) -> None:
     assert "cannot tell the dataset format" in str(error_for(tmp_path))
+
+
+def test_duplicate_header_column(tmp_path: Path) -> None:
+    (tmp_path / "interactions.csv").write_text("user_id,item_id,item_id\n1,2,3\n")
+    err = error_for(tmp_path)
+    assert err.line == 1 and "'item_id' appears more than once" in str(err)
+
+
+def test_id_map_save_and_load_round_trip(tmp_path: Path) -> None:
+    from modalrec.data import IdMap
+
+    ids = IdMap.from_values(["007", "a,b", "ü", "12"])
+    ids.save(tmp_path / "ids.csv", "item_id")
+    assert list(IdMap.load(tmp_path / "ids.csv", "item_id").external) == ["007", "a,b", "ü", "12"]
