@@ -72,4 +72,6 @@ def test_invalid_values(cls: type, values: dict, message: str) -> None:
 def test_unknown_model_lists_choices(tmp_path: Path) -> None:
     with pytest.raises(UnknownNameError) as info:
         resolve_config(tmp_path, "bpr-mf")
-    assert "bpr, lightgcn, vbpr" in str(info.value)
+    from modalrec.models import available_models
+
+    assert ", ".join(entry.name for entry in available_models()) in str(info.value)

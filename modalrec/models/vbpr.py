@@ -13,6 +13,7 @@ from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty
+from modalrec.nn.content import content_tables, warm_item_mask
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,10 @@ class VBPR(Recommender):
 
     def __init__(self, config: VBPRConfig, inputs: ModelInputs) -> None:
         super().__init__(config, inputs)
-        self.modalities = _select_modalities(config.modalities, inputs.features)
-        tables = [inputs.features[m].float() for m in self.modalities]
-        if config.standardize:
-            tables = [_standardize(t) for t in tables]
-        self.register_buffer("content", torch.cat(tables, dim=1), persistent=False)  # (I, F)
-        warm = torch.zeros(inputs.num_items, 1)
-        warm[inputs.train_items] = 1.0
-        self.register_buffer("warm", warm, persistent=False)  # (I, 1): 1 for items seen in training
+        tables = content_tables("vbpr", config.modalities, inputs.features, scale=config.standardize)
+        self.modalities = list(tables)
+        self.register_buffer("content", torch.cat(list(tables.values()), dim=1), persistent=False)  # (I, F)
+        self.register_buffer("warm", warm_item_mask(inputs.num_items, inputs.train_items), persistent=False)
         self.user_id = nn.Embedding(inputs.num_users, config.embedding_dim)
         self.item_id = nn.Embedding(inputs.num_items, config.embedding_dim)
         self.user_content = nn.Embedding(inputs.num_users, config.content_dim)
@@ -104,19 +101,3 @@ class VBPR(Recommender):
         positive, negative = items[batch.positive_items], items[batch.negative_items]
         ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
         return ranking + self.config.reg_weight * l2_penalty(user[:, :-1], positive, negative)
-
-
-def _select_modalities(wanted: tuple[str, ...], features: dict[str, Tensor]) -> list[str]:
-    if not features:
-        raise ConfigError("model", "vbpr needs item features; the dataset has none")
-    chosen = list(wanted) or sorted(features)
-    unknown = [m for m in chosen if m not in features]
-    if unknown:
-        raise ConfigError("model.modalities", f"unknown modality {unknown[0]}; the dataset has {', '.join(sorted(features))}")
-    return chosen
-
-
-def _standardize(table: Tensor) -> Tensor:
-    centred = table - table.mean(0, keepdim=True)
-    scale = centred.norm(dim=1).mean().clamp(min=1e-12)
-    return centred / scale

@@ -1,0 +1,51 @@
+"""Preparing item content for models: choosing modalities and scaling their feature tables."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from modalrec.errors import ConfigError
+
+
+def select_modalities(model: str, wanted: tuple[str, ...], features: dict[str, Tensor]) -> list[str]:
+    """The modalities a model reads: ``wanted``, or every one the dataset has when ``wanted`` is empty.
+
+    Raises:
+        ConfigError: naming the model, what it needs and what the dataset has.
+    """
+    if not features:
+        raise ConfigError("model", f"{model} reads item content, but the dataset has no feature table (modality)")
+    chosen = list(wanted) or sorted(features)
+    unknown = [m for m in chosen if m not in features]
+    if unknown:
+        raise ConfigError(
+            "model.modalities",
+            f"{model} was asked for modality '{unknown[0]}', but the dataset has only: {', '.join(sorted(features))}",
+        )
+    return chosen
+
+
+def standardize(table: Tensor) -> Tensor:
+    """Centre each column and scale rows to unit average L2 norm, so modalities of any scale are comparable.
+
+    Shapes: (I, F) -> (I, F).
+    """
+    centred = table - table.mean(0, keepdim=True)
+    scale = centred.norm(dim=1).mean().clamp(min=1e-12)
+    return centred / scale
+
+
+def content_tables(
+    model: str, wanted: tuple[str, ...], features: dict[str, Tensor], *, scale: bool = True
+) -> dict[str, Tensor]:
+    """``{modality: (I, F_m) float32 table}`` for the chosen modalities, standardised when ``scale``."""
+    tables = {m: features[m].float() for m in select_modalities(model, wanted, features)}
+    return {m: standardize(t) if scale else t for m, t in tables.items()}
+
+
+def warm_item_mask(num_items: int, train_items: Tensor) -> Tensor:
+    """(I, 1) float mask: 1 for items with at least one training interaction, 0 for cold items."""
+    warm = torch.zeros(num_items, 1)
+    warm[train_items] = 1.0
+    return warm
