@@ -1,0 +1,1 @@
+"""Built-in extractors; importing this package registers each of them."""
