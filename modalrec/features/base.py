@@ -42,6 +42,7 @@ class Extractor(abc.ABC):
     name: ClassVar[str] = ""
     kind: ClassVar[str] = ""
     version: ClassVar[str] = "1"
+    corpus_dependent: ClassVar[bool] = False  # True when one item's vector depends on the others (TF-IDF)
 
     def __init__(self, config: Any, device: torch.device | str = "cpu") -> None:
         self.config = config
@@ -51,6 +52,9 @@ class Extractor(abc.ABC):
     @abc.abstractmethod
     def dim(self) -> int:
         """Length of every output vector."""
+
+    def fit(self, contents: Sequence[Content]) -> None:
+        """Learn from every item's content before embedding (corpus-level extractors only); default no-op."""
 
     @abc.abstractmethod
     def load(self, content: Content) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -57,19 +58,24 @@ def extract_table(
     """
     if len(item_ids) != len(contents):
         raise ValueError(f"{len(item_ids)} item ids but {len(contents)} contents")
-    cache = FeatureCache(cache_dir, extractor.name, extractor.fingerprint()) if cache_dir else None
     vectors: dict[int, np.ndarray] = {}
     missing: list[MissingContent] = []
-    pending: list[tuple[int, str]] = []  # (row, content hash) still to compute
+    hashed: list[tuple[int, str]] = []  # (row, content hash) of items with readable content
     for row, content in enumerate(contents):
         if content is None or (isinstance(content, str) and not content.strip()):
             missing.append(MissingContent(item_ids[row], "no content"))
             continue
         try:
-            key = content_hash(content)
+            hashed.append((row, content_hash(content)))
         except ContentError as exc:
             missing.append(MissingContent(item_ids[row], str(exc)))
-            continue
+    fingerprint = extractor.fingerprint()
+    if extractor.corpus_dependent:
+        extractor.fit([contents[row] for row, _ in hashed])  # type: ignore[misc]
+        fingerprint += "-" + hashlib.sha256("".join(key for _, key in hashed).encode()).hexdigest()[:16]
+    cache = FeatureCache(cache_dir, extractor.name, fingerprint) if cache_dir else None
+    pending: list[tuple[int, str]] = []  # (row, content hash) still to compute
+    for row, key in hashed:
         hit = cache.get(key) if cache else None
         if hit is not None and hit.shape == (extractor.dim,):
             vectors[row] = hit
