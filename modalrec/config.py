@@ -48,6 +48,7 @@ class DataConfig:
     split: str = "auto"  # auto (given when present, else random) | given | random | user_time | global_time
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, valid, test
     split_seed: int = 2024
+    cold_item_fraction: float = 0.0  # hold out this fraction of items entirely: all their interactions go to test
 
     def __post_init__(self) -> None:
         _choice("data.format", self.format, DATA_FORMATS)
@@ -56,6 +57,8 @@ class DataConfig:
             raise ConfigError("data.split_ratios", f"expected three non-negative numbers, got {self.split_ratios}")
         if abs(sum(self.split_ratios) - 1.0) > 1e-6:
             raise ConfigError("data.split_ratios", f"must sum to 1, got {sum(self.split_ratios):g}")
+        if not 0.0 <= self.cold_item_fraction < 1.0:
+            raise ConfigError("data.cold_item_fraction", f"expected a fraction in [0, 1), got {self.cold_item_fraction}")
         for name in ("min_user_interactions", "min_item_interactions"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"data.{name}", "must be >= 0")

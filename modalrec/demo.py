@@ -6,10 +6,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from modalrec.data.demo_shop import ShopConfig, build_demo_dataset
-from modalrec.evaluate.evaluator import FullRankingEvaluator
+from modalrec.evaluate.cold import cold_item_evaluator
 from modalrec.train.run import LoadedRun, load_run, resolve_config, train_run
 
 log = logging.getLogger(__name__)
@@ -56,11 +54,7 @@ def run_demo(
 
 def cold_item_recall(run: LoadedRun, k: int = 20) -> float:
     """Test recall@k counting only items that have no training interaction (cold start)."""
-    train = run.split.matrix("train")
-    cold = np.asarray(train.sum(axis=0)).ravel() == 0
-    test = run.split.matrix("test")
-    cold_targets = test.multiply(cold[None, :].astype(np.float32)).tocsr()
-    evaluator = FullRankingEvaluator(cold_targets, train, (k,), run.config.eval.user_batch_size)
+    evaluator = cold_item_evaluator(run.split, run.config.eval)
     return evaluator.evaluate(run.model.score, run.device).mean()[f"recall@{k}"]
 
 

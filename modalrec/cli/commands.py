@@ -17,6 +17,7 @@ def register(sub: Any) -> None:
     _add_train(sub)
     _add_evaluate(sub)
     _add_recommend(sub)
+    _add_explain(sub)
     _add_demo(sub)
 
 
@@ -109,21 +110,35 @@ def _add_evaluate(sub: Any) -> None:
     evaluate.add_argument("--split", choices=("test", "valid"), default="test")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
+    evaluate.add_argument("--cold-items", action="store_true",
+                          help="only test interactions with items that have no training interaction")
     evaluate.set_defaults(handler=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from modalrec.evaluate.cold import cold_item_evaluator
     from modalrec.train.run import METRICS_FILE, load_run
     from modalrec.train.trainer import make_evaluators
 
     run = load_run(args.run, device=args.device)
-    evaluator = make_evaluators(run.split, run.config.eval)[args.split]
+    if args.cold_items:
+        if args.split != "test":
+            raise ModalrecError("evaluate: --cold-items applies to the test split")
+        evaluator = cold_item_evaluator(run.split, run.config.eval)
+        if not len(evaluator.users):
+            raise ModalrecError(f"evaluate: {args.run} has no test interaction with a cold item "
+                                "(hold some out with --set data.cold_item_fraction=0.1 when training)")
+    else:
+        evaluator = make_evaluators(run.split, run.config.eval)[args.split]
     metrics = evaluator.evaluate(run.model.score, run.device).mean()
+    label = f"{args.split} (cold items, {len(evaluator.users)} users)" if args.cold_items else args.split
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
-        print(_metrics_line(metrics, args.split))
+        print(_metrics_line(metrics, label))
     recorded_path = Path(args.run) / METRICS_FILE
+    if args.cold_items:
+        return 0
     if recorded_path.is_file():
         recorded = json.loads(recorded_path.read_text())[args.split]
         worst = max(abs(recorded[name] - metrics[name]) for name in recorded)
@@ -158,6 +173,44 @@ def _recommend(args: argparse.Namespace) -> int:
     write_recommendations(rows, args.out)
     if args.out:
         print(f"wrote {len(rows)} rows to {args.out}")
+    return 0
+
+
+# -- explain -----------------------------------------------------------------------------------------
+
+def _add_explain(sub: Any) -> None:
+    explain = sub.add_parser("explain", help="how much each modality contributed to a user's recommendations")
+    explain.add_argument("--run", required=True, metavar="RUN_DIR")
+    explain.add_argument("--user", required=True, metavar="ID", help="a user id as in the dataset")
+    explain.add_argument("-k", type=int, default=10, help="items to explain (default 10)")
+    explain.add_argument("--device", default="cpu")
+    explain.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    explain.set_defaults(handler=_explain)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from modalrec.serve.explain import explain_user
+    from modalrec.train.run import load_run
+
+    if args.k < 1:
+        raise ModalrecError(f"explain: -k must be >= 1, got {args.k}")
+    run = load_run(args.run, device=args.device)
+    rows = explain_user(run, str(args.user), args.k)
+    if args.json:
+        print(json.dumps([asdict(row) for row in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"no recommendations for user {args.user}")
+        return 0
+    names = list(rows[0].contributions)
+    what = "attention weight" if rows[0].method == "attention" else "score drop when the modality is replaced by its mean"
+    print(f"user {args.user}: per-modality contribution ({what})")
+    print(f"{'rank':>4}  {'item':<16} {'score':>9}  " + "  ".join(f"{n:>10}" for n in names))
+    for row in rows:
+        values = "  ".join(f"{row.contributions[n]:>10.4f}" for n in names)
+        print(f"{row.rank:>4}  {row.item_id:<16} {row.score:>9.4f}  {values}")
     return 0
 
 

@@ -154,7 +154,11 @@ def _npy_rows(path: Path) -> int:
 
 
 def read_npy_features(path: Path, num_items: int) -> FeatureTable:
-    """A (num_items, dim) float matrix, row i for item index i, checked for shape and finite values."""
+    """A (num_items, dim) float matrix, row i for item index i, checked for shape and finite values.
+
+    A sibling ``<modality>_missing.npy`` (bool, one per item), as written by ``modalrec data build``, marks
+    the items whose content was missing and hold the fill value.
+    """
     require_file(path, "feature file")
     try:
         array = np.load(path, allow_pickle=False)
@@ -164,7 +168,20 @@ def read_npy_features(path: Path, num_items: int) -> FeatureTable:
         raise DataFormatError(path, f"expected a 2-D numeric array (items x dims), found shape {array.shape} {array.dtype}")
     if array.shape[0] != num_items:
         raise DataFormatError(path, f"has {array.shape[0]} rows; expected {num_items}, one per item")
-    return FeatureTable(_finite_float32(array, path), np.zeros(num_items, dtype=bool), source=str(path))
+    missing_path = path.with_name(path.name.replace("_feat.npy", "_missing.npy"))
+    missing = _read_missing_mask(missing_path, num_items) if missing_path != path and missing_path.exists() else None
+    values = _finite_float32(array, path)
+    return FeatureTable(values, np.zeros(num_items, dtype=bool) if missing is None else missing, source=str(path))
+
+
+def _read_missing_mask(path: Path, num_items: int) -> np.ndarray:
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataFormatError(path, f"not a readable .npy array ({exc})") from None
+    if mask.shape != (num_items,) or mask.dtype != np.bool_:
+        raise DataFormatError(path, f"expected a boolean array of shape ({num_items},), found {mask.shape} {mask.dtype}")
+    return mask
 
 
 def _finite_float32(array: np.ndarray, path: Path, row_ids: np.ndarray | None = None) -> np.ndarray:

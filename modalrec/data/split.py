@@ -78,7 +78,19 @@ def make_split(dataset: Dataset, config: DataConfig) -> Split:
     if method == "auto":
         method = "given" if dataset.labels is not None else "random"
     labels = _labels(dataset, method, config)
+    if config.cold_item_fraction > 0:
+        labels = hold_out_items(dataset.items, labels, config.cold_item_fraction, config.split_seed)
     return _assemble(dataset, labels, method)
+
+
+def hold_out_items(items: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Move every interaction of a random ``fraction`` of the interacted items to test (cold-start items)."""
+    candidates = np.unique(items)
+    rng = np.random.default_rng([seed, 1])
+    chosen = rng.choice(candidates, size=int(round(fraction * len(candidates))), replace=False)
+    held = labels.copy()
+    held[np.isin(items, chosen)] = TEST
+    return held
 
 
 def _labels(dataset: Dataset, method: str, config: DataConfig) -> np.ndarray:

@@ -188,3 +188,17 @@ def test_models_lists_each_model(capsys: pytest.CaptureFixture) -> None:
     assert main(["models"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert names == [entry.name for entry in available_models()] and {"bpr", "lightgcn", "vbpr"} <= set(names)
+
+
+def test_evaluate_cold_items(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # item 3 never appears in training: it is cold, and only VBPR's content path can rank it
+    rows = [(0, 0, 0), (0, 1, 0), (0, 3, 2), (1, 1, 0), (1, 2, 0), (1, 3, 2), (2, 0, 0), (2, 2, 0), (2, 1, 2)]
+    data = write_mmrec(tmp_path / "d", rows, features={"image": np.eye(4)})
+    out = tmp_path / "run"
+    assert train(data, out, "vbpr") == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(out), "--cold-items", "--json"]) == 0
+    captured = capsys.readouterr().out
+    metrics = json.loads(captured)
+    assert metrics["hit@10"] == 1.0  # only 2 unseen items remain per user, the cold one among them
+    assert main(["evaluate", "--run", str(out), "--cold-items", "--split", "valid"]) == 2

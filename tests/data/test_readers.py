@@ -195,3 +195,11 @@ def test_id_map_save_and_load_round_trip(tmp_path: Path) -> None:
     ids = IdMap.from_values(["007", "a,b", "ü", "12"])
     ids.save(tmp_path / "ids.csv", "item_id")
     assert list(IdMap.load(tmp_path / "ids.csv", "item_id").external) == ["007", "a,b", "ü", "12"]
+
+
+def test_missing_content_mask_is_read_beside_features(tmp_path: Path) -> None:
+    write_mmrec(tmp_path, [(0, 0, 0), (0, 1, 0), (0, 2, 2)], features={"image": np.ones((3, 2))})
+    np.save(tmp_path / "image_missing.npy", np.array([False, True, False]))
+    assert load_dataset(tmp_path).features["image"].missing.tolist() == [False, True, False]
+    np.save(tmp_path / "image_missing.npy", np.array([0, 1]))
+    assert "boolean array of shape (3,)" in str(error_for(tmp_path))
