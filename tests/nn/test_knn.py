@@ -1,0 +1,53 @@
+"""The chunked sparse kNN graph against a dense computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from modalrec.errors import ConfigError
+from modalrec.nn.knn import knn_graph, weighted_sum
+
+
+def dense_knn(features: torch.Tensor, k: int, weighted: bool) -> torch.Tensor:
+    unit = F.normalize(features, dim=1)
+    similarity = unit @ unit.T
+    top = torch.topk(similarity, k, dim=1)
+    graph = torch.zeros_like(similarity)
+    graph.scatter_(1, top.indices, top.values if weighted else torch.ones_like(top.values))
+    inv_sqrt = graph.sum(1).pow(-0.5)
+    return inv_sqrt[:, None] * graph * inv_sqrt[None, :]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+def test_chunked_graph_matches_dense(weighted: bool, chunk: int) -> None:
+    features = torch.randn(30, 8, generator=torch.Generator().manual_seed(0))
+    graph = knn_graph(features, 5, weighted=weighted, chunk_size=chunk)
+    assert graph.layout == torch.sparse_csr and graph._nnz() == 30 * 5
+    assert torch.allclose(graph.to_dense(), dense_knn(features, 5, weighted), atol=1e-6)
+
+
+def test_nearest_neighbour_is_the_twin() -> None:
+    features = torch.tensor([[1.0, 0.0], [0.99, 0.05], [0.0, 1.0], [0.05, 0.98]])
+    graph = knn_graph(features, 1, include_self=False, normalization="none").to_dense()
+    assert graph.argmax(1).tolist() == [1, 0, 3, 2]
+
+
+def test_row_normalisation_sums_to_one() -> None:
+    graph = knn_graph(torch.randn(20, 4), 3, weighted=True, normalization="row")
+    assert torch.allclose(graph.to_dense().sum(1), torch.ones(20), atol=1e-5)
+
+
+def test_bad_requests() -> None:
+    with pytest.raises(ConfigError, match="asked for 11 neighbours, but there are 10 items"):
+        knn_graph(torch.randn(10, 3), 11)
+    with pytest.raises(ConfigError, match="modality 'image' has zero variance"):
+        knn_graph(torch.ones(10, 3), 2, name="image")
+
+
+def test_weighted_sum() -> None:
+    a = knn_graph(torch.randn(12, 3), 2)
+    b = knn_graph(torch.randn(12, 3), 2)
+    assert torch.allclose(weighted_sum([a, b], [0.3, 0.7]).to_dense(), 0.3 * a.to_dense() + 0.7 * b.to_dense())
