@@ -182,6 +182,11 @@ def coerce(value: Any, annotation: Any, key: str, file: str | Path | None = None
 
 
 def _parse_scalar(text: str) -> Any:
+    for number in (int, float):  # YAML 1.1 reads "1e9" as a string
+        try:
+            return number(text)
+        except ValueError:
+            pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

@@ -75,3 +75,8 @@ def test_unknown_model_lists_choices(tmp_path: Path) -> None:
     from modalrec.models import available_models
 
     assert ", ".join(entry.name for entry in available_models()) in str(info.value)
+
+
+def test_numbers_in_scientific_notation(tmp_path: Path) -> None:
+    config = resolve_config(tmp_path, "bpr", overrides=["learning_rate=1e-2", "reg_weight=1e2", "epochs=1e1"])
+    assert config.train.learning_rate == 0.01 and config.model.reg_weight == 100.0 and config.train.epochs == 10

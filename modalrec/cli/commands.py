@@ -18,6 +18,7 @@ def register(sub: Any) -> None:
     _add_evaluate(sub)
     _add_recommend(sub)
     _add_explain(sub)
+    _add_benchmark(sub)
     _add_demo(sub)
 
 
@@ -211,6 +212,29 @@ def _explain(args: argparse.Namespace) -> int:
     for row in rows:
         values = "  ".join(f"{row.contributions[n]:>10.4f}" for n in names)
         print(f"{row.rank:>4}  {row.item_id:<16} {row.score:>9.4f}  {values}")
+    return 0
+
+
+# -- benchmark ---------------------------------------------------------------------------------------
+
+def _add_benchmark(sub: Any) -> None:
+    bench = sub.add_parser("benchmark", help="train several models with several seeds and compare them")
+    bench.add_argument("--data", required=True, help="dataset folder or interactions file")
+    bench.add_argument("--models", required=True, help="comma-separated model names")
+    bench.add_argument("--seeds", type=int, default=3, help="number of seeds, 1..N (default 3)")
+    bench.add_argument("--out", default="benchmark", metavar="DIR", help="where runs and tables go")
+    _config_arguments(bench)
+    bench.set_defaults(handler=_benchmark)
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from modalrec.evaluate.benchmark import format_markdown, run_benchmark
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    report = run_benchmark(args.data, models, list(range(1, args.seeds + 1)), Path(args.out),
+                           config_file=args.config, overrides=args.overrides)
+    print(format_markdown(report))
+    print(f"tables: {args.out}/results.md, results.csv, runs.csv; chart: {args.out}/results.png")
     return 0
 
 

@@ -7,6 +7,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,8 @@ class Trainer:
         seed: seeds shuffling and negative sampling.
         checkpoint_dir: where ``checkpoint.pt`` (resume state) and ``best.pt`` (best weights) go; None keeps
             everything in memory.
+        on_epoch_end: called with each epoch's record (epoch, loss, seconds, and the validation metric when
+            evaluated); it may raise to stop training (hyper-parameter search prunes trials this way).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Trainer:
         *,
         seed: int = 2024,
         checkpoint_dir: Path | None = None,
+        on_epoch_end: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
         self.config = config
         self.device = resolve_device(config.device)
@@ -102,6 +106,7 @@ class Trainer:
                 "train.early_stop_metric", f"{self.metric} needs its cut-off in eval.ks, which is {eval_config.ks}"
             )
         self.checkpoint_dir = checkpoint_dir
+        self.on_epoch_end = on_epoch_end
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(seed)
         self.train_users = torch.from_numpy(split.train.users).long()
@@ -113,7 +118,12 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
 
-    def fit(self, *, resume: bool = False) -> TrainResult:
+    def fit(self, *, resume: bool = False, evaluate_test: bool = True) -> TrainResult:
+        """Train until ``epochs`` or early stopping, restore the best validation weights, evaluate.
+
+        With ``evaluate_test=False`` the test split is not touched (``TrainResult.test`` is empty): tuning
+        uses this so that only the final chosen configuration ever sees test data.
+        """
         if resume:
             self._load_checkpoint()
         bar = tqdm(total=self.config.epochs, initial=self.progress.epoch, desc=f"train {self.model.name}",
@@ -128,7 +138,7 @@ class Trainer:
             self.best_state = copy.deepcopy(self.model.state_dict())
             self.progress.best_epoch = self.progress.epoch - 1
         self.model.load_state_dict(self.best_state)
-        return self._final_result()
+        return self._final_result(evaluate_test)
 
     def _run_epoch(self) -> dict[str, float]:
         epoch = self.progress.epoch
@@ -146,6 +156,8 @@ class Trainer:
         self.progress.epoch += 1
         if self.progress.epoch % self.config.checkpoint_every == 0 or self.progress.epoch == self.config.epochs:
             self._save_checkpoint()
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(record)
         return record
 
     def train_one_epoch(self) -> float:
@@ -186,15 +198,15 @@ class Trainer:
         patience = self.config.patience
         return patience > 0 and self.progress.evaluations_without_improvement >= patience
 
-    def _final_result(self) -> TrainResult:
+    def _final_result(self, evaluate_test: bool) -> TrainResult:
         valid = self.evaluate("valid")
-        test = self.evaluate("test")
+        test = self.evaluate("test") if evaluate_test else None
         return TrainResult(
             best_epoch=self.progress.best_epoch,
             epochs=self.progress.epoch,
             train_seconds=self.progress.train_seconds,
             valid=valid.mean(),
-            test=test.mean(),
+            test={} if test is None else test.mean(),
             history=self.progress.history,
             test_table=test,
         )
