@@ -19,6 +19,7 @@ def register(sub: Any) -> None:
     _add_recommend(sub)
     _add_explain(sub)
     _add_benchmark(sub)
+    _add_tune(sub)
     _add_demo(sub)
 
 
@@ -236,6 +237,31 @@ def _benchmark(args: argparse.Namespace) -> int:
     print(format_markdown(report))
     print(f"tables: {args.out}/results.md, results.csv, runs.csv; chart: {args.out}/results.png")
     return 0
+
+
+# -- tune --------------------------------------------------------------------------------------------
+
+def _add_tune(sub: Any) -> None:
+    tune = sub.add_parser("tune", help="hyper-parameter search with Optuna on the validation split")
+    tune.add_argument("--data", required=True, help="dataset folder or interactions file")
+    tune.add_argument("--model", required=True, help="model name (see `modalrec models`)")
+    tune.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
+    tune.add_argument("--metric", default="recall@20", help="validation metric to maximise (default recall@20)")
+    tune.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    tune.add_argument("--seed", type=int, default=2024)
+    tune.add_argument("--out", default="tuning", metavar="DIR", help="trial log and the best run go here")
+    _config_arguments(tune)
+    tune.set_defaults(handler=_tune)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from modalrec.train.tune import tune
+
+    result = tune(args.data, args.model, args.trials, Path(args.out), metric=args.metric, seed=args.seed,
+                  config_file=args.config, overrides=args.overrides, timeout=args.timeout)
+    print((Path(args.out) / "tuning.md").read_text())
+    print(f"best run: {args.out}/best; trial log: {args.out}/trials.csv")
+    return 0 if result.final.test else 1
 
 
 # -- demo --------------------------------------------------------------------------------------------

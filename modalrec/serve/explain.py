@@ -52,7 +52,7 @@ def explain_user(run: LoadedRun, user_id: str, k: int = 10) -> list[ItemExplanat
 def _attention(model: Recommender, users: Tensor, items: Tensor) -> dict[str, Tensor]:
     weights = model.modality_weights(users, items)  # type: ignore[operator]
     weights = weights.reshape(len(items), -1)  # one user: (k, M)
-    names: list[str] = list(model.modality_names)  # type: ignore[attr-defined]
+    names: list[str] = list(getattr(model, "modality_names"))
     return {name: weights[:, j].cpu() for j, name in enumerate(names)}
 
 
