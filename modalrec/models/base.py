@@ -71,6 +71,14 @@ class Recommender(nn.Module, abc.ABC):
         """User and item vectors for which the score is their dot product."""
         raise NotSupported(f"{type(self).__name__} does not factor into dot products")
 
+    def content_item_vectors(self, features: dict[str, Tensor]) -> Tensor:
+        """Item vectors for new items from their raw content features alone, comparable with
+        ``embeddings().items`` (so a brand-new item is recommendable without retraining).
+
+        Shapes: {modality: (N, F_m)} -> (N, d).
+        """
+        raise NotSupported(f"{type(self).__name__} cannot embed new items from content")
+
     def embeddings(self) -> Embeddings:
         """``compute_embeddings()``, cached while the model is in eval mode."""
         if self.training:

@@ -13,7 +13,7 @@ from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty
-from modalrec.nn.content import content_tables, warm_item_mask
+from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,10 @@ class VBPR(Recommender):
 
     def __init__(self, config: VBPRConfig, inputs: ModelInputs) -> None:
         super().__init__(config, inputs)
-        tables = content_tables("vbpr", config.modalities, inputs.features, scale=config.standardize)
-        self.modalities = list(tables)
-        self.register_buffer("content", torch.cat(list(tables.values()), dim=1), persistent=False)  # (I, F)
+        raw = content_tables("vbpr", config.modalities, inputs.features, scale=False)
+        self.modalities = list(raw)
+        self.scaler = ContentScaler(raw, scale=config.standardize)
+        self.register_buffer("content", self.scaler(raw), persistent=False)  # (I, F)
         self.register_buffer("warm", warm_item_mask(inputs.num_items, inputs.train_items), persistent=False)
         self.user_id = nn.Embedding(inputs.num_users, config.embedding_dim)
         self.item_id = nn.Embedding(inputs.num_items, config.embedding_dim)
@@ -86,6 +87,15 @@ class VBPR(Recommender):
         projected = self.content_projection(self.content)  # (I, K')
         bias = self.warm * self.item_bias.weight + self.content_bias(self.content)  # (I, 1)
         return torch.cat([self.warm * self.item_id.weight, projected, bias], dim=1)
+
+    def content_item_vectors(self, features: dict[str, Tensor]) -> Tensor:
+        """Vectors for new items from their raw features alone (no ID factor, no item bias).
+
+        Shapes: {modality: (N, F_m)} -> (N, K + K' + 1), comparable with ``compute_embeddings().items``.
+        """
+        content = self.scaler({m: features[m].to(self.content.device) for m in self.modalities})
+        id_part = torch.zeros(content.shape[0], self.config.embedding_dim, device=content.device)
+        return torch.cat([id_part, self.content_projection(content), self.content_bias(content)], dim=1)
 
     def user_vectors(self) -> Tensor:
         ones = torch.ones(self.num_users, 1, device=self.user_id.weight.device)

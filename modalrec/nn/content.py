@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 
@@ -49,3 +49,33 @@ def warm_item_mask(num_items: int, train_items: Tensor) -> Tensor:
     warm = torch.zeros(num_items, 1)
     warm[train_items] = 1.0
     return warm
+
+
+class ContentScaler(nn.Module):
+    """Standardises raw modality tables with statistics fitted once on the catalogue, and concatenates them.
+
+    The same statistics then apply to new items (``forward`` on their raw rows), so a model can embed
+    content it has never seen exactly as it embedded the catalogue.
+
+    Shapes: {modality: (N, F_m)} -> (N, sum F_m).
+    """
+
+    def __init__(self, tables: dict[str, Tensor], *, scale: bool = True) -> None:
+        super().__init__()
+        self.modalities = list(tables)
+        self.scale = scale
+        for index, table in enumerate(tables.values()):
+            table = table.float()
+            centre = table.mean(0, keepdim=True)
+            spread = (table - centre).norm(dim=1).mean().clamp(min=1e-12)
+            self.register_buffer(f"centre_{index}", centre, persistent=False)
+            self.register_buffer(f"spread_{index}", spread, persistent=False)
+
+    def forward(self, tables: dict[str, Tensor]) -> Tensor:
+        parts = []
+        for index, modality in enumerate(self.modalities):
+            table = tables[modality].float()
+            if self.scale:
+                table = (table - getattr(self, f"centre_{index}")) / getattr(self, f"spread_{index}")
+            parts.append(table)
+        return torch.cat(parts, dim=1)

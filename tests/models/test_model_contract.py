@@ -114,3 +114,25 @@ def test_save_load_round_trip(name: str, tmp_path: Path) -> None:
     users = torch.arange(split.num_users)
     assert torch.equal(model.eval().score(users), loaded.score(users))
     assert type(loaded) is type(model) and loaded.config == model.config
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_new_items_from_content_match_cold_catalogue_items(name: str) -> None:
+    """Where a model can embed new content, a cold catalogue item's vector equals its content vector."""
+    from modalrec.models.base import NotSupported
+
+    split, features = block_split()
+    keep = split.train.items != 0  # item 0 becomes cold: no training interaction
+    split = Split(split.num_users, split.num_items, Pairs(split.train.users[keep], split.train.items[keep]),
+                  split.valid, split.test)
+    model, _ = build(name)
+    inputs = ModelInputs(split.num_users, split.num_items, torch.from_numpy(split.train.users),
+                         torch.from_numpy(split.train.items), features)
+    model = type(model)(model.config, inputs)
+    fit(model, split, epochs=2)
+    model.eval()
+    try:
+        fresh = model.content_item_vectors({m: t[:1] for m, t in features.items()})
+    except NotSupported:
+        pytest.skip(f"{name} does not embed new items")
+    assert torch.allclose(fresh[0], model.embeddings().items[0], atol=1e-5)
