@@ -80,6 +80,8 @@ class TrainConfig:
     checkpoint_every: int = 1  # write a resumable checkpoint every N epochs
     progress: bool = True  # show a progress bar
     sample_cold_negatives: bool = False  # also draw negatives among items with no training interaction
+    mixed_precision: bool = False  # bfloat16 autocast for the training step (CUDA only)
+    find_unused_parameters: bool = False  # DDP: set for models whose loss leaves some parameters unused
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every", "checkpoint_every"):

@@ -80,22 +80,36 @@ def _add_train(sub: Any) -> None:
     train.add_argument("--seed", type=int, help="seed for initialisation, shuffling and sampling (default 2024)")
     train.add_argument("--resume", action="store_true", help="continue the interrupted run in RUN_DIR")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), help="shortcut for --set train.device=...")
+    train.add_argument("--distributed", action="store_true",
+                       help="train with DistributedDataParallel; launch with torchrun (see README)")
     _config_arguments(train)
     train.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
+    from modalrec.train.distributed import from_environment, stop
     from modalrec.train.run import resolve_config, resume_run, train_run
 
-    if args.resume:
-        result = resume_run(args.out)
-    else:
-        if not args.data:
-            raise ModalrecError("train: --data PATH is required (unless --resume)")
-        config = resolve_config(args.data, args.model, config_file=args.config, overrides=args.overrides, seed=args.seed)
-        result = train_run(config, args.out, overwrite=args.overwrite)
-    print(_metrics_line(result.test, "test"))
-    print(f"best epoch {result.best_epoch} of {result.epochs}, {result.train_seconds:.1f} s training; run in {args.out}")
+    context = from_environment()
+    if args.distributed and not context.enabled:
+        raise ModalrecError("train --distributed: launch it with torchrun (RANK/WORLD_SIZE are not set); see README")
+    overrides = [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
+    try:
+        if args.resume:
+            result = resume_run(args.out, dist_context=context)
+        else:
+            if not args.data:
+                raise ModalrecError("train: --data PATH is required (unless --resume)")
+            config = resolve_config(args.data, args.model, config_file=args.config, overrides=overrides,
+                                    seed=args.seed)
+            result = train_run(config, args.out, overwrite=args.overwrite, dist_context=context)
+    finally:
+        stop()
+    if context.is_main:
+        print(_metrics_line(result.test, "test"))
+        print(f"best epoch {result.best_epoch} of {result.epochs}, {result.train_seconds:.1f} s training; "
+              f"run in {args.out}")
     return 0
 
 

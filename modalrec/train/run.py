@@ -36,6 +36,9 @@ from modalrec.io_utils import write_json, write_with
 from modalrec.models.base import ModelInputs, Recommender
 from modalrec.models.io import load_model, save_model
 from modalrec.models.registry import get_model
+from modalrec.train.distributed import DistContext, check_same_everywhere
+from modalrec.train.distributed import start as start_distributed
+from modalrec.train.lock import run_folder_lock
 from modalrec.train.trainer import Trainer, TrainResult, resolve_device
 
 log = logging.getLogger(__name__)
@@ -154,35 +157,60 @@ def build_model(config: RunConfig, inputs: ModelInputs) -> Recommender:
 # ---------------------------------------------------------------------------------------------
 # Training into a run folder
 
-def train_run(config: RunConfig, out_dir: str | Path, *, overwrite: bool = False) -> TrainResult:
-    """Train and write the run folder. Nothing is written until the data, split and model are valid."""
+def train_run(
+    config: RunConfig, out_dir: str | Path, *, overwrite: bool = False, dist_context: DistContext | None = None
+) -> TrainResult:
+    """Train and write the run folder. Nothing is written until the data, split and model are valid.
+
+    Under torchrun every rank trains and only rank 0 writes the folder.
+    """
     out = Path(out_dir)
-    _check_new_run_folder(out, overwrite)
+    context = dist_context or DistContext()
+    if context.is_main:
+        _check_new_run_folder(out, overwrite)
     configure_threads(config.train.threads)
     prepared = prepare_data(config.data_path, config.data)
     model = build_model(config, model_inputs(prepared.dataset, prepared.split))
-    trainer = Trainer(model, prepared.split, config.train, config.eval, seed=config.seed, checkpoint_dir=out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in (METRICS_FILE, "checkpoint.pt", "best.pt"):
-        (out / stale).unlink(missing_ok=True)
-    write_json(out / CONFIG_FILE, config.to_dict())
-    prepared.dataset.user_ids.save(out / "user_ids.csv", "user_id")
-    prepared.dataset.item_ids.save(out / "item_ids.csv", "item_id")
-    prepared.split.save(out / "split.npz")
-    return _finish(trainer, out, resume=False)
+    trainer = _trainer(config, model, prepared.split, out, context)
+    if not context.is_main:
+        return trainer.fit()
+    with run_folder_lock(out):
+        for stale in (METRICS_FILE, "checkpoint.pt", "best.pt"):
+            (out / stale).unlink(missing_ok=True)
+        write_json(out / CONFIG_FILE, config.to_dict())
+        prepared.dataset.user_ids.save(out / "user_ids.csv", "user_id")
+        prepared.dataset.item_ids.save(out / "item_ids.csv", "item_id")
+        prepared.split.save(out / "split.npz")
+        return _finish(trainer, out, resume=False)
 
 
-def resume_run(out_dir: str | Path) -> TrainResult:
+def resume_run(out_dir: str | Path, *, dist_context: DistContext | None = None) -> TrainResult:
     """Continue an interrupted run from its last checkpoint."""
     out = Path(out_dir)
     if not (out / CONFIG_FILE).is_file() or not (out / "checkpoint.pt").is_file():
         raise RunFolderError(f"{out}: holds no run to resume (expected {CONFIG_FILE} and checkpoint.pt)")
+    context = dist_context or DistContext()
     config = read_run_config(out)
     configure_threads(config.train.threads)
     dataset, split = _reload_data(out, config)
     model = build_model(config, model_inputs(dataset, split))
-    trainer = Trainer(model, split, config.train, config.eval, seed=config.seed, checkpoint_dir=out)
-    return _finish(trainer, out, resume=True)
+    trainer = _trainer(config, model, split, out, context)
+    if not context.is_main:
+        return trainer.fit(resume=True)
+    with run_folder_lock(out):
+        return _finish(trainer, out, resume=True)
+
+
+def _trainer(config: RunConfig, model: Recommender, split: Split, out: Path, context: DistContext) -> Trainer:
+    if context.enabled:
+        start_distributed(context, resolve_device(config.train.device))
+        check_same_everywhere(
+            f"{split.num_users} users x {split.num_items} items, {len(split.train)} training pairs, "
+            f"model {config.model_name}, world size {context.world_size}",
+            context,
+        )
+    return Trainer(model, split, config.train, config.eval, seed=config.seed, checkpoint_dir=out,
+                   dist_context=context)
 
 
 def _finish(trainer: Trainer, out: Path, *, resume: bool) -> TrainResult:
@@ -190,6 +218,10 @@ def _finish(trainer: Trainer, out: Path, *, resume: bool) -> TrainResult:
     save_model(trainer.model, out / "best.pt")
     _write_history(out, result.history)
     _plot_history(out / "training.png", result.history, trainer.metric, trainer.model.name)
+    if result.test_table is not None:
+        table = result.test_table
+        arrays: dict[str, Any] = {"users": table.users, **table.per_user}
+        write_with(out / "test_per_user.npz", lambda handle: np.savez_compressed(handle, **arrays), "wb")
     write_json(out / METRICS_FILE, metrics_document(result))
     return result
 

@@ -6,12 +6,15 @@ import copy
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from modalrec.config import EvalConfig, TrainConfig
@@ -22,6 +25,7 @@ from modalrec.evaluate.evaluator import FullRankingEvaluator, MetricTable
 from modalrec.evaluate.metrics import parse_metric_name
 from modalrec.io_utils import atomic_path
 from modalrec.models.base import Recommender, TrainBatch
+from modalrec.train.distributed import DistContext, broadcast_value
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,17 @@ def make_evaluators(split: Split, eval_config: EvalConfig) -> dict[str, FullRank
     }
 
 
+class _LossModule(nn.Module):
+    """Exposes ``model.loss`` as ``forward``, the entry point DistributedDataParallel hooks into."""
+
+    def __init__(self, model: Recommender) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: TrainBatch) -> Tensor:
+        return self.model.loss(batch)
+
+
 class Trainer:
     """Trains any :class:`Recommender` on a :class:`Split` with BPR triples and early stopping.
 
@@ -82,6 +97,8 @@ class Trainer:
             everything in memory.
         on_epoch_end: called with each epoch's record (epoch, loss, seconds, and the validation metric when
             evaluated); it may raise to stop training (hyper-parameter search prunes trials this way).
+        dist_context: this process's rank in a torchrun job; each rank trains on its shard of every epoch
+            with gradients averaged by DistributedDataParallel, and rank 0 evaluates and checkpoints.
     """
 
     def __init__(
@@ -94,6 +111,7 @@ class Trainer:
         seed: int = 2024,
         checkpoint_dir: Path | None = None,
         on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+        dist_context: DistContext | None = None,
     ) -> None:
         self.config = config
         self.device = resolve_device(config.device)
@@ -108,13 +126,30 @@ class Trainer:
         self.checkpoint_dir = checkpoint_dir
         self.on_epoch_end = on_epoch_end
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.dist = dist_context or DistContext()
+        self.loss_module = self._wrap(model)
+        if config.mixed_precision and self.device.type != "cuda":
+            raise ConfigError("train.mixed_precision", f"needs a CUDA device; training runs on {self.device}")
+        self.generator = torch.Generator().manual_seed(seed)  # shuffling: the same order on every rank
+        self.sample_generator = (  # negatives: a different stream per rank
+            self.generator if not self.dist.enabled else torch.Generator().manual_seed(seed + 7919 * self.dist.rank)
+        )
         self.train_users = torch.from_numpy(split.train.users).long()
         self.train_items = torch.from_numpy(split.train.items).long()
         candidates = None if config.sample_cold_negatives else torch.unique(self.train_items)
         self.sampler = NegativeSampler(split.num_items, self.train_users, self.train_items, candidates)
         self.progress = _Progress()
         self.best_state: dict[str, Any] | None = None
+
+    def _wrap(self, model: Recommender) -> nn.Module:
+        loss_module = _LossModule(model)
+        if not self.dist.enabled:
+            return loss_module
+        device_ids = [self.device] if self.device.type == "cuda" else None
+        with warnings.catch_warnings():  # buffers (graphs, features) are built identically on every rank
+            warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+            return DistributedDataParallel(loss_module, device_ids=device_ids, broadcast_buffers=False,
+                                           find_unused_parameters=self.config.find_unused_parameters)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -148,10 +183,10 @@ class Trainer:
         self.progress.train_seconds += seconds
         record: dict[str, float] = {"epoch": epoch, "loss": loss, "train_seconds": seconds}
         if (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs:
-            valid = self.evaluate("valid").mean()
-            record[self.metric] = valid[self.metric]
+            value = self.evaluate("valid").mean()[self.metric] if self.dist.is_main else 0.0
+            record[self.metric] = broadcast_value(value, self.dist)
             record["eval_seconds"] = time.perf_counter() - start - seconds
-            self._update_best(valid[self.metric], epoch)
+            self._update_best(record[self.metric], epoch)
         self.progress.history.append(record)
         self.progress.epoch += 1
         if self.progress.epoch % self.config.checkpoint_every == 0 or self.progress.epoch == self.config.epochs:
@@ -164,11 +199,16 @@ class Trainer:
         """One pass over the shuffled training pairs; returns the mean batch loss."""
         self.model.train()
         order = torch.randperm(len(self.train_users), generator=self.generator)
+        batch_size = self.config.batch_size
+        if self.dist.enabled:  # equal shards, so every rank takes the same number of steps
+            order = order[: len(order) - len(order) % self.dist.world_size][self.dist.rank :: self.dist.world_size]
+            batch_size = max(1, batch_size // self.dist.world_size)
         total, batches = 0.0, 0
-        for chunk in torch.split(order, self.config.batch_size):
+        for chunk in torch.split(order, batch_size):
             users = self.train_users[chunk]
-            batch = TrainBatch(users, self.train_items[chunk], self.sampler.sample(users, self.generator))
-            loss = self.model.loss(batch.to(self.device))
+            batch = TrainBatch(users, self.train_items[chunk], self.sampler.sample(users, self.sample_generator))
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.mixed_precision):
+                loss = self.loss_module(batch.to(self.device))
             if not torch.isfinite(loss):
                 raise ModalrecError(
                     f"the loss became {loss.item()} at epoch {self.progress.epoch}; "
@@ -199,6 +239,9 @@ class Trainer:
         return patience > 0 and self.progress.evaluations_without_improvement >= patience
 
     def _final_result(self, evaluate_test: bool) -> TrainResult:
+        if not self.dist.is_main:  # rank 0 reports for the job
+            return TrainResult(self.progress.best_epoch, self.progress.epoch, self.progress.train_seconds, {}, {},
+                               self.progress.history)
         valid = self.evaluate("valid")
         test = self.evaluate("test") if evaluate_test else None
         return TrainResult(
@@ -214,7 +257,7 @@ class Trainer:
     # -- checkpoints ------------------------------------------------------------------------------
 
     def _save_checkpoint(self) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not self.dist.is_main:
             return
         payload = {
             "model": self.model.state_dict(),
