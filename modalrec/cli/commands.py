@@ -12,7 +12,13 @@ from modalrec.errors import ModalrecError
 
 
 def register(sub: Any) -> None:
-    _add_data(sub)
+    from modalrec.cli.build_cmd import add_build_parser, add_extract_parser
+    from modalrec.cli.features_cmd import add_features_parser
+    from modalrec.cli.serve_cmd import add_serve_parsers
+
+    add_build_parser(_add_data(sub))
+    add_extract_parser(add_features_parser(sub))
+    add_serve_parsers(sub)
     _add_models(sub)
     _add_train(sub)
     _add_evaluate(sub)
@@ -33,13 +39,14 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 
 # -- data --------------------------------------------------------------------------------------------
 
-def _add_data(sub: Any) -> None:
+def _add_data(sub: Any) -> Any:
     data = sub.add_parser("data", help="inspect datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     info = data_sub.add_parser("info", help="users, items, sparsity, splits and modalities of a dataset")
     info.add_argument("path", help="dataset folder or interactions file")
     _config_arguments(info)
     info.set_defaults(handler=_data_info)
+    return data_sub
 
 
 def _data_info(args: argparse.Namespace) -> int:

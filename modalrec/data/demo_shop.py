@@ -11,8 +11,11 @@ attributes, a mild item popularity term and a little noise. Content therefore pr
 interactions, also for cold items that have no training interaction.
 
 :func:`generate_shop` writes the raw files (pictures, ``items.csv``, ``interactions.csv``)
-and an MMRec-layout copy (``shop.inter``, ``image_feat.npy``, ``text_feat.npy``, id mapping
-files); :func:`build_demo_dataset` reuses an earlier output made with the same config.
+and, through the dataset builder (:mod:`modalrec.data.build`), an MMRec-layout copy
+(``shop.inter``, ``image_feat.npy``, ``text_feat.npy``, id mapping files) whose features
+come from real extractors: EfficientNet-Lite0 on the pictures and MiniLM on
+``"<title>. <description>"`` by default. :func:`build_demo_dataset` reuses an earlier output
+made with the same config.
 """
 
 from __future__ import annotations
@@ -28,17 +31,19 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from modalrec.data.build import BuildOptions, ModalitySpec, RawDataset, write_dataset
 from modalrec.errors import ConfigError
-from modalrec.features.simple import image_descriptors, tfidf_svd
 from modalrec.io_utils import write_bytes
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump when the generator's output changes, so cached copies are regenerated."""
 
 MANIFEST_NAME = "manifest.json"
-INTER_NAME = "shop.inter"
+DATASET_NAME = "shop"
+INTER_NAME = f"{DATASET_NAME}.inter"
+RAW_FILES = ("items.csv", "interactions.csv")
 TRAIN, VALID, TEST = 0, 1, 2
 MIN_WARM_PER_USER = 4
 """Warm interactions every user gets: at least 2 train, 1 valid and 1 test."""
@@ -107,7 +112,8 @@ class ShopConfig:
     popularity_weight: float = 0.4  # weight of the item popularity term (standard normal) in the affinity
     noise_scale: float = 0.3  # standard deviation of the per user-item noise in the affinity
     holdout_fraction: float = 0.1  # share of each user's warm interactions held out to valid, and again to test
-    text_dim: int = 64  # largest dimension of the TF-IDF + SVD text features
+    image_extractor: str = "efficientnet-lite0"  # image extractor run on the pictures ("handcrafted" is fast)
+    text_extractor: str = "minilm"  # text extractor run on "<title>. <description>" ("tfidf" is fast)
     start_timestamp: int = 1_700_000_000  # timestamp of the first interaction (seconds)
 
     def __post_init__(self) -> None:
@@ -140,7 +146,6 @@ class ShopConfig:
             ("temperature", self.temperature > 0, "must be positive"),
             ("noise_scale", self.noise_scale >= 0, "must be >= 0"),
             ("holdout_fraction", 0.0 < self.holdout_fraction < 0.5, "must be in (0, 0.5)"),
-            ("text_dim", self.text_dim >= 1, "must be at least 1"),
         ]
         for key, valid, message in checks:
             if not valid:
@@ -164,10 +169,14 @@ class _Catalogue:
 def generate_shop(out_dir: Path, config: ShopConfig = ShopConfig()) -> Path:
     """Generate the demo shop into ``out_dir``.
 
-    Writes ``images/<item_id>.png``, ``items.csv``, ``interactions.csv``, ``shop.inter``
-    (x_label 0 train, 1 valid, 2 test), ``image_feat.npy``, ``text_feat.npy``,
-    ``u_id_mapping.csv``, ``i_id_mapping.csv`` and, last, ``manifest.json``. Each file is
-    written atomically; files of an earlier run that the new one does not produce are left.
+    Writes ``images/<item_id>.png``, ``items.csv`` and ``interactions.csv``, then builds
+    ``shop.inter`` (x_label 0 train, 1 valid, 2 test), ``image_feat.npy``, ``text_feat.npy``
+    (with their ``*_missing.npy`` masks), ``u_id_mapping.csv``, ``i_id_mapping.csv``,
+    ``problems.csv`` and, last, ``manifest.json`` (the builder's, plus this generator's
+    name, version and config) with :func:`modalrec.data.build.write_dataset`, running
+    ``config.image_extractor`` on the pictures and ``config.text_extractor`` on
+    ``"<title>. <description>"``. Each file is written atomically; files of an earlier run
+    that the new one does not produce are left.
 
     The split shuffles each user's interactions with warm items and holds out
     ``holdout_fraction`` of them (rounded, at least one) to valid and as many to test,
@@ -185,6 +194,7 @@ def generate_shop(out_dir: Path, config: ShopConfig = ShopConfig()) -> Path:
     started = time.perf_counter()
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # the folder is complete again only when rewritten
     catalogue_rng, image_rng, text_rng, taste_rng, split_rng = (
         np.random.default_rng(seed) for seed in np.random.SeedSequence(config.seed).spawn(5)
     )
@@ -197,15 +207,10 @@ def generate_shop(out_dir: Path, config: ShopConfig = ShopConfig()) -> Path:
     labels = _split_labels(interactions, is_cold, config, split_rng)
 
     _write_pictures(out_dir, catalogue.item_ids, pictures)
-    _write_raw_tables(out_dir, catalogue, titles, descriptions, interactions, config)
-    _write_mmrec_layout(out_dir, catalogue.item_ids, interactions, labels, config)
-    texts = [f"{title}. {description}" for title, description in zip(titles, descriptions)]
-    text_feat = tfidf_svd(texts, dim=config.text_dim, seed=config.seed)
-    write_bytes(out_dir / "image_feat.npy", _npy_bytes(image_descriptors(pictures)))
-    write_bytes(out_dir / "text_feat.npy", _npy_bytes(text_feat))
-    counts = _split_counts(labels, config)
-    _write_manifest(out_dir, config, counts)
-    logger.info("generated demo shop in %s in %.1f s: %s", out_dir, time.perf_counter() - started, counts)
+    items, raw_interactions = _write_raw_tables(out_dir, catalogue, titles, descriptions, interactions, config)
+    _build_features(out_dir, items, raw_interactions.assign(x_label=labels), config)
+    logger.info("generated demo shop in %s in %.1f s: %s", out_dir, time.perf_counter() - started,
+                _split_counts(labels, config))
     return out_dir
 
 
@@ -427,7 +432,7 @@ def _split_labels(
 
 
 def _split_counts(labels: np.ndarray, config: ShopConfig) -> dict[str, int]:
-    """Sizes of the dataset and of each split, for the manifest and the log."""
+    """Sizes of the dataset and of each split, for the log."""
     return {
         "users": config.num_users,
         "items": config.num_items,
@@ -460,8 +465,8 @@ def _write_raw_tables(
     descriptions: list[str],
     interactions: pd.DataFrame,
     config: ShopConfig,
-) -> None:
-    """Write ``items.csv`` and ``interactions.csv`` with the original string ids."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write ``items.csv`` and ``interactions.csv`` with the original string ids; return both tables."""
     items = pd.DataFrame(
         {
             "item_id": catalogue.item_ids,
@@ -480,45 +485,21 @@ def _write_raw_tables(
     )
     write_bytes(out_dir / "items.csv", items.to_csv(index=False, lineterminator="\n").encode())
     write_bytes(out_dir / "interactions.csv", raw.to_csv(index=False, lineterminator="\n").encode())
+    return items, raw
 
 
-def _write_mmrec_layout(
-    out_dir: Path, item_ids: list[str], interactions: pd.DataFrame, labels: np.ndarray, config: ShopConfig
-) -> None:
-    """Write ``shop.inter`` and the id mapping files in MMRec's tab-separated layout."""
-    inter = pd.DataFrame(
-        {
-            "userID": interactions["user"],
-            "itemID": interactions["item"],
-            "rating": interactions["rating"],
-            "timestamp": interactions["timestamp"],
-            "x_label": labels,
-        }
-    )
-    user_map = pd.DataFrame({"user_id": _user_ids(config), "userID": np.arange(config.num_users)})
-    item_map = pd.DataFrame({"item_id": item_ids, "itemID": np.arange(len(item_ids))})
-    for name, table in ((INTER_NAME, inter), ("u_id_mapping.csv", user_map), ("i_id_mapping.csv", item_map)):
-        write_bytes(out_dir / name, table.to_csv(sep="\t", index=False, lineterminator="\n").encode())
-
-
-def _write_manifest(out_dir: Path, config: ShopConfig, counts: dict[str, int]) -> None:
-    """Write ``manifest.json``, which marks the output as complete."""
-    manifest = {
-        "generator": __name__,
-        "version": GENERATOR_VERSION,
-        "config": asdict(config),
-        "counts": counts,
-        "files": [
-            "items.csv",
-            "interactions.csv",
-            INTER_NAME,
-            "image_feat.npy",
-            "text_feat.npy",
-            "u_id_mapping.csv",
-            "i_id_mapping.csv",
-        ],
-    }
-    write_bytes(out_dir / MANIFEST_NAME, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+def _build_features(out_dir: Path, items: pd.DataFrame, interactions: pd.DataFrame, config: ShopConfig) -> None:
+    """Build the MMRec-layout files from the raw tables with the configured extractors."""
+    content = items[["item_id", "image"]].assign(text=items["title"] + ". " + items["description"])
+    content.index = np.arange(len(content)) + 2  # line numbers in items.csv, after the header
+    interactions = interactions.set_axis(np.arange(len(interactions)) + 2)
+    raw = RawDataset(interactions, content, out_dir / "interactions.csv", out_dir / "items.csv")
+    specs = [
+        ModalitySpec("image", ("image",), config.image_extractor),
+        ModalitySpec("text", ("text",), config.text_extractor),
+    ]
+    generator = {"generator": __name__, "version": GENERATOR_VERSION, "config": asdict(config)}
+    write_dataset(raw, specs, out_dir, BuildOptions(name=DATASET_NAME), extra_manifest=generator)
 
 
 def _is_up_to_date(out_dir: Path, config: ShopConfig) -> bool:
@@ -534,12 +515,5 @@ def _is_up_to_date(out_dir: Path, config: ShopConfig) -> bool:
     return (
         manifest.get("version") == GENERATOR_VERSION
         and manifest.get("config") == asdict(config)
-        and all((out_dir / name).is_file() for name in manifest.get("files", []))
+        and all((out_dir / name).is_file() for name in [*RAW_FILES, *manifest.get("files", [])])
     )
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    """Contents of a ``.npy`` file holding ``array``."""
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()

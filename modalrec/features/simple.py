@@ -2,8 +2,9 @@
 
 Images become a colour histogram plus a few shape and texture numbers
 (:func:`image_descriptors`); texts become a TF-IDF matrix reduced with a truncated SVD
-(:func:`tfidf_svd`). :func:`fill_missing` completes a feature table for items whose
-content is missing. Every function returns ``float32`` arrays with one row per input.
+(:func:`tfidf_svd`, or :class:`TfidfSvd` to fit on one corpus and transform any text).
+:func:`fill_missing` completes a feature table for items whose content is missing. Every
+function returns ``float32`` arrays with one row per input.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from threadpoolctl import threadpool_limits
 
-from modalrec.errors import DataFormatError
+from modalrec.errors import DataFormatError, NotFittedError
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def colour_histogram(images: Sequence[ImageInput], bins: tuple[int, int, int] = 
     """
     if min(bins) < 1:
         raise ValueError(f"every bin count must be positive, got {bins}")
-    rows = [_hsv_histogram(_load_rgb(image), bins) for image in images]
+    rows = [hsv_histogram(_load_rgb(image), bins) for image in images]
     return _stack(rows, int(np.prod(bins)))
 
 
@@ -92,7 +93,7 @@ def image_descriptors(
     rows = []
     for image in images:
         rgb = _load_rgb(image)
-        rows.append(np.concatenate([_hsv_histogram(rgb, bins), _shape_texture(rgb)]))
+        rows.append(np.concatenate([hsv_histogram(rgb, bins), _shape_texture(rgb)]))
     return _stack(rows, int(np.prod(bins)) + ORIENTATION_BINS + 1)
 
 
@@ -115,24 +116,68 @@ def tfidf_svd(texts: Sequence[str], dim: int = 64, seed: int = 0) -> np.ndarray:
         DataFormatError: If the texts hold fewer than two words or there are fewer than two texts.
         ValueError: If ``dim`` is not positive.
     """
-    if dim < 1:
-        raise ValueError(f"dim must be positive, got {dim}")
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    try:
-        tfidf = vectorizer.fit_transform(list(texts))
-    except ValueError as error:  # raised by scikit-learn for an empty vocabulary
-        raise DataFormatError(None, f"cannot build TF-IDF features: {error}") from error
-    n_texts, n_features = tfidf.shape
-    components = min(dim, n_features - 1, n_texts - 1)
-    if components < 1:
-        raise DataFormatError(
-            None, f"need at least 2 texts and 2 distinct words, found {n_texts} texts and {n_features} terms"
-        )
-    # One BLAS thread: far faster on matrices this small and bit-reproducible across machines.
-    with threadpool_limits(limits=1):
-        reduced = TruncatedSVD(n_components=components, random_state=seed).fit_transform(tfidf)
-    logger.debug("tfidf_svd: %d texts, %d terms -> %d dimensions", n_texts, n_features, components)
-    return _l2_normalise(reduced).astype(np.float32)
+    return TfidfSvd(dim, seed).fit_transform(texts)
+
+
+class TfidfSvd:
+    """:func:`tfidf_svd` split into ``fit`` on a corpus and ``transform`` of any texts.
+
+    Args:
+        dim: Largest number of output dimensions.
+        seed: Random state of the randomized SVD.
+
+    Raises:
+        ValueError: If ``dim`` is not positive.
+    """
+
+    def __init__(self, dim: int = 64, seed: int = 0) -> None:
+        if dim < 1:
+            raise ValueError(f"dim must be positive, got {dim}")
+        self.max_dim = dim
+        self.seed = seed
+        self._vectorizer: TfidfVectorizer | None = None
+        self._svd: TruncatedSVD | None = None
+
+    @property
+    def dim(self) -> int:
+        """Number of output dimensions once fitted: ``min(dim, n_features - 1, n_texts - 1)``."""
+        if self._svd is None:
+            raise NotFittedError("TfidfSvd: call fit() before asking for dim")
+        return int(self._svd.n_components)
+
+    def fit(self, texts: Sequence[str]) -> TfidfSvd:
+        """Learn the vocabulary, IDF weights and SVD basis of ``texts``."""
+        self.fit_transform(texts)
+        return self
+
+    def fit_transform(self, texts: Sequence[str]) -> np.ndarray:
+        """Fit on ``texts`` and return their ``(len(texts), dim)`` float32 rows (see :func:`tfidf_svd`)."""
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        try:
+            tfidf = vectorizer.fit_transform(list(texts))
+        except ValueError as error:  # raised by scikit-learn for an empty vocabulary
+            raise DataFormatError(None, f"cannot build TF-IDF features: {error}") from error
+        n_texts, n_features = tfidf.shape
+        components = min(self.max_dim, n_features - 1, n_texts - 1)
+        if components < 1:
+            raise DataFormatError(
+                None, f"need at least 2 texts and 2 distinct words, found {n_texts} texts and {n_features} terms"
+            )
+        svd = TruncatedSVD(n_components=components, random_state=self.seed)
+        # One BLAS thread: far faster on matrices this small and bit-reproducible across machines.
+        with threadpool_limits(limits=1):
+            reduced = svd.fit_transform(tfidf)
+        self._vectorizer, self._svd = vectorizer, svd
+        logger.debug("tfidf_svd: %d texts, %d terms -> %d dimensions", n_texts, n_features, components)
+        return _l2_normalise(reduced).astype(np.float32)
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), dim)`` float32 L2-normalised rows; words unseen by ``fit`` are ignored."""
+        if self._vectorizer is None or self._svd is None:
+            raise NotFittedError("TfidfSvd: call fit() before transform()")
+        with threadpool_limits(limits=1):
+            reduced = self._svd.transform(self._vectorizer.transform(list(texts)))
+        return _l2_normalise(reduced).astype(np.float32)
 
 
 def fill_missing(values: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -182,8 +227,11 @@ def _load_rgb(image: ImageInput) -> Image.Image:
     return rgb.resize((DESCRIPTOR_SIZE, DESCRIPTOR_SIZE), Image.Resampling.BILINEAR)
 
 
-def _hsv_histogram(rgb: Image.Image, bins: tuple[int, int, int]) -> np.ndarray:
-    """L1-normalised joint HSV histogram of an RGB image (see :func:`colour_histogram`)."""
+def hsv_histogram(rgb: Image.Image, bins: tuple[int, int, int]) -> np.ndarray:
+    """L1-normalised joint HSV histogram of an RGB image of any size (binning as in :func:`colour_histogram`).
+
+    Shapes: ``(prod(bins),)`` float64.
+    """
     hsv = np.asarray(rgb.convert("HSV"), dtype=np.int64).reshape(-1, 3)
     hue_bins, sat_bins, val_bins = bins
     half_hue_bin = 256 // (2 * hue_bins)

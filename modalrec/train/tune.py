@@ -58,8 +58,17 @@ def search_space(model_name: str) -> dict[str, Dimension]:
     config_class = get_model(model_name).config_class
     names = {f.name for f in fields(config_class)}
     space = {key: dim for key, dim in DEFAULT_SPACE.items() if key.startswith("train.") or key[6:] in names}
-    space.update({f"model.{key}": dim for key, dim in getattr(config_class, "search_space", {}).items()})
+    extra = getattr(config_class, "search_space", {})
+    space.update({f"model.{key}": _as_dimension(value) for key, value in extra.items()})
     return space
+
+
+def _as_dimension(value: Dimension | tuple[Any, ...]) -> Dimension:
+    """A config's own entry: a Dimension, ``(kind, low, high)`` or ``("choice", a, b, ...)``."""
+    if isinstance(value, Dimension):
+        return value
+    kind, *rest = value
+    return Dimension(kind, choices=tuple(rest)) if kind == "choice" else Dimension(kind, rest[0], rest[1])
 
 
 @dataclass

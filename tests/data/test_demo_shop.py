@@ -14,9 +14,10 @@ from PIL import Image
 from modalrec.data.demo_shop import MATERIALS, ShopConfig, build_demo_dataset, generate_shop
 from modalrec.errors import ConfigError
 
-# Same draw-to-catalogue ratio as the default config, at a fraction of the size.
-SMALL = ShopConfig(num_items=200, num_users=400, seed=5, max_user_interactions=20, mean_extra_interactions=5.0)
-TINY = ShopConfig(num_items=60, num_users=30, seed=1, max_user_interactions=12, mean_extra_interactions=2.0)
+# Same draw-to-catalogue ratio as the default config, at a fraction of the size, with the fast extractors.
+FAST = {"image_extractor": "handcrafted", "text_extractor": "tfidf"}
+SMALL = ShopConfig(num_items=200, num_users=400, seed=5, max_user_interactions=20, mean_extra_interactions=5.0, **FAST)
+TINY = ShopConfig(num_items=60, num_users=30, seed=1, max_user_interactions=12, mean_extra_interactions=2.0, **FAST)
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,9 @@ def test_build_demo_dataset_reuses_matching_output(tmp_path: Path) -> None:
     out_dir = build_demo_dataset(tmp_path / "demo", TINY)
     manifest = json.loads((out_dir / "manifest.json").read_text())
     assert manifest["config"]["seed"] == TINY.seed
+    assert manifest["modalities"]["image"]["extractor"] == "handcrafted"
+    assert manifest["modalities"]["text"]["extractor"] == "tfidf"
+    assert (ShopConfig().image_extractor, ShopConfig().text_extractor) == ("efficientnet-lite0", "minilm")
     assert manifest["counts"]["interactions"] == len(_inter(out_dir))
     first_write = (out_dir / "shop.inter").stat().st_mtime_ns
 

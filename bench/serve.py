@@ -1,0 +1,213 @@
+"""Load test of the recommendation service on loopback: /recommend at a fixed rate against 63,001 items.
+
+Builds (once, under --work) a synthetic dataset of clustered item features with 63,001 items, trains a
+VBPR run on it for two epochs, starts ``modalrec serve`` on a free 127.0.0.1 port in a subprocess, checks
+the served top-20 against exact search, then sends ``--rate`` requests per second for ``--duration``
+seconds (an open loop: each request leaves at its scheduled time, whether or not earlier ones have
+answered) and prints latency percentiles, errors and the achieved rate, measured by the client (from the
+scheduled send time) and by the server (``/metrics``).
+
+Bounded: ``rate x duration`` requests at most, to 127.0.0.1 only, and the run stops itself after
+``duration + 60`` seconds whatever happens.
+
+    .venv/bin/python bench/serve.py [--rate 200] [--duration 60] [--items 63001] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+HOST = "127.0.0.1"  # loopback only
+
+
+def build_dataset(folder: Path, num_items: int, num_users: int, seed: int = 0) -> Path:
+    """MMRec layout: users each drawn to one of 200 item clusters; items' 64-d features reveal their cluster."""
+    if (folder / "bench.inter").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    clusters = 200
+    cluster_of = rng.integers(0, clusters, num_items)
+    centres = rng.normal(size=(clusters, 64))
+    features = (centres[cluster_of] + 0.7 * rng.normal(size=(num_items, 64))).astype(np.float32)
+    members = [np.flatnonzero(cluster_of == c) for c in range(clusters)]
+    lines = ["userID\titemID\tx_label"]
+    for user in range(num_users):
+        taste = rng.integers(0, clusters, 2)
+        pool = np.concatenate([members[c] for c in taste])
+        picks = rng.choice(pool, size=min(len(pool), int(rng.integers(10, 40))), replace=False)
+        labels = np.zeros(len(picks), dtype=int)
+        labels[-2], labels[-1] = 1, 2
+        lines += [f"{user}\t{item}\t{label}" for item, label in zip(picks, labels)]
+    (folder / "bench.inter").write_text("\n".join(lines) + "\n")
+    np.save(folder / "image_feat.npy", features)
+    return folder
+
+
+def train(data: Path, run: Path) -> Path:
+    if (run / "metrics.json").is_file():
+        return run
+    command = [sys.executable, "-m", "modalrec", "train", "--data", str(data), "--model", "vbpr", "--out", str(run),
+               "--overwrite", "--set", "epochs=2", "--set", "threads=1", "--set", "progress=false",
+               "--set", "eval.ks=[20]"]
+    subprocess.run(command, check=True, timeout=1800)
+    return run
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(run: Path, port: int, log_file: Path) -> subprocess.Popen[bytes]:
+    code = ("import logging, sys; from pathlib import Path\n"
+            "from modalrec.serve.app import load_service, serve\n"
+            "logging.basicConfig(level=logging.INFO)\n"
+            f"serve(load_service([Path({str(run)!r})]), {HOST!r}, {port})\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(log_file, "wb") as log:
+        return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def wait_healthy(base: str, server: subprocess.Popen[bytes], timeout: float) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with code {server.returncode}")
+        try:
+            return dict(httpx.get(base + "/health", timeout=2).json())
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise SystemExit(f"the server did not answer /health within {timeout:.0f} s")
+
+
+def served_recall(base: str, run: Path, users: np.ndarray, k: int) -> float:
+    """Share of the exact top-k (seen items excluded) that /recommend returns, over ``users``."""
+    from modalrec.train.run import load_run
+
+    loaded = load_run(run)
+    vectors = loaded.model.embeddings()
+    user_vectors, item_vectors = vectors.users.numpy(), vectors.items.numpy()
+    seen = loaded.split.matrix("train")
+    found = []
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for user in users:
+            scores = item_vectors @ user_vectors[user]
+            scores[seen.indices[seen.indptr[user]:seen.indptr[user + 1]]] = -np.inf
+            exact = set(np.argpartition(-scores, k)[:k].tolist())
+            external = str(loaded.dataset.user_ids.external[user])
+            items = client.get("/recommend", params={"user": external, "k": k}).json()["items"]
+            lookup = loaded.dataset.item_ids.lookup()
+            found.append(len(exact & {lookup[row["item"]] for row in items}) / k)
+    return float(np.mean(found))
+
+
+async def load(base: str, users: list[str], rate: float, duration: float, k: int) -> dict[str, object]:
+    """Open-loop load: request i leaves at start + i / rate; latency counts from that scheduled time."""
+    total = int(rate * duration)
+    latencies = np.full(total, np.nan)
+    errors: dict[str, int] = {}
+    rng = np.random.default_rng(1)
+    picks = rng.integers(0, len(users), total)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=5.0) as client:
+        start = time.perf_counter() + 0.2
+
+        async def one(i: int) -> None:
+            scheduled = start + i / rate
+            try:
+                response = await client.get("/recommend", params={"user": users[picks[i]], "k": k})
+                if response.status_code != 200 or len(response.json()["items"]) != k:
+                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
+                    return
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                return
+            latencies[i] = (time.perf_counter() - scheduled) * 1000.0
+
+        tasks = []
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+        elapsed = time.perf_counter() - start
+    done = latencies[~np.isnan(latencies)]
+    p50, p95, p99 = np.percentile(done, [50, 95, 99]) if len(done) else (np.nan,) * 3
+    return {"requests": total, "ok": len(done), "errors": errors, "seconds": elapsed,
+            "achieved_rate": len(done) / elapsed, "p50": p50, "p95": p95, "p99": p99,
+            "max": float(done.max()) if len(done) else np.nan}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (default 200)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    parser.add_argument("--items", type=int, default=63_001, help="catalogue size (default 63001)")
+    parser.add_argument("--users", type=int, default=5_000, help="users in the synthetic dataset (default 5000)")
+    parser.add_argument("-k", type=int, default=20)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/modalrec-bench-serve"),
+                        help="where the dataset, run and server log go (reused when present)")
+    args = parser.parse_args()
+    if not (0 < args.rate <= 2000 and 0 < args.duration <= 600):
+        raise SystemExit("--rate must be in (0, 2000] and --duration in (0, 600]")
+
+    data = build_dataset(args.work / f"data-{args.items}", args.items, args.users)
+    run = train(data, args.work / f"run-{args.items}")
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    server = start_server(run, port, args.work / "server.log")
+    try:
+        health = wait_healthy(base, server, timeout=600)
+        startup = time.perf_counter() - started
+        user_ids = [str(u) for u in range(args.users)]
+        recall = served_recall(base, run, np.arange(0, args.users, max(1, args.users // 300)), args.k)
+        with httpx.Client(base_url=base) as client:  # warm-up, not measured
+            for user in user_ids[:200]:
+                client.get("/recommend", params={"user": user, "k": args.k})
+        result = asyncio.run(asyncio.wait_for(load(base, user_ids, args.rate, args.duration, args.k),
+                                              timeout=args.duration + 60))
+        server_side = httpx.get(base + "/metrics").json()["endpoints"]["/recommend"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    load_after = os.getloadavg()[0]
+    arm = health["arms"]["A"]  # type: ignore[index]
+    rows = [
+        ("catalogue", f"{health['items']} items, {arm['users']} users, {arm['model']}, index {arm['index']}"),
+        ("served recall@20 vs exact", f"{recall:.4f}"),
+        ("server start (load + index)", f"{startup:.1f} s"),
+        ("requests sent", f"{result['requests']} at {args.rate:g}/s for {args.duration:g} s"),
+        ("achieved rate", f"{result['achieved_rate']:.1f} req/s"),
+        ("errors", str(sum(result["errors"].values())) + (f" {result['errors']}" if result["errors"] else "")),  # type: ignore[attr-defined]
+        ("client p50 / p95 / p99 / max", f"{result['p50']:.2f} / {result['p95']:.2f} / {result['p99']:.2f} / "
+                                         f"{result['max']:.2f} ms"),
+        ("server p50 / p95 / p99", f"{server_side['p50_ms']:.2f} / {server_side['p95_ms']:.2f} / "
+                                   f"{server_side['p99_ms']:.2f} ms (last {server_side['window']} requests)"),
+        ("1-min load average", f"{load_before:.2f} before, {load_after:.2f} after ({os.cpu_count()} cores)"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'measure':<{width}} | value |\n|{'-' * (width + 2)}|-------|")
+    for name, value in rows:
+        print(f"| {name:<{width}} | {value} |")
+    (args.work / "result.json").write_text(json.dumps({**result, "recall": recall, "server": server_side},
+                                                       default=float, indent=2))
+
+
+if __name__ == "__main__":
+    main()

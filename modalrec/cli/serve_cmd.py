@@ -1,0 +1,113 @@
+"""The ``serve`` command (the recommendation service) and ``ab`` (A/B report and offline simulation)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from modalrec.errors import ModalrecError
+
+
+def add_serve_parsers(sub: Any) -> None:
+    """Add ``serve`` and ``ab`` (with ``report`` and ``simulate``) to the top-level subparsers."""
+    from modalrec.serve.ab import DEFAULT_SALT
+    from modalrec.serve.app import MAX_K
+
+    serve = sub.add_parser("serve", help="serve recommendations over HTTP (FastAPI; docs at /docs, a page at /)")
+    serve.add_argument("--run", required=True, metavar="RUN_DIR", help="trained run (arm A)")
+    serve.add_argument("--run-b", metavar="RUN_DIR", help="a second run for an A/B test (arm B)")
+    _experiment_arguments(serve, DEFAULT_SALT)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--db", metavar="FILE", help="feedback database (default RUN_DIR/feedback.sqlite)")
+    serve.add_argument("--allow-images-from", action="append", default=[], metavar="DIR",
+                       help="a further folder POST /items may read image paths from (repeatable)")
+    serve.add_argument("--exact-below", type=int, default=20_000, metavar="N",
+                       help="search catalogues under N items exactly, larger ones with HNSW (default 20000)")
+    serve.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(handler=_serve)
+
+    ab = sub.add_parser("ab", help="A/B tests: the per-arm report, and an offline simulation")
+    ab_sub = ab.add_subparsers(dest="ab_command", required=True, metavar="SUBCOMMAND")
+    report = ab_sub.add_parser("report", help="per-arm users, impressions, clicks, CTR with 95%% CI, lift, p-value")
+    report.add_argument("--db", required=True, metavar="FILE", help="the service's feedback database")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.set_defaults(handler=_ab_report)
+
+    simulate = ab_sub.add_parser("simulate", help="replay held-out test interactions as clicks against both arms")
+    simulate.add_argument("--run", required=True, metavar="RUN_DIR", help="arm A")
+    simulate.add_argument("--run-b", required=True, metavar="RUN_DIR", help="arm B")
+    _experiment_arguments(simulate, DEFAULT_SALT)
+    simulate.add_argument("--db", required=True, metavar="FILE", help="feedback database to write (appended to)")
+    simulate.add_argument("-k", type=int, default=20, help=f"recommendations shown per user, 1..{MAX_K} (default 20)")
+    simulate.add_argument("--device", default="cpu")
+    simulate.set_defaults(handler=_ab_simulate)
+
+
+def _experiment_arguments(parser: argparse.ArgumentParser, salt: str) -> None:
+    parser.add_argument("--split", type=float, default=50.0, metavar="PERCENT",
+                        help="percentage of users routed to arm B (default 50)")
+    parser.add_argument("--salt", default=salt, help=f"experiment salt of the routing hash (default {salt})")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Any:
+    from modalrec.serve.app import ServiceSettings
+
+    return ServiceSettings(split_b=args.split, salt=args.salt, db=Path(args.db) if args.db else None,
+                           device=args.device, **extra)
+
+
+def _runs(args: argparse.Namespace) -> list[Path]:
+    return [Path(args.run)] + ([Path(args.run_b)] if args.run_b else [])
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from modalrec.serve.app import load_service, serve
+    from modalrec.serve.index import IndexConfig
+
+    if not 0 < args.port < 65536:
+        raise ModalrecError(f"serve: --port must be in 1..65535, got {args.port}")
+    settings = _settings(args, index=IndexConfig(exact_below=args.exact_below),
+                         image_roots=tuple(Path(p) for p in args.allow_images_from))
+    serve(load_service(_runs(args), settings), args.host, args.port, access_log=args.access_log)
+    return 0
+
+
+def _ab_report(args: argparse.Namespace) -> int:
+    from modalrec.serve.ab import ab_report, format_report
+    from modalrec.serve.feedback import open_existing
+
+    with open_existing(args.db) as store:
+        report = ab_report(store)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _ab_simulate(args: argparse.Namespace) -> int:
+    from modalrec.serve.ab import ab_report, format_report, simulate
+    from modalrec.serve.app import MAX_K, load_service
+
+    if not 1 <= args.k <= MAX_K:
+        raise ModalrecError(f"ab simulate: -k must be in 1..{MAX_K}, got {args.k}")
+    service = load_service(_runs(args), _settings(args))
+    result = simulate(service.recommended_ids, held_out_test(service), args.k, service.feedback)
+    print(f"simulated {result.users} users: {result.impressions} impressions, {result.clicks} clicks "
+          f"(held-out test interactions as clicks), written to {args.db}")
+    print(format_report(ab_report(service.feedback)))
+    service.feedback.close()
+    return 0
+
+
+def held_out_test(service: Any) -> list[tuple[str, set[str]]]:
+    """Per user with test interactions (in arm A's split): the user id and their test item ids."""
+    run = service.arms["A"].run
+    test = run.split.test
+    users = run.dataset.user_ids.external
+    items = run.dataset.item_ids.external
+    by_user: dict[str, set[str]] = {}
+    for user, item in zip(test.users.tolist(), test.items.tolist(), strict=True):
+        by_user.setdefault(str(users[user]), set()).add(str(items[item]))
+    return sorted(by_user.items())

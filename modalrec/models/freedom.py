@@ -1,0 +1,214 @@
+"""FREEDOM. Zhou & Shen, "A Tale of Two Graphs: Freezing and Denoising Graph Structures for Multimodal
+Recommendation", ACM Multimedia 2023. https://arxiv.org/abs/2211.06924
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
+
+import torch
+from torch import Tensor, nn
+
+from modalrec.errors import ConfigError
+from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.registry import register_model
+from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency, propagate
+from modalrec.nn.content import content_tables, standardize, warm_item_mask
+from modalrec.nn.knn import knn_graph, weighted_sum
+from modalrec.nn.pruning import degree_sensitive_weights, prune_edges
+
+TEXT_WEIGHT = 0.9  # the paper's text share of the item-item graph (image 0.1), used when no weights are given
+
+
+Model = TypeVar("Model", bound="FREEDOM")
+
+
+@dataclass(frozen=True)
+class FREEDOMConfig:
+    embedding_dim: int = 64  # d, user and item ID embeddings
+    content_dim: int = 64  # size of the projected modality features W_m x_i^m + b_m
+    knn_k: int = 10  # k neighbours per item in each modality's frozen kNN graph
+    num_ui_layers: int = 2  # L_ui, LightGCN layers on the (pruned) user-item graph
+    num_mm_layers: int = 1  # L_ii, propagation steps on the frozen item-item graph
+    dropout: float = 0.8  # rho, the fraction of user-item edges pruned each epoch (0 disables pruning)
+    modality_loss_weight: float = 1e-3  # lambda, weight of the BPR losses on the projected modality features
+    reg_weight: float = 0.0  # L2 on the batch's ID embeddings (the paper uses none)
+    modality_weights: dict[str, float] = field(default_factory=dict)  # alpha_m; {} = text 0.9, rest share 0.1
+    modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
+    standardize: bool = True  # scale each modality before its projection (the kNN graph uses raw features)
+
+    def __post_init__(self) -> None:
+        for key in ("embedding_dim", "content_dim", "knn_k", "num_ui_layers", "num_mm_layers"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+        if any(weight < 0 for weight in self.modality_weights.values()):
+            raise ConfigError("model.modality_weights", f"weights must be >= 0, got {self.modality_weights}")
+
+
+def modality_weights(requested: dict[str, float], modalities: list[str]) -> list[float]:
+    """The weight alpha_m of each modality's item-item graph, summing to 1.
+
+    ``requested`` must name exactly ``modalities`` and is normalised to sum 1. When it is empty, text gets
+    :data:`TEXT_WEIGHT` and the other modalities share the rest equally (the paper's 0.9 text / 0.1 image);
+    without a text modality all get equal weights.
+    """
+    if requested:
+        if sorted(requested) != sorted(modalities):
+            raise ConfigError(
+                "model.modality_weights",
+                f"expected a weight for each of {', '.join(modalities)}, found {', '.join(sorted(requested))}",
+            )
+        total = sum(requested.values())
+        if total <= 0:
+            raise ConfigError("model.modality_weights", f"weights must not all be 0, got {requested}")
+        return [requested[m] / total for m in modalities]
+    if "text" in modalities and len(modalities) > 1:
+        rest = (1.0 - TEXT_WEIGHT) / (len(modalities) - 1)
+        return [TEXT_WEIGHT if m == "text" else rest for m in modalities]
+    return [1.0 / len(modalities)] * len(modalities)
+
+
+@register_model(
+    "freedom",
+    config=FREEDOMConfig,
+    description="FREEDOM: LightGCN on a degree-pruned user-item graph plus a frozen content kNN item-item graph",
+    uses_content=True,
+)
+class FREEDOM(Recommender):
+    r"""LightGCN on a denoised user-item graph, plus ID embeddings smoothed over a frozen item-item graph.
+
+    The item-item graph is built once from the raw features of each modality :math:`m`: the binary kNN
+    graph :math:`A^m` (top-k cosine neighbours, the item itself included), normalised and weighted,
+
+    .. math::
+        S = \sum_m \alpha_m\, (D^m)^{-1/2} A^m (D^m)^{-1/2}, \qquad
+        \mathbf h = S^{L_{ii}}\, \mathbf E_{item}.
+
+    Each epoch keeps :math:`(1-\rho)|\mathcal E|` user-item edges, drawn without replacement with
+    probability :math:`\propto 1/\sqrt{d_u d_i}` (edges between popular nodes are pruned most), and
+    LightGCN runs on that graph's normalised adjacency :math:`\hat A_\rho`; evaluation uses the full graph:
+
+    .. math::
+        \mathbf E^{(l+1)} = \hat A_\rho \mathbf E^{(l)}, \qquad
+        \mathbf e_u = \tfrac{1}{L_{ui}+1}\sum_{l} \mathbf e_u^{(l)}, \qquad
+        \mathbf e_i = \tfrac{1}{L_{ui}+1}\sum_{l} \mathbf e_i^{(l)} + \mathbf h_i, \qquad
+        \hat y_{ui} = \mathbf e_u^\top \mathbf e_i.
+
+    Loss, with projected features :math:`\tilde{\mathbf x}_i^m = W_m \mathbf x_i^m + \mathbf b_m`:
+
+    .. math::
+        \mathcal L = \mathrm{BPR}(\mathbf e_u^\top\mathbf e_i, \mathbf e_u^\top\mathbf e_j)
+        + \lambda \sum_m \mathrm{BPR}(\mathbf e_u^\top\tilde{\mathbf x}_i^m, \mathbf e_u^\top\tilde{\mathbf x}_j^m)
+        + \tfrac{\gamma}{2B}\lVert\mathbf E^{(0)}_{batch}\rVert^2.
+
+    The projected features only shape the embeddings through that loss; the score reads content through
+    :math:`S`. Items with no training interaction (cold) have their ID embedding fixed at zero, here and
+    as a neighbour, so a cold item's vector is :math:`\mathbf h_i`: the ID embeddings of its warm content
+    neighbours. A cold item whose neighbours are all cold scores 0.
+
+    Args:
+        config: :class:`FREEDOMConfig`.
+        inputs: sizes, the training interactions and ``features`` (at least one modality).
+
+    Shapes: adjacency (U+I, U+I) sparse CSR; item graph (I, I) sparse CSR with at most M * I * k values;
+    embeddings (U, d) and (I, d).
+    """
+
+    adjacency: Tensor
+    item_graph: Tensor
+    edge_users: Tensor
+    edge_items: Tensor
+    edge_weights: Tensor
+    warm: Tensor
+    content: Tensor
+
+    def __init__(self, config: FREEDOMConfig, inputs: ModelInputs) -> None:
+        super().__init__(config, inputs)
+        raw = content_tables("freedom", config.modalities, inputs.features, scale=False)
+        self.modalities = list(raw)
+        self.register_buffer("item_graph", self.build_item_graph(raw), persistent=False)
+        keys = torch.unique(inputs.train_users.long() * inputs.num_items + inputs.train_items.long())
+        users, items = keys // inputs.num_items, keys % inputs.num_items
+        self.register_buffer("edge_users", users, persistent=False)
+        self.register_buffer("edge_items", items, persistent=False)
+        self.register_buffer("edge_weights", degree_sensitive_weights(users, items), persistent=False)
+        adjacency = normalized_adjacency(inputs.num_users, inputs.num_items, users, items)
+        self.register_buffer("adjacency", adjacency, persistent=False)
+        self.register_buffer("warm", warm_item_mask(inputs.num_items, inputs.train_items), persistent=False)
+        tables = [standardize(t) if config.standardize else t for t in raw.values()]
+        self.register_buffer("content", torch.cat(tables, dim=1), persistent=False)  # (I, F), F = sum of F_m
+        self.modality_dims = [t.shape[1] for t in tables]
+        self.projections = nn.ModuleList(nn.Linear(t.shape[1], config.content_dim) for t in raw.values())
+        self.user_embedding = nn.Embedding(inputs.num_users, config.embedding_dim)
+        self.item_embedding = nn.Embedding(inputs.num_items, config.embedding_dim)
+        self._pruned_adjacency: Tensor | None = None
+        self.reset_parameters()
+
+    def build_item_graph(self, raw: dict[str, Tensor]) -> Tensor:
+        """S: the weighted sum of the modalities' binary, symmetric-normalised kNN graphs."""
+        weights = modality_weights(self.config.modality_weights, list(raw))
+        graphs = [knn_graph(table, self.config.knn_k, name=m) for m, table in raw.items()]
+        return weighted_sum(graphs, weights)
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.xavier_uniform_(self.item_embedding.weight)
+        for projection in self.projections:
+            cast(nn.Linear, projection).reset_parameters()
+
+    def train(self: Model, mode: bool = True) -> Model:
+        self._pruned_adjacency = None  # each call in training mode (once per epoch) draws a new pruned graph
+        super().train(mode)
+        return self
+
+    def pruned_adjacency(self) -> Tensor:
+        """This epoch's normalised adjacency of the pruned user-item graph, drawn on first use."""
+        if self._pruned_adjacency is None:
+            users, items = prune_edges(self.edge_users, self.edge_items, self.edge_weights, self.config.dropout)
+            self._pruned_adjacency = normalized_adjacency(self.num_users, self.num_items, users, items)
+        return self._pruned_adjacency
+
+    def item_ids(self) -> Tensor:
+        return self.warm * self.item_embedding.weight  # (I, d); cold rows are 0
+
+    def compute_embeddings(self) -> Embeddings:
+        adjacency = self.pruned_adjacency() if self.training else self.adjacency
+        layer = torch.cat([self.user_embedding.weight, self.item_ids()])  # (U+I, d)
+        total = layer
+        for _ in range(self.config.num_ui_layers):
+            layer = propagate(adjacency, layer)
+            total = total + layer
+        users, items = torch.split(total / (self.config.num_ui_layers + 1), [self.num_users, self.num_items])
+        smoothed = self.item_ids()
+        for _ in range(self.config.num_mm_layers):
+            smoothed = torch.sparse.mm(self.item_graph, smoothed)  # h, (I, d)
+        return Embeddings(users, items + smoothed)
+
+    def modality_loss(self, user: Tensor, batch: TrainBatch) -> Tensor:
+        """Sum over modalities of BPR on the projected features of the batch's items."""
+        items, inverse = torch.unique(torch.cat([batch.positive_items, batch.negative_items]), return_inverse=True)
+        positive, negative = inverse.chunk(2)
+        parts = torch.split(self.content[items], self.modality_dims, dim=1)  # per modality (unique items, F_m)
+        total = user.new_zeros(())
+        for projection, features in zip(self.projections, parts, strict=True):
+            projected = projection(features)  # (unique items, content_dim)
+            total = total + bpr_loss((user * projected[positive]).sum(1), (user * projected[negative]).sum(1))
+        return total
+
+    def loss(self, batch: TrainBatch) -> Tensor:
+        vectors = self.compute_embeddings()
+        user = vectors.users[batch.users]
+        ranking = bpr_loss(
+            (user * vectors.items[batch.positive_items]).sum(1), (user * vectors.items[batch.negative_items]).sum(1)
+        )
+        loss = ranking + self.config.reg_weight * l2_penalty(
+            self.user_embedding(batch.users),
+            self.item_embedding(batch.positive_items),
+            self.item_embedding(batch.negative_items),
+        )
+        if self.config.modality_loss_weight > 0:
+            loss = loss + self.config.modality_loss_weight * self.modality_loss(user, batch)
+        return loss

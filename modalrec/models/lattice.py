@@ -1,0 +1,182 @@
+"""LATTICE. Zhang, Zhu, Liu, Wu, Zhang, Wang & Wang, "Mining Latent Structures for Multimedia
+Recommendation", ACM Multimedia 2021. https://arxiv.org/abs/2104.09036
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TypeVar, cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from modalrec.errors import ConfigError
+from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.registry import register_model
+from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency, propagate
+from modalrec.nn.content import content_tables, standardize, warm_item_mask
+from modalrec.nn.knn import knn_graph
+
+
+Model = TypeVar("Model", bound="LATTICE")
+
+
+@dataclass(frozen=True)
+class LATTICEConfig:
+    embedding_dim: int = 64  # d, user and item ID embeddings
+    content_dim: int = 64  # d_m, size of the projected features W_m e_i^m + b_m the learned graphs come from
+    knn_k: int = 10  # k neighbours per item in every kNN graph (original and learned)
+    lambda_coeff: float = 0.9  # lambda, the original graph's share: A^m = (1 - lambda) learned + lambda original
+    num_layers: int = 1  # L, graph convolutions on the item-item graph
+    num_ui_layers: int = 2  # LightGCN layers of the collaborative backbone; 0 gives the MF backbone
+    reg_weight: float = 1e-3  # L2 on the batch's final user and item vectors
+    modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
+    standardize: bool = True  # scale each modality before its projection (the original graph uses raw features)
+
+    def __post_init__(self) -> None:
+        for key in ("embedding_dim", "content_dim", "knn_k", "num_layers"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
+        if self.num_ui_layers < 0:
+            raise ConfigError("model.num_ui_layers", f"must be >= 0, got {self.num_ui_layers}")
+        if not 0.0 <= self.lambda_coeff <= 1.0:
+            raise ConfigError("model.lambda_coeff", f"must be in [0, 1], got {self.lambda_coeff}")
+
+
+@register_model(
+    "lattice",
+    config=LATTICEConfig,
+    description="LATTICE: learned modality-aware item-item graphs (sparse kNN) on top of LightGCN",
+    uses_content=True,
+)
+class LATTICE(Recommender):
+    r"""A collaborative backbone whose item vectors add a convolution over learned item-item graphs.
+
+    For each modality :math:`m`, the original graph :math:`\tilde A^m` is the weighted kNN graph of the raw
+    features (built once) and the learned graph :math:`\tilde S^m` the weighted kNN graph of the projected
+    features :math:`\tilde{\mathbf e}_i^m = W_m \mathbf e_i^m + \mathbf b_m`: cosine similarities, each
+    item's top-k kept (itself included), symmetric-normalised :math:`D^{-1/2} S D^{-1/2}`. Then
+
+    .. math::
+        A = \sum_m \alpha_m \big[(1-\lambda)\,\tilde S^m + \lambda\,\tilde A^m\big], \quad
+        \boldsymbol\alpha = \mathrm{softmax}(\mathbf w), \qquad
+        \mathbf h^{(l+1)} = A\,\mathbf h^{(l)}, \quad \mathbf h^{(0)} = \mathbf E_{item},
+
+    and, with :math:`\mathbf e_u, \mathbf e_i` the LightGCN backbone's layer means (plain ID embeddings
+    when ``num_ui_layers=0``, the MF backbone),
+
+    .. math::
+        \hat{\mathbf e}_i = \mathbf e_i + \mathbf h_i^{(L)} / \lVert\mathbf h_i^{(L)}\rVert_2, \qquad
+        \hat y_{ui} = \mathbf e_u^\top \hat{\mathbf e}_i, \qquad
+        \mathcal L = \mathrm{BPR} + \tfrac{\gamma}{2B}\big(\lVert\mathbf e_u\rVert^2
+        + \lVert\hat{\mathbf e}_i\rVert^2 + \lVert\hat{\mathbf e}_j\rVert^2\big).
+
+    As in the authors' code, :math:`A` is rebuilt once per epoch: the first loss after ``train()`` builds
+    it with gradients (that batch trains :math:`W_m, \mathbf b_m, \mathbf w`), later batches of the epoch
+    reuse it detached. Evaluation rebuilds it from the current weights, so a loaded model needs no cache.
+    Every graph is sparse, I * k values per modality and graph.
+
+    Items with no training interaction (cold) have their ID embedding fixed at zero, in the backbone and as
+    neighbours, so a cold item's vector is :math:`\mathbf h_i / \lVert \mathbf h_i \rVert`: the normalised
+    sum of its warm content neighbours' ID embeddings (0 when all of them are cold).
+
+    Args:
+        config: :class:`LATTICEConfig`.
+        inputs: sizes, the training interactions and ``features`` (at least one modality).
+
+    Shapes: adjacency (U+I, U+I) sparse CSR; item graph A (I, I) sparse CSR; embeddings (U, d), (I, d).
+    """
+
+    adjacency: Tensor
+    original_indices: Tensor
+    original_values: Tensor
+    content: Tensor
+    warm: Tensor
+
+    def __init__(self, config: LATTICEConfig, inputs: ModelInputs) -> None:
+        super().__init__(config, inputs)
+        raw = content_tables("lattice", config.modalities, inputs.features, scale=False)
+        self.modalities = list(raw)
+        originals = [knn_graph(t, config.knn_k, weighted=True, name=m).to_sparse_coo() for m, t in raw.items()]
+        originals = [graph.coalesce() for graph in originals]
+        self.register_buffer("original_indices", torch.stack([g.indices() for g in originals]), persistent=False)
+        self.register_buffer("original_values", torch.stack([g.values() for g in originals]), persistent=False)
+        tables = [standardize(t) if config.standardize else t for t in raw.values()]
+        self.register_buffer("content", torch.cat(tables, dim=1), persistent=False)  # (I, F), F = sum of F_m
+        self.modality_dims = [t.shape[1] for t in tables]
+        self.projections = nn.ModuleList(nn.Linear(t.shape[1], config.content_dim) for t in tables)
+        self.modality_logits = nn.Parameter(torch.zeros(len(tables)))  # w, alpha = softmax(w)
+        adjacency = normalized_adjacency(inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items)
+        self.register_buffer("adjacency", adjacency, persistent=False)
+        self.register_buffer("warm", warm_item_mask(inputs.num_items, inputs.train_items), persistent=False)
+        self.user_embedding = nn.Embedding(inputs.num_users, config.embedding_dim)
+        self.item_embedding = nn.Embedding(inputs.num_items, config.embedding_dim)
+        self._item_graph: Tensor | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.xavier_uniform_(self.item_embedding.weight)
+        nn.init.zeros_(self.modality_logits)
+        for projection in self.projections:
+            cast(nn.Linear, projection).reset_parameters()
+
+    def train(self: Model, mode: bool = True) -> Model:
+        self._item_graph = None  # each call in training mode (once per epoch) rebuilds the learned graph
+        super().train(mode)
+        return self
+
+    def learned_graphs(self) -> list[Tensor]:
+        r"""Each modality's :math:`\tilde S^m` from the current projections. Shapes: [(I, I) sparse CSR]."""
+        parts = torch.split(self.content, self.modality_dims, dim=1)
+        return [
+            knn_graph(projection(features), self.config.knn_k, weighted=True, name=m)
+            for m, projection, features in zip(self.modalities, self.projections, parts, strict=True)
+        ]
+
+    def build_item_graph(self) -> Tensor:
+        """A from the current weights, differentiable in the projections and the modality weights."""
+        alpha = torch.softmax(self.modality_logits, dim=0)
+        lam = self.config.lambda_coeff
+        indices, values = [], []
+        for m, learned in enumerate(self.learned_graphs()):
+            coo = learned.to_sparse_coo().coalesce()
+            indices += [coo.indices(), self.original_indices[m]]
+            values += [alpha[m] * (1 - lam) * coo.values(), alpha[m] * lam * self.original_values[m]]
+        size = (self.num_items, self.num_items)
+        graph = torch.sparse_coo_tensor(torch.cat(indices, 1), torch.cat(values), size, check_invariants=False)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return graph.coalesce().to_sparse_csr()
+
+    def item_graph(self) -> Tensor:
+        """A: rebuilt in eval mode; in training mode built at the epoch's first call and then reused detached."""
+        if not self.training:
+            return self.build_item_graph()
+        if self._item_graph is None:
+            graph = self.build_item_graph()
+            self._item_graph = graph.detach()
+            return graph
+        return self._item_graph
+
+    def compute_embeddings(self) -> Embeddings:
+        item_ids = self.warm * self.item_embedding.weight  # (I, d); cold rows are 0
+        layer = torch.cat([self.user_embedding.weight, item_ids])  # (U+I, d)
+        total = layer
+        for _ in range(self.config.num_ui_layers):
+            layer = propagate(self.adjacency, layer)
+            total = total + layer
+        users, items = torch.split(total / (self.config.num_ui_layers + 1), [self.num_users, self.num_items])
+        graph, smoothed = self.item_graph(), item_ids
+        for _ in range(self.config.num_layers):
+            smoothed = torch.sparse.mm(graph, smoothed)  # h, (I, d)
+        return Embeddings(users, items + F.normalize(smoothed, dim=1))
+
+    def loss(self, batch: TrainBatch) -> Tensor:
+        vectors = self.compute_embeddings()
+        user = vectors.users[batch.users]
+        positive, negative = vectors.items[batch.positive_items], vectors.items[batch.negative_items]
+        ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
+        return ranking + self.config.reg_weight * l2_penalty(user, positive, negative)

@@ -1,0 +1,220 @@
+"""MMDFM: a multimodal deep factorization machine for top-K ranking.
+
+Built on Guo et al., "DeepFM: A Factorization-Machine based Neural Network for CTR Prediction", IJCAI 2017
+(https://arxiv.org/abs/1703.04247) and Rendle, "Factorization Machines", ICDM 2010
+(https://doi.org/10.1109/ICDM.2010.127). The modality fields are extracted by small networks, and the FM part
+is kept a dot product so that full ranking and nearest-neighbour serving stay exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from modalrec.errors import ConfigError
+from modalrec.models.base import Embeddings, ModelInputs, NotSupported, Recommender, TrainBatch
+from modalrec.models.registry import register_model
+from modalrec.nn import bpr_loss, l2_penalty
+from modalrec.nn.content import content_tables, warm_item_mask
+from modalrec.nn.fusion import (
+    EARLY_COMBINES,
+    FUSION_MODES,
+    ModalityProjection,
+    PairMLP,
+    check_choice,
+    fusion_blocks,
+    make_fusion,
+)
+
+
+@dataclass(frozen=True)
+class MMDFMConfig:
+    embedding_dim: int = 64  # k, the latent size of every field (user id, item id, each modality)
+    fusion: str = "early"  # early (plain FM) | late | hybrid | attention: how the item fields meet the user
+    combine: str = "sum"  # early and hybrid: sum (the exact FM cross terms) | concat (concatenate, then an MLP)
+    feature_hidden_dim: int = 64  # hidden width of each modality's extraction network; 0 = linear
+    attention_dim: int = 32  # hidden width of the attention MLP (fusion = attention)
+    reg_weight: float = 1e-2  # lambda, L2 on the batch's user fields, item fields and item biases
+    modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
+    standardize: bool = True  # scale each modality to zero mean, unit average norm before extraction
+    rerank_with_deep: bool = False  # add DeepFM's MLP; then score() = FM + MLP, which no longer factors
+    deep_layers: tuple[int, ...] = (64, 32)  # hidden widths of the deep MLP
+
+    def __post_init__(self) -> None:
+        check_choice("model.fusion", self.fusion, FUSION_MODES)
+        check_choice("model.combine", self.combine, EARLY_COMBINES)
+        if min(self.embedding_dim, self.attention_dim) < 1 or self.feature_hidden_dim < 0:
+            raise ConfigError("model.embedding_dim", "embedding_dim, attention_dim must be >= 1, feature_hidden_dim >= 0")
+        if not self.deep_layers or min(self.deep_layers) < 1:
+            raise ConfigError("model.deep_layers", f"expected at least one positive width, got {self.deep_layers}")
+
+
+@register_model(
+    "mmdfm",
+    config=MMDFMConfig,
+    description="MMDFM: factorization machine over user, item and modality fields (DeepFM-style), four fusion modes",
+    uses_content=True,
+)
+class MMDFM(Recommender):
+    r"""A factorization machine whose fields are the user id, the item id and one dense field per modality.
+
+    Each modality m is turned into a field vector :math:`\mathbf v_m(i) = g_m(\mathbf f_{im})` by a small
+    network (the deep feature extraction step); the item id field is :math:`\mathbf v_{id}(i)`. FM (Rendle,
+    2010) with fields :math:`\mathcal F = \{u, id, m_1, \dots, m_M\}` and DeepFM (Guo et al., 2017) score
+
+    .. math::
+        \hat y_{FM} = \sum_f \mathbf w_f^\top \mathbf x_f + \sum_{f<g} \langle \mathbf v_f, \mathbf v_g \rangle,
+        \qquad \hat y_{DeepFM} = \hat y_{FM} + \mathrm{MLP}([\mathbf v_u; \mathbf v_{id}; \mathbf v_{m_1}; \dots])
+
+    The only user field is :math:`\mathbf v_u`, so the pairs split into user-item cross terms and item-item terms:
+
+    .. math::
+        \sum_{f<g} \langle \mathbf v_f, \mathbf v_g \rangle
+        = \Big\langle \mathbf v_u, \sum_{f \in \mathcal I} \mathbf v_f(i) \Big\rangle
+        + \underbrace{\tfrac12 \Big(\big\lVert \textstyle\sum_{f\in\mathcal I} \mathbf v_f(i)\big\rVert^2
+        - \textstyle\sum_{f\in\mathcal I} \lVert \mathbf v_f(i) \rVert^2\Big)}_{\text{item-item}}
+
+    with :math:`\mathcal I` the item fields. The item-item terms and the first-order item terms
+    (:math:`b_i + \boldsymbol\beta^\top \mathbf f_i`) form an item bias :math:`c_i`, and the user's first-order
+    term does not change a ranking, so :math:`\hat y_{FM} = [\mathbf v_u, 1]^\top [\sum_f \mathbf v_f(i), c_i]`.
+
+    ``fusion`` chooses how the item fields meet the user (see :mod:`modalrec.nn.fusion`); every mode factors:
+
+    - ``early``: the fused item vector, :math:`\sum_f \mathbf v_f(i)` (``combine="sum"``, exactly FM) or an MLP
+      over their concatenation (``"concat"``);
+    - ``late``: one user vector per item field (field-aware, as in FFM), scores weighted by learned global
+      weights :math:`\sum_f w_f \langle \mathbf v_u^{(f)}, \mathbf v_f(i)\rangle`;
+    - ``hybrid``: the early block plus the late blocks;
+    - ``attention``: like late, with weights :math:`a_{uf}` from an attention MLP over the user's fields.
+
+    The deep MLP sees one (user, item) pair at a time and cannot factor. It exists only with
+    ``rerank_with_deep=True``: training then adds a BPR term on :math:`\hat y_{FM} + \mathrm{MLP}`, :meth:`score`
+    returns that sum for every item (exact, in item chunks), :meth:`rerank` scores candidate lists, and
+    :meth:`factorized_embeddings` still gives the FM part for retrieval. Cold items (no training interaction)
+    have :math:`\mathbf v_{id}(i)` and :math:`b_i` fixed at zero, so they are scored from content alone.
+
+    Args:
+        config: :class:`MMDFMConfig`.
+        inputs: sizes, the training items (to find cold items) and ``features`` (at least one modality).
+
+    Shapes: item fields (I, S, k) with S = 1 + M; user fields (U, K*k) with K the fusion's blocks;
+    embeddings (U, K*k + 1), (I, K*k + 1).
+    """
+
+    content: Tensor
+    warm: Tensor
+
+    def __init__(self, config: MMDFMConfig, inputs: ModelInputs) -> None:
+        super().__init__(config, inputs)
+        tables = content_tables("mmdfm", config.modalities, inputs.features, scale=config.standardize)
+        self.modality_names = ["id", *tables]
+        self.modality_dims = [table.shape[1] for table in tables.values()]
+        self.register_buffer("content", torch.cat(list(tables.values()), dim=1), persistent=False)  # (I, F)
+        self.register_buffer("warm", warm_item_mask(inputs.num_items, inputs.train_items), persistent=False)
+        dim, num_sources = config.embedding_dim, len(self.modality_names)
+        self.num_blocks = fusion_blocks(config.fusion, num_sources)
+        self.fusion = make_fusion(config.fusion, num_sources=num_sources, dim=dim, query_dim=self.num_blocks * dim,
+                                  combine=config.combine, attention_dim=config.attention_dim)  # query: user fields
+        self.user_fields = nn.Embedding(inputs.num_users, self.num_blocks * dim)
+        self.item_id = nn.Embedding(inputs.num_items, dim)
+        self.item_bias = nn.Embedding(inputs.num_items, 1)  # b_i
+        self.content_first_order = nn.Linear(self.content.shape[1], 1, bias=False)  # beta
+        self.feature_extraction = ModalityProjection(self.modality_dims, dim, config.feature_hidden_dim)
+        self.deep = (
+            PairMLP(self.num_blocks * dim, num_sources * dim, config.deep_layers) if config.rerank_with_deep else None
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.user_fields.weight)
+        nn.init.xavier_uniform_(self.item_id.weight)
+        nn.init.zeros_(self.item_bias.weight)
+        nn.init.zeros_(self.content_first_order.weight)
+
+    def item_fields(self) -> Tensor:
+        """The item's fields [id, modality_1, ...], the ID zeroed for cold items. Shapes: (I, S, k)."""
+        extracted = self.feature_extraction(torch.split(self.content, self.modality_dims, dim=1))  # (I, M, k)
+        return torch.cat([(self.warm * self.item_id.weight).unsqueeze(1), extracted], dim=1)
+
+    def item_bias_column(self, fields: Tensor) -> Tensor:
+        """First-order item terms plus the item-item FM interactions. Shapes: (I, S, k) -> (I, 1)."""
+        item_item = 0.5 * (fields.sum(1).pow(2) - fields.pow(2).sum(1)).sum(1, keepdim=True)
+        return self.warm * self.item_bias.weight + self.content_first_order(self.content) + item_item
+
+    def item_side(self) -> tuple[Tensor, Tensor]:
+        """Item fields (I, S, k) and item vectors (I, K*k + 1) of the factorised score."""
+        fields = self.item_fields()
+        return fields, torch.cat([self.fusion.item_vectors(fields), self.item_bias_column(fields)], dim=1)
+
+    def user_vectors(self, user_fields: Tensor) -> Tensor:
+        """(B, K*k) user fields -> (B, K*k + 1) user vectors, fusion weights folded in, 1 for the item bias."""
+        blocks = user_fields.view(len(user_fields), self.num_blocks, -1)  # (B, K, k)
+        ones = user_fields.new_ones(len(user_fields), 1)
+        return torch.cat([self.fusion.user_vectors(blocks, user_fields), ones], dim=1)
+
+    def factorized_embeddings(self) -> Embeddings:
+        """The FM part as a dot product (the whole score unless ``rerank_with_deep``): use it for retrieval."""
+        _, item_vectors = self.item_side()
+        return Embeddings(self.user_vectors(self.user_fields.weight), item_vectors)
+
+    def compute_embeddings(self) -> Embeddings:
+        if self.deep is not None:
+            raise NotSupported("mmdfm with rerank_with_deep=true adds an MLP that is not a dot product; "
+                               "use factorized_embeddings() to retrieve and rerank() to order the candidates")
+        return self.factorized_embeddings()
+
+    def score(self, users: Tensor, items: Tensor | None = None) -> Tensor:
+        if self.deep is None:
+            return super().score(users, items)
+        fields, item_vectors = self.item_side()
+        if items is not None:
+            fields, item_vectors = fields[items], item_vectors[items]
+        user_fields = self.user_fields(users)
+        return self.user_vectors(user_fields) @ item_vectors.T + self.deep.score_all(user_fields, fields.flatten(1))
+
+    def rerank(self, users: Tensor, candidates: Tensor) -> Tensor:
+        """Scores of each user's candidate items: FM, plus the deep MLP when ``rerank_with_deep``.
+
+        Shapes: users (B,), candidates (B, C) item indices -> (B, C).
+        """
+        fields, item_vectors = self.item_side()
+        user_fields = self.user_fields(users)  # (B, K*k)
+        scores = torch.einsum("bd,bcd->bc", self.user_vectors(user_fields), item_vectors[candidates])
+        if self.deep is not None:
+            expanded = user_fields.unsqueeze(1).expand(-1, candidates.shape[1], -1)  # (B, C, K*k)
+            scores = scores + self.deep(expanded, fields[candidates].flatten(2))
+        return scores
+
+    def modality_weights(self, users: Tensor, items: Tensor | None = None) -> Tensor:
+        """Score-level weight of each item field for each user and item, ordered as ``modality_names``.
+
+        Available for ``fusion`` late, hybrid (the late blocks) and attention; each row sums to 1.
+
+        Shapes: users (B,), items (N,) or None for all -> (B, N, 1 + M).
+        """
+        fields = self.item_fields() if items is None else self.item_fields()[items]
+        weights = self.fusion.source_weights(self.user_fields(users), fields)
+        if weights is None:
+            raise NotSupported(f"mmdfm with fusion='{self.config.fusion}' has no modality weights; "
+                               "use fusion late, hybrid or attention")
+        return weights
+
+    def loss(self, batch: TrainBatch) -> Tensor:
+        fields, item_vectors = self.item_side()
+        user_fields = self.user_fields(batch.users)
+        user = self.user_vectors(user_fields)
+        positive = (user * item_vectors[batch.positive_items]).sum(1)
+        negative = (user * item_vectors[batch.negative_items]).sum(1)
+        ranking = bpr_loss(positive, negative)
+        if self.deep is not None:
+            positive = positive + self.deep(user_fields, fields[batch.positive_items].flatten(1))
+            negative = negative + self.deep(user_fields, fields[batch.negative_items].flatten(1))
+            ranking = ranking + bpr_loss(positive, negative)
+        reg = l2_penalty(user_fields, fields[batch.positive_items], fields[batch.negative_items],
+                         self.item_bias(batch.positive_items), self.item_bias(batch.negative_items))
+        return ranking + self.config.reg_weight * reg
+
+
+__all__ = ["MMDFM", "MMDFMConfig"]

@@ -1,0 +1,707 @@
+"""The recommendation service: trained runs behind a FastAPI app, with A/B routing and a web page.
+
+:func:`load_service` reads one run (or two, for an A/B test) into a :class:`Service`; :func:`create_app`
+wraps it in HTTP endpoints (OpenAPI docs at ``/docs``):
+
+==========================  ========================================================================
+``GET /recommend``          ``user``, ``k`` (1..MAX_K), ``exclude_seen`` (default true), ``items`` (seed
+                            ids for unknown users): top-k items with scores; ``source`` says ``model``,
+                            ``popular`` (unknown user: training counts) or ``items`` (unknown user: the
+                            mean vector of the given items)
+``GET /similar``            ``item``, ``k``: nearest items by cosine of the model's item vectors
+``GET /history``            ``user``: the user's training items
+``GET /users``              user ids, for the page's picker
+``POST /items``             a new item from content (multipart form); recommendable at once, persisted
+``POST /feedback``          one event or a list: ``{user, item, event, timestamp}``; stored durably with the arm
+``GET /ab/report``          per-arm users, impressions, clicks, CTR with 95% CI, lift, z-test p-value
+``GET /health``             arms, models, catalogue size, index kind
+``GET /metrics``            request counts and latency percentiles per endpoint
+``GET /images/{item}``      the item's picture, from the dataset's content folder only
+``GET /``                   the web page (``modalrec/serve/static``)
+==========================  ========================================================================
+
+Every refused request gets a 4xx JSON body ``{"error": message, "status": code}``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import mimetypes
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import torch
+from fastapi import Body, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from modalrec.errors import ConfigError, ModalrecError
+from modalrec.evaluate.evaluator import top_k_deterministic
+from modalrec.models.base import NotSupported, Recommender
+from modalrec.serve.ab import DEFAULT_SALT, Router, ab_report, format_report
+from modalrec.serve.feedback import FEEDBACK_FILE, FeedbackEvent, FeedbackStore
+from modalrec.serve.index import IndexConfig, Neighbours, VectorIndex
+from modalrec.serve.items import (
+    Catalogue,
+    ContentEmbedder,
+    NewItemContent,
+    NewItemStore,
+    ServiceError,
+    check_item_id,
+    image_path_inside,
+    read_content_source,
+    save_upload,
+    stored_item,
+)
+from modalrec.train.run import LoadedRun, load_run
+
+log = logging.getLogger(__name__)
+
+MAX_K = 500
+"""Largest ``k`` /recommend and /similar accept."""
+MAX_SEED_ITEMS = 100
+MAX_BODY_BYTES = 1 << 20  # JSON bodies
+MAX_IMAGE_BYTES = 8 << 20  # one uploaded picture
+MAX_FEEDBACK_EVENTS = 1000
+LATENCY_WINDOW = 10_000  # latencies kept per endpoint for the percentiles
+STATIC_DIR = Path(__file__).parent / "static"
+INDEX_CACHE_DIR = "serve_index"
+Source = Literal["model", "popular", "items"]
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How runs are served."""
+
+    index: IndexConfig = field(default_factory=IndexConfig)
+    split_b: float = 50.0  # percent of users routed to arm B when two runs are served
+    salt: str = DEFAULT_SALT  # experiment salt of the routing hash
+    db: Path | None = None  # feedback database; None = feedback.sqlite in the first run's folder
+    image_roots: tuple[Path, ...] = ()  # further folders POST /items may read pictures from
+    device: str = "cpu"
+
+
+# ---------------------------------------------------------------------------------------------
+# One served run
+
+class ServedArm:
+    """A trained run ready to answer: user and item vectors, their indexes, seen items, popularity."""
+
+    def __init__(self, name: str, run_dir: Path, run: LoadedRun, index: IndexConfig) -> None:
+        self.name = name
+        self.run_dir = run_dir
+        self.run = run
+        self.model: Recommender = run.model.eval()
+        self.model_name = run.config.model_name
+        self.user_index = run.dataset.user_ids.lookup()
+        seen = run.split.matrix("train")
+        self.seen_indptr, self.seen_items = seen.indptr, seen.indices.astype(np.int64)
+        self.popularity = np.bincount(run.split.train.items, minlength=run.split.num_items).astype(np.float32)
+        self.popular = np.argsort(-self.popularity, kind="stable")[:MAX_K]
+        self.user_vectors: np.ndarray | None = None
+        self.item_vectors: np.ndarray | None = None
+        self.dot_index: VectorIndex | None = None
+        self.cosine_index: VectorIndex | None = None
+        try:
+            vectors = self.model.embeddings()
+        except NotSupported as exc:
+            log.info("arm %s (%s) scores without vectors (%s): exact scoring, no similar items", name,
+                     self.model_name, exc)
+            return
+        self.user_vectors = vectors.users.detach().cpu().numpy().astype(np.float32)
+        self.item_vectors = vectors.items.detach().cpu().numpy().astype(np.float32)
+        cache = run_dir / INDEX_CACHE_DIR
+        self.dot_index = VectorIndex(self.item_vectors, index, cache_dir=cache)
+        self.cosine_index = VectorIndex(self.item_vectors, index, cosine=True, cache_dir=cache)
+
+    @property
+    def embeds_content(self) -> bool:
+        return type(self.model).content_item_vectors is not Recommender.content_item_vectors
+
+    def seen(self, user: int) -> np.ndarray:
+        return self.seen_items[self.seen_indptr[user]: self.seen_indptr[user + 1]]
+
+    def for_user(self, user: int, k: int, exclude_seen: bool) -> Neighbours:
+        excluded = self.seen(user) if exclude_seen else None
+        if self.user_vectors is not None and self.dot_index is not None:
+            return self.dot_index.search(self.user_vectors[user], k, excluded)
+        with torch.no_grad():
+            scores = self.model.score(torch.tensor([user], device=self.run.device)).float()
+            if excluded is not None and len(excluded):
+                scores[0, torch.from_numpy(excluded).to(scores.device)] = -torch.inf
+            top = top_k_deterministic(scores, k)[0]
+            values = scores[0, top]
+        keep = torch.isfinite(values)
+        return Neighbours(top[keep].cpu().numpy().astype(np.int64), values[keep].cpu().numpy())
+
+    def for_items(self, items: np.ndarray, k: int) -> Neighbours:
+        """Items for the mean vector of ``items`` (a user the model does not know), leaving those out."""
+        if self.item_vectors is None or self.dot_index is None:
+            raise ServiceError(409, f"the {self.model_name} model of arm {self.name} has no item vectors; "
+                                    "it cannot recommend from given items")
+        return self.dot_index.search(self.item_vectors[items].mean(axis=0), k, items)
+
+    def similar(self, item: int, k: int) -> Neighbours:
+        if self.item_vectors is None or self.cosine_index is None:
+            raise ServiceError(409, f"the {self.model_name} model of arm {self.name} has no item vectors; "
+                                    "similar items need them")
+        return self.cosine_index.search(self.item_vectors[item], k, np.asarray([item]))
+
+    def content_vectors(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Item vectors from raw content features. Shapes: {modality: (N, F_m)} -> (N, d)."""
+        tensors = {m: torch.from_numpy(np.ascontiguousarray(f)) for m, f in features.items()}
+        try:
+            with torch.no_grad():
+                return self.model.content_item_vectors(tensors).detach().cpu().numpy().astype(np.float32)
+        except NotSupported:
+            raise ServiceError(409, f"the {self.model_name} model (arm {self.name}) cannot embed new items from "
+                                    "content; serve a content model such as vbpr") from None
+
+    def add_vectors(self, vectors: np.ndarray) -> None:
+        if self.item_vectors is None or self.dot_index is None or self.cosine_index is None:
+            return
+        self.item_vectors = np.concatenate([self.item_vectors, vectors])
+        self.dot_index.add(vectors)
+        self.cosine_index.add(vectors)
+
+    def describe(self) -> dict[str, Any]:
+        return {"run": str(self.run_dir), "model": self.model_name, "users": len(self.user_index),
+                "items": int(self.run.split.num_items),
+                "index": self.dot_index.kind if self.dot_index else "exact scoring (no vectors)",
+                "embeds_new_items": self.embeds_content}
+
+
+# ---------------------------------------------------------------------------------------------
+# The service
+
+class Service:
+    """The arms, the router between them, the shared catalogue, new items and the feedback store."""
+
+    def __init__(self, arms: list[ServedArm], router: Router, settings: ServiceSettings) -> None:
+        first = arms[0]
+        self.arms = {arm.name: arm for arm in arms}
+        self.router = router
+        self.settings = settings
+        self.started = time.time()
+        dataset = first.run.dataset
+        source = read_content_source(first.run.config.data_path)
+        self.new_items = NewItemStore(first.run_dir)
+        self.catalogue = Catalogue(dataset.item_ids.external, source, uploads=self.new_items.images)
+        self.embedder = ContentEmbedder(source, dataset.features, settings.device)
+        self.picture_roots = tuple(dict.fromkeys((*source.roots, *(r.resolve() for r in settings.image_roots))))
+        self.feedback = FeedbackStore(settings.db or first.run_dir / FEEDBACK_FILE)
+        self._lock = threading.Lock()
+        self._load_new_items()
+        self.feedback.set_experiment(self._experiment())
+
+    def _experiment(self) -> dict[str, str]:
+        values = {f"arm {a.name}": f"{a.model_name} ({a.run_dir})" for a in self.arms.values()}
+        if len(self.arms) > 1:
+            values |= {"split": f"{self.router.split_b:g}% of users to B", "salt": self.router.salt}
+        return values
+
+    def _load_new_items(self) -> None:
+        stored = self.new_items.load(self.embedder.tables)
+        if not stored:
+            return
+        features = {m: np.stack([s.features[m] for s in stored]) for m in self.embedder.tables}
+        for arm in self.arms.values():
+            if arm.embeds_content:
+                arm.add_vectors(arm.content_vectors(features))
+            else:
+                log.warning("arm %s (%s) cannot embed the %d stored new items; it will not recommend them",
+                            arm.name, arm.model_name, len(stored))
+        for item in stored:
+            self.catalogue.add(item.item_id, item.title, item.picture)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def arm_for(self, user_id: str) -> ServedArm:
+        return self.arms[self.router.arm(user_id)] if len(self.arms) > 1 else next(iter(self.arms.values()))
+
+    def item_indices(self, item_ids: list[str]) -> np.ndarray:
+        unknown = [i for i in item_ids if i not in self.catalogue.index]
+        if unknown:
+            raise ServiceError(404, f"unknown item '{unknown[0]}'")
+        return np.asarray([self.catalogue.index[i] for i in item_ids], dtype=np.int64)
+
+    def recommend(self, user_id: str, k: int, *, exclude_seen: bool = True,
+                  seed_items: list[str] | None = None) -> dict[str, Any]:
+        """Top-k for a user; an unknown user gets the mean of ``seed_items`` or, without them, popular items."""
+        arm = self.arm_for(user_id)
+        user = arm.user_index.get(user_id)
+        source: Source
+        if user is not None:
+            found, source = arm.for_user(user, k, exclude_seen), "model"
+        elif seed_items:
+            found, source = arm.for_items(self.item_indices(seed_items), k), "items"
+        else:
+            top = arm.popular[:k]
+            found, source = Neighbours(top, arm.popularity[top]), "popular"
+        return {"user": user_id, "arm": arm.name, "model": arm.model_name, "source": source, "k": k,
+                "items": self._listing(found)}
+
+    def recommended_ids(self, user_id: str, k: int) -> tuple[str, list[str]]:
+        """``(arm, item ids)`` as /recommend answers; for the A/B simulator."""
+        answer = self.recommend(user_id, k)
+        return answer["arm"], [row["item"] for row in answer["items"]]
+
+    def similar(self, item_id: str, k: int, user_id: str | None = None) -> dict[str, Any]:
+        arm = self.arm_for(user_id) if user_id else next(iter(self.arms.values()))
+        item = int(self.item_indices([item_id])[0])
+        return {"item": item_id, "arm": arm.name, "model": arm.model_name, "k": k,
+                "items": self._listing(arm.similar(item, k))}
+
+    def history(self, user_id: str, limit: int) -> dict[str, Any]:
+        arm = self.arm_for(user_id)
+        user = arm.user_index.get(user_id)
+        if user is None:
+            raise ServiceError(404, f"unknown user '{user_id}' (not in the training data)")
+        seen = arm.seen(user)
+        return {"user": user_id, "arm": arm.name, "count": len(seen),
+                "items": [self.catalogue.describe(int(i)) for i in seen[:limit]]}
+
+    def users(self, prefix: str, limit: int) -> list[str]:
+        arm = next(iter(self.arms.values()))
+        ids = arm.run.dataset.user_ids.external
+        return [str(u) for u in ids if str(u).startswith(prefix)][:limit] if prefix else [str(u) for u in ids[:limit]]
+
+    def _listing(self, found: Neighbours) -> list[dict[str, Any]]:
+        rows = []
+        for rank, (item, score) in enumerate(zip(found.ids.tolist(), found.scores.tolist(), strict=True), start=1):
+            rows.append({**self.catalogue.describe(item), "score": score, "rank": rank})
+        return rows
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "uptime_s": round(time.time() - self.started, 1),
+                "arms": {name: arm.describe() for name, arm in self.arms.items()},
+                "split_b": self.router.split_b if len(self.arms) > 1 else None,
+                "items": len(self.catalogue), "new_items": len(self.catalogue) - self.catalogue.num_base,
+                "feedback_db": str(self.feedback.path), "max_k": MAX_K}
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def record(self, events: list[dict[str, Any]]) -> int:
+        """Store feedback events (``user``, ``item``, ``event``, optional ``timestamp``) with each user's arm."""
+        self.item_indices([e["item"] for e in events])
+        now = time.time()
+        self.feedback.append([
+            FeedbackEvent(e["user"], e["item"], e["event"], now if e.get("timestamp") is None else e["timestamp"],
+                          self.router.arm(e["user"]) if len(self.arms) > 1 else "A")
+            for e in events
+        ])
+        return len(events)
+
+    def add_item(self, content: NewItemContent) -> dict[str, Any]:
+        """Embed a new item from its content with every arm's model, persist it and make it searchable."""
+        for arm in self.arms.values():
+            if not arm.embeds_content:
+                raise ServiceError(409, f"the {arm.model_name} model (arm {arm.name}) cannot embed new items "
+                                        "from content; serve a content model such as vbpr")
+        self.embedder.check_available()
+        features, how = self.embedder.features(content)
+        vectors = {name: arm.content_vectors(features) for name, arm in self.arms.items()}
+        with self._lock:
+            check_item_id(content.item_id, self.catalogue)
+            item = stored_item(content, features)
+            self.new_items.append(item)
+            for name, arm in self.arms.items():
+                arm.add_vectors(vectors[name])
+            index = self.catalogue.add(item.item_id, item.title, item.picture)
+        return {**self.catalogue.describe(index), "modalities": how, "items": len(self.catalogue)}
+
+
+def load_service(run_dirs: list[Path], settings: ServiceSettings = ServiceSettings()) -> Service:
+    """Load one run (every user on arm A) or two (users split between arms A and B by ``settings``)."""
+    if not 1 <= len(run_dirs) <= 2:
+        raise ConfigError("--run", f"expected one run, or two for an A/B test, got {len(run_dirs)}")
+    arms = [ServedArm(name, Path(run_dir), load_run(run_dir, device=settings.device), settings.index)
+            for name, run_dir in zip("AB", run_dirs)]
+    if len(arms) == 2:
+        first, second = (arm.run.dataset.item_ids.external for arm in arms)
+        if len(first) != len(second) or not np.array_equal(first, second):
+            raise ConfigError("--run-b", f"{run_dirs[1]} serves another catalogue than {run_dirs[0]} "
+                                         f"({len(second)} vs {len(first)} items); A/B arms must share the items")
+    router = Router(settings.split_b if len(arms) == 2 else 0.0, settings.salt)
+    return Service(arms, router, settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Request metrics and body limits (plain ASGI middleware: no per-request task or copy)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RequestMetrics:
+    """Per-endpoint request counts by status class and a window of recent latencies."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        self.latencies: dict[str, collections.deque[float]] = collections.defaultdict(
+            lambda: collections.deque(maxlen=LATENCY_WINDOW))
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        self.counts[endpoint]["requests"] += 1
+        self.counts[endpoint][f"{status // 100}xx"] += 1
+        self.latencies[endpoint].append(seconds * 1000.0)
+
+    def summary(self) -> dict[str, Any]:
+        endpoints = {}
+        for endpoint in sorted(self.counts):
+            window = np.fromiter(self.latencies[endpoint], dtype=np.float64)
+            p50, p95, p99 = np.percentile(window, [50, 95, 99]) if len(window) else (0.0, 0.0, 0.0)
+            endpoints[endpoint] = {**dict(sorted(self.counts[endpoint].items())), "p50_ms": round(float(p50), 3),
+                                   "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3),
+                                   "window": len(window)}
+        return {"endpoints": endpoints, "latency_window": LATENCY_WINDOW}
+
+
+def endpoint_name(path: str) -> str:
+    """``/images/x/y`` -> ``/images``: one entry per route, whatever ids the path holds."""
+    head = path.strip("/").split("/", 1)[0]
+    if head == "ab":
+        return "/ab/report"
+    return "/" + head
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            self.metrics.observe(endpoint_name(scope["path"]), status, time.perf_counter() - start)
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over the limit (413) before any parsing; the body is read here and replayed."""
+
+    def __init__(self, app: ASGIApp, limits: dict[str, int], default: int) -> None:
+        self.app = app
+        self.limits = limits
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope["path"], self.default)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _send_json(send, 413, f"request body too large: {declared.decode(errors='replace')} bytes; "
+                                        f"at most {limit} are accepted here")
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                await _send_json(send, 413, f"request body too large: over {limit} bytes")
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _send_json(send: Send, status: int, message: str) -> None:
+    response = error_response(status, message)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "body"))
+        given = error.get("input")
+        found = f" (got {given!r})" if isinstance(given, (str, int, float)) and len(repr(given)) < 80 else ""
+        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}{found}")
+    return "; ".join(parts) or "invalid request"
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+
+class ItemOut(BaseModel):
+    item: str
+    title: str | None
+    image: str | None = Field(description="URL of the item's picture, when the dataset has one")
+    score: float
+    rank: int
+
+
+class RecommendOut(BaseModel):
+    user: str
+    arm: str = Field(description="A, or B for users routed to the second run")
+    model: str
+    source: Source = Field(description="model (known user), popular (unknown user, training counts) or "
+                                       "items (unknown user, mean vector of the given items)")
+    k: int
+    items: list[ItemOut]
+
+
+class SimilarOut(BaseModel):
+    item: str
+    arm: str
+    model: str
+    k: int
+    items: list[ItemOut]
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=256)
+    item: str = Field(min_length=1, max_length=256)
+    event: Literal["impression", "click", "purchase"]
+    timestamp: float | None = Field(default=None, ge=0, le=1e10, allow_inf_nan=False,
+                                    description="seconds since 1970; the time of receipt when left out")
+
+
+class ErrorOut(BaseModel):
+    error: str
+    status: int
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 404, 409, 413, 415, 422)}
+
+
+def create_app(service: Service) -> FastAPI:
+    """The FastAPI app serving ``service``."""
+    app = FastAPI(title="modalrec", version="1", description=__doc__, responses=ERRORS)
+    metrics = RequestMetrics()
+    app.state.metrics = metrics
+    _add_error_handlers(app)
+    _add_read_routes(app, service)
+    _add_write_routes(app, service)
+    _add_status_routes(app, service, metrics)
+    _add_page_routes(app, service)
+    app.add_middleware(BodyLimitMiddleware, limits={"/items": MAX_IMAGE_BYTES + (1 << 20)},
+                       default=MAX_BODY_BYTES)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def refused(request: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(exc.status, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(ModalrecError)
+    async def library_error(request: Request, exc: ModalrecError) -> JSONResponse:
+        return error_response(400, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, f"internal error: {type(exc).__name__}")
+
+
+KParam = Annotated[int, Query(ge=1, le=MAX_K, description=f"number of items, 1 to {MAX_K}")]
+
+
+def _add_read_routes(app: FastAPI, service: Service) -> None:
+    @app.get("/recommend", response_model=RecommendOut, tags=["recommend"])
+    def recommend(user: Annotated[str, Query(min_length=1, max_length=256)], k: KParam,
+                  exclude_seen: bool = True,
+                  items: Annotated[str | None, Query(max_length=20_000, description=(
+                      "comma-separated item ids; for a user the model does not know, recommend from the mean "
+                      f"of their vectors (at most {MAX_SEED_ITEMS})"))] = None) -> JSONResponse:
+        """Top-k items for a user. A user unknown to the model gets the popular items, or the items nearest to
+        the mean vector of ``items`` when given; ``source`` says which."""
+        seeds = [i.strip() for i in items.split(",") if i.strip()] if items else None
+        if seeds and len(seeds) > MAX_SEED_ITEMS:
+            raise ServiceError(422, f"items: at most {MAX_SEED_ITEMS} ids, got {len(seeds)}")
+        return JSONResponse(service.recommend(user, k, exclude_seen=exclude_seen, seed_items=seeds))
+
+    @app.get("/similar", response_model=SimilarOut, tags=["recommend"])
+    def similar(item: Annotated[str, Query(min_length=1, max_length=256)], k: KParam,
+                user: Annotated[str | None, Query(max_length=256, description="routes to the user's arm")] = None,
+                ) -> JSONResponse:
+        """The k items nearest to ``item`` by the cosine of the model's item vectors."""
+        return JSONResponse(service.similar(item, k, user))
+
+    @app.get("/history", tags=["recommend"])
+    def history(user: Annotated[str, Query(min_length=1, max_length=256)],
+                limit: Annotated[int, Query(ge=1, le=MAX_K)] = 50) -> JSONResponse:
+        """The user's training items (the first ``limit``)."""
+        return JSONResponse(service.history(user, limit))
+
+    @app.get("/users", tags=["recommend"])
+    def users(prefix: Annotated[str, Query(max_length=256)] = "",
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JSONResponse:
+        """User ids (those starting with ``prefix``), for pickers."""
+        return JSONResponse({"users": service.users(prefix, limit)})
+
+
+def _add_write_routes(app: FastAPI, service: Service) -> None:
+    @app.post("/feedback", status_code=201, tags=["feedback"])
+    def feedback(events: Annotated[FeedbackIn | Annotated[list[FeedbackIn], Field(max_length=MAX_FEEDBACK_EVENTS)],
+                                   Body()]) -> JSONResponse:
+        """Store one event or a list (one transaction); it is on disk when the answer comes."""
+        batch = events if isinstance(events, list) else [events]
+        stored = service.record([e.model_dump() for e in batch])
+        return JSONResponse({"stored": stored}, status_code=201)
+
+    @app.post("/items", status_code=201, tags=["items"])
+    async def add_item(request: Request) -> JSONResponse:
+        """Add an item from its content (multipart form): ``item_id``, the dataset's text columns (such as
+        ``title``), and a picture as an ``image`` upload or an ``image_path`` inside an allowed folder. The item
+        is embedded by the model's content path and recommendable at once."""
+        form = await request.form(max_files=4, max_fields=64, max_part_size=MAX_BODY_BYTES)
+        try:
+            content = await _new_item_content(service, form)
+        finally:
+            await form.close()
+        try:
+            answer = await run_in_threadpool(service.add_item, content)
+        except BaseException:
+            for path in content.files.values():
+                if path.is_relative_to(service.new_items.images.resolve()):
+                    path.unlink(missing_ok=True)
+            raise
+        return JSONResponse(answer, status_code=201)
+
+
+async def _new_item_content(service: Service, form: Any) -> NewItemContent:
+    """Read and check the form of POST /items (uploads stored, paths checked against the allowed folders)."""
+    service.embedder.check_available()
+    files_allowed = service.embedder.file_modalities()
+    text_fields = service.embedder.text_columns()
+    known = {"item_id", "title", *text_fields, *files_allowed, *(f"{m}_path" for m in files_allowed)}
+    unknown = sorted(set(form.keys()) - known)
+    if unknown:
+        raise ServiceError(422, f"unknown form field '{unknown[0]}'; expected: {', '.join(sorted(known))}")
+    item_id = form.get("item_id")
+    if not isinstance(item_id, str):
+        raise ServiceError(422, "item_id: a text form field is required")
+    item_id = check_item_id(item_id, service.catalogue)
+    texts = {}
+    for name in text_fields:
+        value = form.get(name)
+        if isinstance(value, UploadFile):
+            raise ServiceError(422, f"{name}: expected text, got a file upload")
+        if value:
+            texts[name] = str(value)
+    title = form.get("title")
+    files: dict[str, Path] = {}
+    base = service.catalogue.source.items_file.parent if service.catalogue.source.items_file else Path.cwd()
+    for modality in files_allowed:
+        upload, given_path = form.get(modality), form.get(f"{modality}_path")
+        if upload is not None and given_path:
+            raise ServiceError(422, f"{modality}: give an upload or {modality}_path, not both")
+        if isinstance(upload, UploadFile):
+            if modality != "image":
+                raise ServiceError(415, f"{modality}: only pictures can be uploaded; give {modality}_path")
+            data = await upload.read(MAX_IMAGE_BYTES + 1)
+            files[modality] = await run_in_threadpool(save_upload, data, upload.content_type or "", item_id,
+                                                      service.new_items.images, MAX_IMAGE_BYTES)
+        elif upload is not None:
+            raise ServiceError(422, f"{modality}: expected a file upload (or {modality}_path with a path)")
+        elif isinstance(given_path, str) and given_path.strip():
+            files[modality] = image_path_inside(given_path, service.picture_roots, base)
+    return NewItemContent(item_id, texts, files, title if isinstance(title, str) and title.strip() else None)
+
+
+def _add_status_routes(app: FastAPI, service: Service, metrics: RequestMetrics) -> None:
+    @app.get("/health", tags=["status"])
+    def health() -> JSONResponse:
+        """Arms, models, catalogue size and index kind."""
+        return JSONResponse(service.health())
+
+    @app.get("/metrics", tags=["status"])
+    def request_metrics() -> JSONResponse:
+        """Request counts by status class and latency percentiles (ms) per endpoint, over recent requests."""
+        return JSONResponse(metrics.summary())
+
+    @app.get("/ab/report", tags=["feedback"])
+    def report(format: Literal["json", "text"] = "json") -> Any:
+        """Per-arm users, impressions, clicks, CTR with its 95% Wilson interval, relative lift of B over A and
+        the two-proportion z-test p-value."""
+        summary = ab_report(service.feedback)
+        if format == "text":
+            return PlainTextResponse(format_report(summary) + "\n")
+        return JSONResponse(summary.to_dict())
+
+
+def _add_page_routes(app: FastAPI, service: Service) -> None:
+    @app.get("/images/{item_id:path}", tags=["page"], response_class=FileResponse)
+    def image(item_id: str) -> FileResponse:
+        """The item's picture, read only from the dataset's content folder (or the uploads of new items)."""
+        item = service.catalogue.index.get(item_id)
+        path = None if item is None else service.catalogue.picture_file(item)
+        if path is None:
+            raise ServiceError(404, f"no picture for item '{item_id}'")
+        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return FileResponse(path, media_type=media, headers={"X-Content-Type-Options": "nosniff",
+                                                              "Cache-Control": "max-age=3600"})
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def serve(service: Service, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = False) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    log.info("serving %s on http://%s:%d (docs at /docs)", ", ".join(
+        f"{a.name}={a.model_name}" for a in service.arms.values()), host, port)
+    uvicorn.run(create_app(service), host=host, port=port, access_log=access_log, log_level="info")
