@@ -23,9 +23,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
 import numpy as np
 
 HOST = "127.0.0.1"  # loopback only
@@ -65,6 +69,18 @@ def train(data: Path, run: Path) -> Path:
     return run
 
 
+def get_json(base: str, path: str, **params: object) -> Any:
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with urllib.request.urlopen(f"{base}{path}{query}", timeout=10) as response:
+        return json.load(response)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
@@ -81,14 +97,14 @@ def start_server(run: Path, port: int, log_file: Path) -> subprocess.Popen[bytes
         return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def wait_healthy(base: str, server: subprocess.Popen[bytes], timeout: float) -> dict[str, object]:
+def wait_healthy(base: str, server: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"the server exited with code {server.returncode}")
         try:
-            return dict(httpx.get(base + "/health", timeout=2).json())
-        except httpx.HTTPError:
+            return dict(get_json(base, "/health"))
+        except (urllib.error.URLError, ConnectionError):
             time.sleep(0.5)
     raise SystemExit(f"the server did not answer /health within {timeout:.0f} s")
 
@@ -102,54 +118,96 @@ def served_recall(base: str, run: Path, users: np.ndarray, k: int) -> float:
     user_vectors, item_vectors = vectors.users.numpy(), vectors.items.numpy()
     seen = loaded.split.matrix("train")
     found = []
-    with httpx.Client(base_url=base, timeout=10) as client:
-        for user in users:
-            scores = item_vectors @ user_vectors[user]
-            scores[seen.indices[seen.indptr[user]:seen.indptr[user + 1]]] = -np.inf
-            exact = set(np.argpartition(-scores, k)[:k].tolist())
-            external = str(loaded.dataset.user_ids.external[user])
-            items = client.get("/recommend", params={"user": external, "k": k}).json()["items"]
-            lookup = loaded.dataset.item_ids.lookup()
-            found.append(len(exact & {lookup[row["item"]] for row in items}) / k)
+    lookup = loaded.dataset.item_ids.lookup()
+    for user in users:
+        scores = item_vectors @ user_vectors[user]
+        scores[seen.indices[seen.indptr[user]:seen.indptr[user + 1]]] = -np.inf
+        exact = set(np.argpartition(-scores, k)[:k].tolist())
+        external = str(loaded.dataset.user_ids.external[user])
+        items = get_json(base, "/recommend", user=external, k=k)["items"]
+        found.append(len(exact & {lookup[row["item"]] for row in items}) / k)
     return float(np.mean(found))
 
 
-async def load(base: str, users: list[str], rate: float, duration: float, k: int) -> dict[str, object]:
-    """Open-loop load: request i leaves at start + i / rate; latency counts from that scheduled time."""
+class Connection:
+    """One keep-alive HTTP/1.1 connection; a deliberately small client, so the load costs little CPU."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        return cls(reader, writer)
+
+    async def get(self, target: str) -> tuple[int, bytes]:
+        self.writer.write(f"GET {target} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    ok: int
+    errors: dict[str, int]
+    seconds: float
+    achieved_rate: float  # answered requests per second
+    p50: float  # milliseconds from the scheduled send time
+    p95: float
+    p99: float
+    max: float
+
+
+async def load(port: int, users: list[str], rate: float, duration: float, k: int,
+               connections: int = 32) -> LoadResult:
+    """Open-loop load: request i is due at start + i / rate and takes the next free connection; its latency
+    counts from when it was due, so a slow server cannot hide its queue (no coordinated omission)."""
     total = int(rate * duration)
     latencies = np.full(total, np.nan)
     errors: dict[str, int] = {}
-    rng = np.random.default_rng(1)
-    picks = rng.integers(0, len(users), total)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=5.0) as client:
-        start = time.perf_counter() + 0.2
+    picks = np.random.default_rng(1).integers(0, len(users), total)
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await Connection.open(port))
+    start = time.perf_counter() + 0.2
 
-        async def one(i: int) -> None:
-            scheduled = start + i / rate
-            try:
-                response = await client.get("/recommend", params={"user": users[picks[i]], "k": k})
-                if response.status_code != 200 or len(response.json()["items"]) != k:
-                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
-                    return
-            except httpx.HTTPError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                return
-            latencies[i] = (time.perf_counter() - scheduled) * 1000.0
+    async def one(i: int) -> None:
+        due = start + i / rate
+        connection = await idle.get()
+        try:
+            status, body = await connection.get(f"/recommend?user={users[picks[i]]}&k={k}")
+            if status != 200 or len(json.loads(body)["items"]) != k:
+                errors[str(status)] = errors.get(str(status), 0) + 1
+            else:
+                latencies[i] = (time.perf_counter() - due) * 1000.0
+            idle.put_nowait(connection)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            connection.close()
+            idle.put_nowait(await Connection.open(port))
 
-        tasks = []
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
-        elapsed = time.perf_counter() - start
+    tasks = []
+    for i in range(total):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    elapsed = time.perf_counter() - start
+    while not idle.empty():
+        idle.get_nowait().close()
     done = latencies[~np.isnan(latencies)]
-    p50, p95, p99 = np.percentile(done, [50, 95, 99]) if len(done) else (np.nan,) * 3
-    return {"requests": total, "ok": len(done), "errors": errors, "seconds": elapsed,
-            "achieved_rate": len(done) / elapsed, "p50": p50, "p95": p95, "p99": p99,
-            "max": float(done.max()) if len(done) else np.nan}
+    p50, p95, p99 = (float(p) for p in np.percentile(done, [50, 95, 99])) if len(done) else (np.nan,) * 3
+    return LoadResult(total, len(done), errors, elapsed, len(done) / elapsed, p50, p95, p99,
+                      float(done.max()) if len(done) else np.nan)
 
 
 def main() -> None:
@@ -177,36 +235,38 @@ def main() -> None:
         startup = time.perf_counter() - started
         user_ids = [str(u) for u in range(args.users)]
         recall = served_recall(base, run, np.arange(0, args.users, max(1, args.users // 300)), args.k)
-        with httpx.Client(base_url=base) as client:  # warm-up, not measured
-            for user in user_ids[:200]:
-                client.get("/recommend", params={"user": user, "k": args.k})
-        result = asyncio.run(asyncio.wait_for(load(base, user_ids, args.rate, args.duration, args.k),
+        for user in user_ids[:200]:  # warm-up, not measured
+            get_json(base, "/recommend", user=user, k=args.k)
+        cpu_before = cpu_seconds(server.pid)
+        result = asyncio.run(asyncio.wait_for(load(port, user_ids, args.rate, args.duration, args.k),
                                               timeout=args.duration + 60))
-        server_side = httpx.get(base + "/metrics").json()["endpoints"]["/recommend"]
+        server_cpu = (cpu_seconds(server.pid) - cpu_before) / max(result.ok, 1) * 1000
+        server_side = get_json(base, "/metrics")["endpoints"]["/recommend"]
     finally:
         server.terminate()
         server.wait(timeout=30)
     load_after = os.getloadavg()[0]
-    arm = health["arms"]["A"]  # type: ignore[index]
+    arm = health["arms"]["A"]
     rows = [
         ("catalogue", f"{health['items']} items, {arm['users']} users, {arm['model']}, index {arm['index']}"),
         ("served recall@20 vs exact", f"{recall:.4f}"),
         ("server start (load + index)", f"{startup:.1f} s"),
-        ("requests sent", f"{result['requests']} at {args.rate:g}/s for {args.duration:g} s"),
-        ("achieved rate", f"{result['achieved_rate']:.1f} req/s"),
-        ("errors", str(sum(result["errors"].values())) + (f" {result['errors']}" if result["errors"] else "")),  # type: ignore[attr-defined]
-        ("client p50 / p95 / p99 / max", f"{result['p50']:.2f} / {result['p95']:.2f} / {result['p99']:.2f} / "
-                                         f"{result['max']:.2f} ms"),
+        ("requests sent", f"{result.requests} at {args.rate:g}/s for {args.duration:g} s"),
+        ("achieved rate", f"{result.achieved_rate:.1f} req/s"),
+        ("errors", f"{sum(result.errors.values())} {result.errors or ''}".strip()),
+        ("client p50 / p95 / p99 / max", f"{result.p50:.2f} / {result.p95:.2f} / {result.p99:.2f} / "
+                                         f"{result.max:.2f} ms"),
         ("server p50 / p95 / p99", f"{server_side['p50_ms']:.2f} / {server_side['p95_ms']:.2f} / "
                                    f"{server_side['p99_ms']:.2f} ms (last {server_side['window']} requests)"),
+        ("server CPU per request", f"{server_cpu:.2f} ms"),
         ("1-min load average", f"{load_before:.2f} before, {load_after:.2f} after ({os.cpu_count()} cores)"),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"| {'measure':<{width}} | value |\n|{'-' * (width + 2)}|-------|")
     for name, value in rows:
         print(f"| {name:<{width}} | {value} |")
-    (args.work / "result.json").write_text(json.dumps({**result, "recall": recall, "server": server_side},
-                                                       default=float, indent=2))
+    (args.work / "result.json").write_text(json.dumps({**asdict(result), "recall": recall, "server": server_side},
+                                                       indent=2))
 
 
 if __name__ == "__main__":

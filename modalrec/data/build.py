@@ -405,7 +405,7 @@ def _check_specs(raw: RawDataset, specs: Sequence[ModalitySpec]) -> None:
         kind = get_extractor(spec.extractor).kind
         if kind != spec.modality:
             raise ConfigError(f"--{spec.modality}-extractor",
-                              f"'{spec.extractor}' is a {kind} extractor; expected a {spec.modality} extractor")
+                              f"'{spec.extractor}' is a {kind} extractor; expected one of kind '{spec.modality}'")
 
 
 def resolve_extraction_device(name: str) -> str:

@@ -6,6 +6,7 @@ Ties are broken deterministically: among equal scores the lower item index ranks
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from torch import Tensor
 from modalrec.evaluate.metrics import ranking_metrics
 
 ScoreFn = Callable[[Tensor], Tensor]  # (B,) user indices -> (B, num_items) scores
+MAX_CHUNK_SIZE = 16  # items per chunk in _chunked_top; larger chunks measured slower at 63,001 items
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,59 @@ class MetricTable:
 def top_k_deterministic(scores: Tensor, k: int) -> Tensor:
     """Indices of the k best items per row, by score descending then item index ascending.
 
+    The k + 1 best scores of each row come from :func:`_chunked_top`; a row whose k + 1 best scores are
+    distinct is settled by them. Rows with a tie among them, a NaN, or an uncertain candidate set go through
+    the exact tie rule, :func:`_top_k_with_ties`.
+
     Shapes: scores (B, N) -> (B, min(k, N)).
     """
     k = min(k, scores.shape[1])
+    values, indices, certain = _chunked_top(scores, min(k + 1, scores.shape[1]))
+    settled = certain & (values[:, :-1] > values[:, 1:]).all(1)  # False on a tie or a NaN
+    top = indices[:, :k]
+    if bool(settled.all()):
+        return top
+    unsettled = torch.nonzero(~settled).squeeze(1)
+    top[unsettled] = _top_k_with_ties(scores[unsettled], k)
+    return top
+
+
+def _chunked_top(scores: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``width`` largest scores per row, searched only in the ``width`` chunks with the largest maxima.
+
+    Items are dealt into chunks (chunk j holds items j, j + C, j + 2C, ... for C chunks); every item at least
+    as large as the width-th largest chunk maximum lies in those chunks, and so do the width largest scores.
+    ``torch.topk`` then runs on C maxima and width x chunk-size candidates instead of N scores per row,
+    2-3x faster for N of 10,000 or more. ``certain`` is False for rows where the width-th and (width+1)-th
+    chunk maxima are equal, so that the candidate set may miss a tied item.
+
+    Shapes: scores (B, N) -> values (B, width), indices (B, width), certain (B,).
+    """
+    rows, num_items = scores.shape
+    chunk_size = 2 ** int(math.log2(max(math.sqrt(num_items / width), 1.0)))
+    chunk_size = min(chunk_size, MAX_CHUNK_SIZE)
+    num_chunks = num_items // chunk_size
+    if chunk_size == 1 or num_chunks <= width:
+        values, indices = torch.topk(scores, width, dim=1)
+        return values, indices, torch.ones(rows, dtype=torch.bool, device=scores.device)
+    dealt = chunk_size * num_chunks
+    maxima = scores[:, :dealt].view(rows, chunk_size, num_chunks).amax(1)  # (B, C)
+    best, best_chunks = torch.topk(maxima, width + 1, dim=1)
+    certain = best[:, width - 1] > best[:, width]
+    offsets = num_chunks * torch.arange(chunk_size, device=scores.device)
+    candidates = (best_chunks[:, :width, None] + offsets).reshape(rows, width * chunk_size)
+    if dealt < num_items:  # the last few items belong to no chunk: always candidates
+        rest = torch.arange(dealt, num_items, device=scores.device).expand(rows, -1)
+        candidates = torch.cat([candidates, rest], dim=1)
+    values, positions = torch.topk(torch.gather(scores, 1, candidates), width, dim=1)
+    return values, torch.gather(candidates, 1, positions), certain
+
+
+def _top_k_with_ties(scores: Tensor, k: int) -> Tensor:
+    """:func:`top_k_deterministic` for rows with tied scores: among equal scores the lower index wins.
+
+    Shapes: scores (B, N) -> (B, k), k <= N.
+    """
     kth = torch.topk(scores, k, dim=1).values[:, -1:]  # (B, 1)
     above = scores > kth
     tied = scores == kth
@@ -46,6 +98,19 @@ def top_k_deterministic(scores: Tensor, k: int) -> Tensor:
     chosen = torch.gather(scores, 1, indices)
     order = torch.sort(chosen, dim=1, descending=True, stable=True).indices
     return torch.gather(indices, 1, order)
+
+
+@dataclass(frozen=True)
+class _UserBatch:
+    """One batch of evaluated users with its masking and target positions, prepared once.
+
+    Positions are flat indices ``row * num_items + item`` into the batch's (B, num_items) score block.
+    """
+
+    users: Tensor  # (B,) user indices
+    excluded: Tensor  # (X,) positions of items never to recommend
+    targets: Tensor  # (T,) sorted positions of the items to find
+    num_relevant: Tensor  # (B,) targets per user
 
 
 class FullRankingEvaluator:
@@ -66,43 +131,58 @@ class FullRankingEvaluator:
         self.ks = tuple(sorted(set(ks)))
         self.user_batch_size = user_batch_size
         self.users = np.flatnonzero(np.diff(self.targets.indptr) > 0)
+        self._batches: list[_UserBatch] | None = None
 
     @torch.no_grad()
     def evaluate(self, score: ScoreFn, device: torch.device | str = "cpu") -> MetricTable:
         """Score, mask, rank and measure every user with at least one target."""
         collected: dict[str, list[np.ndarray]] = {}
         max_k = max(self.ks)
-        for start in range(0, len(self.users), self.user_batch_size):
-            batch = self.users[start : start + self.user_batch_size]
-            user_tensor = torch.from_numpy(batch).to(device)
-            scores = score(user_tensor).float()
-            self._mask(scores, batch)
+        for batch in self.user_batches():
+            scores = score(batch.users.to(device)).float().contiguous()
+            scores.view(-1).index_fill_(0, batch.excluded.to(scores.device), -torch.inf)
             top = top_k_deterministic(scores, max_k)
-            hits, num_relevant = self._hits(top, batch)
+            hits = self._hits(top, batch)
             hits = torch.nn.functional.pad(hits, (0, max_k - hits.shape[1]))  # catalogues smaller than k
-            for name, values in ranking_metrics(hits, num_relevant, self.ks).items():
+            for name, values in ranking_metrics(hits, batch.num_relevant.to(top.device), self.ks).items():
                 collected.setdefault(name, []).append(values.cpu().numpy())
         per_user = {name: np.concatenate(parts) for name, parts in collected.items()}
         if not per_user:
             per_user = {name: np.zeros(0) for name in ranking_metrics(torch.zeros(0, max_k), torch.ones(0), self.ks)}
         return MetricTable(self.users, per_user)
 
-    def _mask(self, scores: Tensor, batch: np.ndarray) -> None:
-        rows, cols = self._batch_coordinates(self.exclude, batch, scores.device)
-        scores[rows, cols] = -torch.inf
+    def user_batches(self) -> list[_UserBatch]:
+        """The evaluated users in batches of ``user_batch_size``, with positions computed on first use."""
+        if self._batches is None:
+            excluded = _batch_positions(self.exclude, self.users, self.user_batch_size)
+            targets = _batch_positions(self.targets, self.users, self.user_batch_size)
+            relevant = torch.from_numpy(np.diff(self.targets.indptr)[self.users])
+            self._batches = [
+                _UserBatch(torch.from_numpy(self.users[start : start + self.user_batch_size]), masked, wanted,
+                           relevant[start : start + self.user_batch_size])
+                for start, masked, wanted in zip(range(0, len(self.users), self.user_batch_size), excluded, targets)
+            ]
+        return self._batches
 
-    def _hits(self, top: Tensor, batch: np.ndarray) -> tuple[Tensor, Tensor]:
-        rows, cols = self._batch_coordinates(self.targets, batch, top.device)
-        relevant = torch.zeros(len(batch), self.targets.shape[1], dtype=torch.bool, device=top.device)
-        relevant[rows, cols] = True
-        num_relevant = torch.from_numpy(np.diff(self.targets.indptr)[batch]).to(top.device)
-        return torch.gather(relevant, 1, top), num_relevant
+    def _hits(self, top: Tensor, batch: _UserBatch) -> Tensor:
+        """(B, k) bool: whether each ranked item is one of the user's targets (a binary search)."""
+        rows = torch.arange(top.shape[0], device=top.device).unsqueeze(1)
+        positions = rows * self.targets.shape[1] + top
+        targets = batch.targets.to(top.device)
+        found = torch.searchsorted(targets, positions).clamp_(max=len(targets) - 1)
+        return targets[found] == positions
 
-    @staticmethod
-    def _batch_coordinates(matrix: sp.csr_matrix, batch: np.ndarray, device: torch.device) -> tuple[Tensor, Tensor]:
-        sub = matrix[batch]
-        rows = np.repeat(np.arange(len(batch)), np.diff(sub.indptr))
-        return torch.from_numpy(rows).to(device), torch.from_numpy(sub.indices.astype(np.int64)).to(device)
+
+def _batch_positions(matrix: sp.csr_matrix, users: np.ndarray, batch_size: int) -> list[Tensor]:
+    """For each batch of ``users``, the flat positions ``row_in_batch * num_items + item`` of their stored
+    entries, in ascending order."""
+    sub = matrix[users]
+    sub.sort_indices()
+    counts = np.diff(sub.indptr)
+    rows = np.repeat(np.arange(len(users)) % batch_size, counts)
+    positions = torch.from_numpy(rows * matrix.shape[1] + sub.indices.astype(np.int64))
+    bounds = sub.indptr[np.arange(0, len(users), batch_size)[1:]]
+    return list(torch.tensor_split(positions, torch.from_numpy(bounds.astype(np.int64))))
 
 
 def _binary_csr(matrix: sp.csr_matrix) -> sp.csr_matrix:

@@ -18,7 +18,7 @@ from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, NotSupported, Recommender, TrainBatch
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty
-from modalrec.nn.content import content_tables, warm_item_mask
+from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
 from modalrec.nn.fusion import AttentionFusion, ModalityProjection, check_choice
 
 ATTENTION_KINDS = ("user", "user_item")
@@ -37,7 +37,8 @@ class MMALConfig:
     def __post_init__(self) -> None:
         check_choice("model.attention", self.attention, ATTENTION_KINDS)
         if min(self.embedding_dim, self.attention_dim) < 1 or self.feature_hidden_dim < 0:
-            raise ConfigError("model.embedding_dim", "embedding_dim, attention_dim must be >= 1, feature_hidden_dim >= 0")
+            raise ConfigError("model.embedding_dim",
+                              "embedding_dim, attention_dim must be >= 1, feature_hidden_dim >= 0")
 
 
 @register_model(
@@ -64,8 +65,9 @@ class MMAL(Recommender):
     :math:`a_{us}` depend on the user only, like MAML's user-specific modality attention (Liu et al., 2019),
     and the score factors as :math:`S\,[a_{u0}\mathbf p_u, \dots, a_{uM}\mathbf p_u]^\top[\mathbf x_{i0}, \dots,
     \mathbf x_{iM}]`, so :meth:`embeddings` is exact. The factor S = 1 + M makes equal weights the plain sum of
-    the sources (as in VBPR), which trains S times faster than a mean. ``"user_item"`` keeps ACF's full form; :meth:`score`
-    then evaluates every (user, item) pair in item chunks and there are no embeddings.
+    the sources, as in VBPR (a plain weighted mean shrinks scores and gradients S-fold and trained far slower
+    here). ``"user_item"`` keeps ACF's full form; :meth:`score` then evaluates every (user, item) pair in item
+    chunks and there are no embeddings.
 
     :meth:`modality_weights` gives the weights for explanation, named by ``modality_names``
     (``["id", "image", "text"]`` with both modalities). Cold items (no training interaction) have
@@ -83,10 +85,11 @@ class MMAL(Recommender):
 
     def __init__(self, config: MMALConfig, inputs: ModelInputs) -> None:
         super().__init__(config, inputs)
-        tables = content_tables("mmal", config.modalities, inputs.features, scale=config.standardize)
-        self.modality_names = ["id", *tables]
-        self.modality_dims = [table.shape[1] for table in tables.values()]
-        self.register_buffer("content", torch.cat(list(tables.values()), dim=1), persistent=False)  # (I, F)
+        raw = content_tables("mmal", config.modalities, inputs.features, scale=False)
+        self.modality_names = ["id", *raw]
+        self.modality_dims = [table.shape[1] for table in raw.values()]
+        self.scaler = ContentScaler(raw, scale=config.standardize)
+        self.register_buffer("content", self.scaler(raw), persistent=False)  # (I, F)
         self.register_buffer("warm", warm_item_mask(inputs.num_items, inputs.train_items), persistent=False)
         dim = config.embedding_dim
         self.user_embedding = nn.Embedding(inputs.num_users, dim)  # p_u
@@ -100,10 +103,26 @@ class MMAL(Recommender):
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_id.weight)
 
+    def sources_of(self, content: Tensor, id_source: Tensor) -> Tensor:
+        """Item sources from scaled content and the ID embedding. Shapes: (N, F), (N, d) -> (N, S, d)."""
+        projected = self.feature_projection(torch.split(content, self.modality_dims, dim=1))  # (N, M, d)
+        return torch.cat([id_source.unsqueeze(1), projected], dim=1)
+
     def item_sources(self) -> Tensor:
-        """[ID, modality_1, ...] per item, the ID zeroed for cold items. Shapes: (I, S, d)."""
-        projected = self.feature_projection(torch.split(self.content, self.modality_dims, dim=1))  # (I, M, d)
-        return torch.cat([(self.warm * self.item_id.weight).unsqueeze(1), projected], dim=1)
+        """The catalogue's [ID, modality_1, ...], the ID zeroed for cold items. Shapes: (I, S, d)."""
+        return self.sources_of(self.content, self.warm * self.item_id.weight)
+
+    def content_item_vectors(self, features: dict[str, Tensor]) -> Tensor:
+        """Vectors for new items from their raw features alone (no ID embedding), comparable with
+        ``embeddings().items``; only where the attention factors.
+
+        Shapes: {modality: (N, F_m)} -> (N, S*d).
+        """
+        if not self.attention.factorizes:
+            raise NotSupported("mmal with attention='user_item' has no item vectors: it does not factor")
+        content = self.scaler({m: features[m].to(self.content.device) for m in self.modality_names[1:]})
+        no_id = content.new_zeros(len(content), self.config.embedding_dim)
+        return self.attention.item_vectors(self.sources_of(content, no_id))
 
     def user_blocks(self, user: Tensor) -> Tensor:
         """The user vector repeated once per source. Shapes: (B, d) -> (B, S, d)."""

@@ -17,7 +17,7 @@ from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, NotSupported, Recommender, TrainBatch
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty
-from modalrec.nn.content import content_tables, warm_item_mask
+from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
 from modalrec.nn.fusion import (
     EARLY_COMBINES,
     FUSION_MODES,
@@ -46,7 +46,8 @@ class MMDFMConfig:
         check_choice("model.fusion", self.fusion, FUSION_MODES)
         check_choice("model.combine", self.combine, EARLY_COMBINES)
         if min(self.embedding_dim, self.attention_dim) < 1 or self.feature_hidden_dim < 0:
-            raise ConfigError("model.embedding_dim", "embedding_dim, attention_dim must be >= 1, feature_hidden_dim >= 0")
+            raise ConfigError("model.embedding_dim",
+                              "embedding_dim, attention_dim must be >= 1, feature_hidden_dim >= 0")
         if not self.deep_layers or min(self.deep_layers) < 1:
             raise ConfigError("model.deep_layers", f"expected at least one positive width, got {self.deep_layers}")
 
@@ -85,7 +86,7 @@ class MMDFM(Recommender):
     - ``early``: the fused item vector, :math:`\sum_f \mathbf v_f(i)` (``combine="sum"``, exactly FM) or an MLP
       over their concatenation (``"concat"``);
     - ``late``: one user vector per item field (field-aware, as in FFM), scores weighted by learned global
-      weights :math:`\sum_f w_f \langle \mathbf v_u^{(f)}, \mathbf v_f(i)\rangle`;
+      weights, :math:`S\sum_f w_f \langle \mathbf v_u^{(f)}, \mathbf v_f(i)\rangle` with :math:`\sum_f w_f = 1`;
     - ``hybrid``: the early block plus the late blocks;
     - ``attention``: like late, with weights :math:`a_{uf}` from an attention MLP over the user's fields.
 
@@ -108,10 +109,11 @@ class MMDFM(Recommender):
 
     def __init__(self, config: MMDFMConfig, inputs: ModelInputs) -> None:
         super().__init__(config, inputs)
-        tables = content_tables("mmdfm", config.modalities, inputs.features, scale=config.standardize)
-        self.modality_names = ["id", *tables]
-        self.modality_dims = [table.shape[1] for table in tables.values()]
-        self.register_buffer("content", torch.cat(list(tables.values()), dim=1), persistent=False)  # (I, F)
+        raw = content_tables("mmdfm", config.modalities, inputs.features, scale=False)
+        self.modality_names = ["id", *raw]
+        self.modality_dims = [table.shape[1] for table in raw.values()]
+        self.scaler = ContentScaler(raw, scale=config.standardize)
+        self.register_buffer("content", self.scaler(raw), persistent=False)  # (I, F)
         self.register_buffer("warm", warm_item_mask(inputs.num_items, inputs.train_items), persistent=False)
         dim, num_sources = config.embedding_dim, len(self.modality_names)
         self.num_blocks = fusion_blocks(config.fusion, num_sources)
@@ -133,15 +135,23 @@ class MMDFM(Recommender):
         nn.init.zeros_(self.item_bias.weight)
         nn.init.zeros_(self.content_first_order.weight)
 
+    def fields_of(self, content: Tensor, id_field: Tensor) -> Tensor:
+        """Item fields from scaled content and the ID field. Shapes: (N, F), (N, k) -> (N, S, k)."""
+        extracted = self.feature_extraction(torch.split(content, self.modality_dims, dim=1))  # (N, M, k)
+        return torch.cat([id_field.unsqueeze(1), extracted], dim=1)
+
     def item_fields(self) -> Tensor:
-        """The item's fields [id, modality_1, ...], the ID zeroed for cold items. Shapes: (I, S, k)."""
-        extracted = self.feature_extraction(torch.split(self.content, self.modality_dims, dim=1))  # (I, M, k)
-        return torch.cat([(self.warm * self.item_id.weight).unsqueeze(1), extracted], dim=1)
+        """The catalogue's fields [id, modality_1, ...], the ID zeroed for cold items. Shapes: (I, S, k)."""
+        return self.fields_of(self.content, self.warm * self.item_id.weight)
+
+    def bias_of(self, fields: Tensor, content: Tensor, id_bias: Tensor) -> Tensor:
+        """First-order item terms plus the item-item FM interactions. Shapes: (N, S, k), (N, F), (N, 1) -> (N, 1)."""
+        item_item = 0.5 * (fields.sum(1).pow(2) - fields.pow(2).sum(1)).sum(1, keepdim=True)
+        return id_bias + self.content_first_order(content) + item_item
 
     def item_bias_column(self, fields: Tensor) -> Tensor:
-        """First-order item terms plus the item-item FM interactions. Shapes: (I, S, k) -> (I, 1)."""
-        item_item = 0.5 * (fields.sum(1).pow(2) - fields.pow(2).sum(1)).sum(1, keepdim=True)
-        return self.warm * self.item_bias.weight + self.content_first_order(self.content) + item_item
+        """The catalogue's item bias column (cold items without b_i). Shapes: (I, S, k) -> (I, 1)."""
+        return self.bias_of(fields, self.content, self.warm * self.item_bias.weight)
 
     def item_side(self) -> tuple[Tensor, Tensor]:
         """Item fields (I, S, k) and item vectors (I, K*k + 1) of the factorised score."""
@@ -158,6 +168,17 @@ class MMDFM(Recommender):
         """The FM part as a dot product (the whole score unless ``rerank_with_deep``): use it for retrieval."""
         _, item_vectors = self.item_side()
         return Embeddings(self.user_vectors(self.user_fields.weight), item_vectors)
+
+    def content_item_vectors(self, features: dict[str, Tensor]) -> Tensor:
+        """Vectors for new items from their raw features alone (no ID field, no b_i), comparable with
+        ``factorized_embeddings().items``.
+
+        Shapes: {modality: (N, F_m)} -> (N, K*k + 1).
+        """
+        content = self.scaler({m: features[m].to(self.content.device) for m in self.modality_names[1:]})
+        no_id = content.new_zeros(len(content), self.config.embedding_dim)
+        fields = self.fields_of(content, no_id)
+        return torch.cat([self.fusion.item_vectors(fields), self.bias_of(fields, content, no_id[:, :1])], dim=1)
 
     def compute_embeddings(self) -> Embeddings:
         if self.deep is not None:

@@ -1,5 +1,5 @@
 """MMGCN. Wei, Wang, Nie, He, Hong & Chua, "MMGCN: Multi-modal Graph Convolution Network for Personalized
-Recommendation of Micro-video", ACM Multimedia 2019. https://doi.org/10.1145/3343031.3351034
+Recommendation of Micro-video", ACM Multimedia 2019, 1437-1445. https://doi.org/10.1145/3343031.3351034
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ FUSIONS = ("sum", "concat")
 class MMGCNConfig:
     embedding_dim: int = 64  # d: ID embeddings, user preferences, projected features and every layer's output
     num_layers: int = 2  # L, graph-convolution layers per modality
-    aggregation: str = "mean"  # "mean": D~^-1 (A+I), "add": D~^-1/2 (A+I) D~^-1/2
+    aggregation: str = "add"  # "add": D~^-1/2 (A+I) D~^-1/2 (GCN); "mean": D~^-1 (A+I), like the paper's f_avg
     concat: bool = False  # combination layer: True concatenates [h, u_hat] (g_co), False adds them (g_ele)
     fusion: str = "sum"  # "sum": the paper's (sum_m u_m).(sum_m i_m); "concat": sum_m u_m.i_m
     reg_weight: float = 1e-3  # lambda on the batch's ID embeddings and user preference vectors
@@ -37,7 +37,8 @@ class MMGCNConfig:
         if self.num_layers < 1:
             raise ConfigError("model.num_layers", f"must be >= 1, got {self.num_layers}")
         if self.aggregation not in AGGREGATIONS:
-            raise ConfigError("model.aggregation", f"expected one of {', '.join(AGGREGATIONS)}, got '{self.aggregation}'")
+            choices = ", ".join(AGGREGATIONS)
+            raise ConfigError("model.aggregation", f"expected one of {choices}, got '{self.aggregation}'")
         if self.fusion not in FUSIONS:
             raise ConfigError("model.fusion", f"expected one of {', '.join(FUSIONS)}, got '{self.fusion}'")
 
@@ -130,15 +131,17 @@ class MMGCN(Recommender):
         \ \text{(concat)} \quad\text{or}\quad
         \sigma\bigl(H_m^{(l)} W_{3,m}^{(l)} + b_{3,m}^{(l)} + \hat X_m^{(l)}\bigr)
 
-    with :math:`\sigma` = LeakyReLU and :math:`\hat A` the aggregation. The rows of :math:`X_m^{(L)}` are
-    the user and item representations :math:`\mathbf u_m, \mathbf i_m`, and
+    with :math:`\sigma` = LeakyReLU and :math:`\hat A` the aggregation. The paper aggregates the neighbours
+    only; the self-loop of :math:`\tilde A` also keeps a cold item (no neighbours) from aggregating zeros.
+    The rows of :math:`X_m^{(L)}` are the user and item representations :math:`\mathbf u_m, \mathbf i_m`, and
 
     .. math::
         \hat y_{ui} = \Bigl(\sum_m \mathbf u_m\Bigr)^\top \Bigl(\sum_m \mathbf i_m\Bigr) \ \text{(fusion="sum",
         the paper)} \quad\text{or}\quad \sum_m \mathbf u_m^\top \mathbf i_m \ \text{(fusion="concat")}
 
     trained with BPR plus :math:`\tfrac{\lambda}{2B}` times the squared norms of the batch's ID embeddings
-    and user preference vectors. Items with no training interaction (cold start) have their ID embedding
+    and user preference vectors (the paper's :math:`\lambda\lVert\Theta\rVert^2` on every weight is
+    ``train.weight_decay``). Items with no training interaction (cold start) have their ID embedding
     fixed at zero and only their self-loop in :math:`\tilde A`, so their representation comes from their
     features alone. The graph is normalised once and propagated as a sparse matmul
     (:class:`modalrec.nn.gcn.GraphAggregation`), faster on CPU than PyTorch Geometric layers.

@@ -220,7 +220,9 @@ class HybridFusion(Fusion):
     Shapes: K = 1 + S blocks (the early block first); source weights are the late part's.
     """
 
-    def __init__(self, num_sources: int, dim: int, combine: str = "sum", weights: Sequence[float] | None = None) -> None:
+    def __init__(
+        self, num_sources: int, dim: int, combine: str = "sum", weights: Sequence[float] | None = None
+    ) -> None:
         super().__init__(num_sources)
         self.num_blocks = 1 + num_sources
         self.early = EarlyFusion(num_sources, dim, combine)
@@ -263,7 +265,12 @@ class AttentionFusion(Fusion):
     """
 
     def __init__(
-        self, num_sources: int, query_dim: int, source_dim: int, attention_dim: int = 32, condition_on_item: bool = False
+        self,
+        num_sources: int,
+        query_dim: int,
+        source_dim: int,
+        attention_dim: int = 32,
+        condition_on_item: bool = False,
     ) -> None:
         super().__init__(num_sources)
         self.num_blocks = num_sources

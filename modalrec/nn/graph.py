@@ -40,17 +40,40 @@ def normalized_adjacency(
         return coo.to_sparse_csr()
 
 
+def sparse_matmul(matrix: Tensor, x: Tensor) -> Tensor:
+    """``matrix @ x`` for a sparse CSR ``matrix`` and a dense ``x``, without autograd.
+
+    On the CPU, ``torch.addmm(out, matrix, x, beta=0, out=out)`` with a fresh row-major ``out`` runs MKL's
+    sparse product straight into the result; ``matrix @ x`` zero-fills a column-major buffer and copies it
+    back, which measured 5-8x slower at LightGCN's sizes (26k nodes, 240k edges, d=64). Other layouts,
+    devices and dtypes use ``matrix @ x``.
+
+    Shapes: (R, C) sparse CSR, (C, d) -> (R, d).
+    """
+    if (
+        matrix.layout != torch.sparse_csr
+        or x.dim() != 2
+        or matrix.device.type != "cpu"
+        or x.device.type != "cpu"
+        or x.dtype not in (torch.float32, torch.float64)
+        or matrix.dtype != x.dtype
+    ):
+        return matrix @ x
+    out = torch.empty(matrix.shape[0], x.shape[1], dtype=x.dtype)
+    return torch.addmm(out, matrix, x.contiguous(), beta=0, out=out)
+
+
 class _SymmetricSpMM(torch.autograd.Function):
     """``A @ x`` for a constant symmetric sparse ``A``: the gradient is ``A @ grad`` (no transpose needed)."""
 
     @staticmethod
     def forward(ctx: Any, adjacency: Tensor, x: Tensor) -> Tensor:
         ctx.adjacency = adjacency
-        return adjacency @ x
+        return sparse_matmul(adjacency, x)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
-        return None, ctx.adjacency @ grad
+        return None, sparse_matmul(ctx.adjacency, grad)
 
 
 def propagate(adjacency: Tensor, x: Tensor) -> Tensor:

@@ -147,16 +147,22 @@ class ServedArm:
 
     def for_items(self, items: np.ndarray, k: int) -> Neighbours:
         """Items for the mean vector of ``items`` (a user the model does not know), leaving those out."""
-        if self.item_vectors is None or self.dot_index is None:
-            raise ServiceError(409, f"the {self.model_name} model of arm {self.name} has no item vectors; "
-                                    "it cannot recommend from given items")
-        return self.dot_index.search(self.item_vectors[items].mean(axis=0), k, items)
+        vectors, index = self._searchable(items, self.dot_index, "it cannot recommend from given items")
+        return index.search(vectors.mean(axis=0), k, items)
 
     def similar(self, item: int, k: int) -> Neighbours:
-        if self.item_vectors is None or self.cosine_index is None:
-            raise ServiceError(409, f"the {self.model_name} model of arm {self.name} has no item vectors; "
-                                    "similar items need them")
-        return self.cosine_index.search(self.item_vectors[item], k, np.asarray([item]))
+        vectors, index = self._searchable(np.asarray([item]), self.cosine_index, "similar items need them")
+        return index.search(vectors[0], k, np.asarray([item]))
+
+    def _searchable(self, items: np.ndarray, index: VectorIndex | None,
+                    purpose: str) -> tuple[np.ndarray, VectorIndex]:
+        vectors = self.item_vectors
+        if vectors is None or index is None:
+            raise ServiceError(409, f"the {self.model_name} model of arm {self.name} has no item vectors; {purpose}")
+        if int(items.max()) >= len(vectors):
+            raise ServiceError(409, f"arm {self.name} ({self.model_name}) has not embedded item index "
+                                    f"{int(items.max())} (added while it could not embed new items)")
+        return vectors[items], index
 
     def content_vectors(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Item vectors from raw content features. Shapes: {modality: (N, F_m)} -> (N, d)."""
@@ -213,8 +219,15 @@ class Service:
 
     def _load_new_items(self) -> None:
         stored = self.new_items.load(self.embedder.tables)
+        clashes = [s.item_id for s in stored if s.item_id in self.catalogue.index]
+        if clashes:
+            log.warning("%s: %d stored new items are in the dataset now (first: %s); the dataset's are served",
+                        self.new_items.path, len(clashes), clashes[0])
+            stored = [s for s in stored if s.item_id not in self.catalogue.index]
         if not stored:
             return
+        for item in stored:
+            self.catalogue.add(item.item_id, item.title, item.picture)
         features = {m: np.stack([s.features[m] for s in stored]) for m in self.embedder.tables}
         for arm in self.arms.values():
             if arm.embeds_content:
@@ -222,8 +235,6 @@ class Service:
             else:
                 log.warning("arm %s (%s) cannot embed the %d stored new items; it will not recommend them",
                             arm.name, arm.model_name, len(stored))
-        for item in stored:
-            self.catalogue.add(item.item_id, item.title, item.picture)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -303,22 +314,26 @@ class Service:
         ])
         return len(events)
 
-    def add_item(self, content: NewItemContent) -> dict[str, Any]:
-        """Embed a new item from its content with every arm's model, persist it and make it searchable."""
+    def check_can_add_items(self) -> None:
+        """Raise 409 unless the dataset names its extractors and every arm's model embeds content."""
         for arm in self.arms.values():
             if not arm.embeds_content:
                 raise ServiceError(409, f"the {arm.model_name} model (arm {arm.name}) cannot embed new items "
                                         "from content; serve a content model such as vbpr")
         self.embedder.check_available()
+
+    def add_item(self, content: NewItemContent) -> dict[str, Any]:
+        """Embed a new item from its content with every arm's model, persist it and make it searchable."""
+        self.check_can_add_items()
         features, how = self.embedder.features(content)
         vectors = {name: arm.content_vectors(features) for name, arm in self.arms.items()}
         with self._lock:
             check_item_id(content.item_id, self.catalogue)
             item = stored_item(content, features)
             self.new_items.append(item)
+            index = self.catalogue.add(item.item_id, item.title, item.picture)  # before any index can return it
             for name, arm in self.arms.items():
                 arm.add_vectors(vectors[name])
-            index = self.catalogue.add(item.item_id, item.title, item.picture)
         return {**self.catalogue.describe(index), "modalities": how, "items": len(self.catalogue)}
 
 
@@ -417,7 +432,10 @@ class BodyLimitMiddleware:
             return
         limit = self.limits.get(scope["path"], self.default)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and not declared.isdigit():
+            await _send_json(send, 400, "invalid Content-Length header")
+            return
+        if declared is not None and int(declared) > limit:
             await _send_json(send, 413, f"request body too large: {declared.decode(errors='replace')} bytes; "
                                         f"at most {limit} are accepted here")
             return
@@ -459,6 +477,9 @@ def error_response(status: int, message: str) -> JSONResponse:
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            parts.append(f"request body: invalid JSON ({error.get('ctx', {}).get('error', 'cannot be parsed')})")
+            continue
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "body"))
         given = error.get("input")
         found = f" (got {given!r})" if isinstance(given, (str, int, float)) and len(repr(given)) < 80 else ""
@@ -557,7 +578,7 @@ KParam = Annotated[int, Query(ge=1, le=MAX_K, description=f"number of items, 1 t
 
 def _add_read_routes(app: FastAPI, service: Service) -> None:
     @app.get("/recommend", response_model=RecommendOut, tags=["recommend"])
-    def recommend(user: Annotated[str, Query(min_length=1, max_length=256)], k: KParam,
+    async def recommend(user: Annotated[str, Query(min_length=1, max_length=256)], k: KParam,
                   exclude_seen: bool = True,
                   items: Annotated[str | None, Query(max_length=20_000, description=(
                       "comma-separated item ids; for a user the model does not know, recommend from the mean "
@@ -570,7 +591,7 @@ def _add_read_routes(app: FastAPI, service: Service) -> None:
         return JSONResponse(service.recommend(user, k, exclude_seen=exclude_seen, seed_items=seeds))
 
     @app.get("/similar", response_model=SimilarOut, tags=["recommend"])
-    def similar(item: Annotated[str, Query(min_length=1, max_length=256)], k: KParam,
+    async def similar(item: Annotated[str, Query(min_length=1, max_length=256)], k: KParam,
                 user: Annotated[str | None, Query(max_length=256, description="routes to the user's arm")] = None,
                 ) -> JSONResponse:
         """The k items nearest to ``item`` by the cosine of the model's item vectors."""
@@ -591,7 +612,8 @@ def _add_read_routes(app: FastAPI, service: Service) -> None:
 
 def _add_write_routes(app: FastAPI, service: Service) -> None:
     @app.post("/feedback", status_code=201, tags=["feedback"])
-    def feedback(events: Annotated[FeedbackIn | Annotated[list[FeedbackIn], Field(max_length=MAX_FEEDBACK_EVENTS)],
+    def feedback(events: Annotated[FeedbackIn | Annotated[list[FeedbackIn],
+                                                          Field(min_length=1, max_length=MAX_FEEDBACK_EVENTS)],
                                    Body()]) -> JSONResponse:
         """Store one event or a list (one transaction); it is on disk when the answer comes."""
         batch = events if isinstance(events, list) else [events]
@@ -620,7 +642,7 @@ def _add_write_routes(app: FastAPI, service: Service) -> None:
 
 async def _new_item_content(service: Service, form: Any) -> NewItemContent:
     """Read and check the form of POST /items (uploads stored, paths checked against the allowed folders)."""
-    service.embedder.check_available()
+    service.check_can_add_items()
     files_allowed = service.embedder.file_modalities()
     text_fields = service.embedder.text_columns()
     known = {"item_id", "title", *text_fields, *files_allowed, *(f"{m}_path" for m in files_allowed)}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -38,8 +38,8 @@ class IndexConfig:
 
     exact_below: int = 20_000  # catalogues with fewer items are searched exactly (IndexFlatIP)
     hnsw_neighbors: int = 32  # M, graph links per node; more is slower to build, better recall
-    hnsw_ef_construction: int = 80  # candidate list while building the graph
-    hnsw_ef_search: int = 128  # candidate list while searching (raised to the number of results asked for)
+    hnsw_ef_construction: int = 200  # candidate list while building the graph
+    hnsw_ef_search: int = 200  # candidate list while searching (raised to the number of results asked for)
     threads: int = 1  # faiss OpenMP threads; one query at a time gains nothing from more
 
     def __post_init__(self) -> None:
@@ -111,7 +111,8 @@ class VectorIndex:
             order = np.argsort(-scores, kind="stable")
             ids, scores = ids[order], scores[order]
         if len(excluded):
-            keep = ~np.isin(ids, excluded)
+            banned = set(excluded.tolist())  # a set beats np.isin on these few dozen ids
+            keep = np.fromiter((i not in banned for i in ids.tolist()), dtype=bool, count=len(ids))
             ids, scores = ids[keep], scores[keep]
         return Neighbours(ids[:k], scores[:k])
 
@@ -169,7 +170,8 @@ class VectorIndex:
         if cache_dir is None:
             return None
         digest = hashlib.sha256(base.tobytes())
-        digest.update(json.dumps([asdict(self.config), self.cosine, faiss.__version__]).encode())
+        graph = [self.config.hnsw_neighbors, self.config.hnsw_ef_construction, self.cosine, faiss.__version__]
+        digest.update(json.dumps(graph).encode())
         kind = "cosine" if self.cosine else "dot"
         return cache_dir / f"hnsw-{kind}-{digest.hexdigest()[:20]}.faiss"
 

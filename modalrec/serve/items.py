@@ -349,6 +349,7 @@ def _mean_row(table: FeatureTable) -> np.ndarray:
 
 
 def check_item_id(item_id: str, catalogue: Catalogue) -> str:
+    """A new item's id, stripped: printable, at most MAX_ITEM_ID_LENGTH long, not in the catalogue yet."""
     item_id = item_id.strip()
     if not item_id or len(item_id) > MAX_ITEM_ID_LENGTH or any(ord(ch) < 32 for ch in item_id):
         raise ServiceError(422, f"item_id: expected 1 to {MAX_ITEM_ID_LENGTH} printable characters, got {item_id!r}")

@@ -125,7 +125,9 @@ class Trainer:
             )
         self.checkpoint_dir = checkpoint_dir
         self.on_epoch_end = on_epoch_end
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable or [torch.zeros(0, requires_grad=True)],
+                                          lr=config.learning_rate, weight_decay=config.weight_decay)
         self.dist = dist_context or DistContext()
         self.loss_module = self._wrap(model)
         if config.mixed_precision and self.device.type != "cuda":
@@ -143,7 +145,7 @@ class Trainer:
 
     def _wrap(self, model: Recommender) -> nn.Module:
         loss_module = _LossModule(model)
-        if not self.dist.enabled:
+        if not self.dist.enabled or not any(p.requires_grad for p in model.parameters()):
             return loss_module
         device_ids = [self.device] if self.device.type == "cuda" else None
         with warnings.catch_warnings():  # buffers (graphs, features) are built identically on every rank
@@ -161,6 +163,10 @@ class Trainer:
         """
         if resume:
             self._load_checkpoint()
+        if not any(p.requires_grad for p in self.model.parameters()):  # a closed-form model: nothing to train
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.progress.best_epoch = 0
+            return self._final_result(evaluate_test)
         bar = tqdm(total=self.config.epochs, initial=self.progress.epoch, desc=f"train {self.model.name}",
                    unit="epoch", disable=None if self.config.progress else True, leave=False,
                    dynamic_ncols=True)

@@ -84,8 +84,11 @@ def test_same_seed_same_scores(name: str) -> None:
 def test_learns_tiny_dataset(name: str) -> None:
     model, split = build(name)
     trainer = fit(model, split, epochs=60)
-    losses = [record["loss"] for record in trainer.progress.history]
-    assert losses[-1] < losses[0] / 2
+    if any(p.requires_grad for p in model.parameters()):
+        losses = [record["loss"] for record in trainer.progress.history]
+        assert losses[-1] < losses[0] / 2
+    else:  # a closed-form model is solved at construction and never trained
+        assert trainer.progress.history == []
     train = split.matrix("train")
     nothing = sp.csr_matrix(train.shape, dtype=np.float32)
     recall = FullRankingEvaluator(train, nothing, ks=(BLOCK,)).evaluate(model.eval().score).mean()

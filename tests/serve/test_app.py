@@ -15,9 +15,11 @@ from PIL import Image
 
 from modalrec.cli.main import main
 from modalrec.data.build import BuildOptions, ModalitySpec, build_dataset, read_raw_tables
-from modalrec.serve.app import MAX_K, create_app, load_service
+from modalrec.models.base import Embeddings, NotSupported
+from modalrec.serve.app import MAX_K, ServedArm, create_app, load_service
+from modalrec.serve.index import IndexConfig
+from modalrec.serve.items import NEW_ITEMS_FILE, ServiceError
 from modalrec.serve.recommend import recommend_for_users
-from modalrec.serve.items import NEW_ITEMS_FILE
 from modalrec.train.run import load_run
 from tests.conftest import block_dataset, write_mmrec
 
@@ -259,6 +261,28 @@ def test_new_items_need_a_built_dataset_and_a_content_model(shop: dict[str, Path
     assert "modalrec data build" in error_of(plain.post("/items", data={"item_id": "X", "title": "red"}), 409)
     answer = plain.get("/recommend", params={"user": "0", "k": 2}).json()  # ids only, no pictures
     assert answer["items"][0]["title"] is None and answer["items"][0]["image"] is None
+
+
+def test_a_model_without_vectors_is_scored_exactly(shop: dict[str, Path]) -> None:
+    run = load_run(shop["vbpr"])
+    offline = recommend_for_users(run, ["U3"], 4)
+    original = type(run.model)
+
+    class ScoreOnly(original):  # type: ignore[valid-type,misc]
+        def compute_embeddings(self) -> Embeddings:
+            raise NotSupported("scores only")
+
+        def score(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+            vectors = original.compute_embeddings(self)
+            return vectors.users[users] @ vectors.items.T
+
+    run.model.__class__ = ScoreOnly
+    arm = ServedArm("A", shop["vbpr"], run, IndexConfig())
+    found = arm.for_user(run.dataset.user_ids.lookup()["U3"], 4, exclude_seen=True)
+    assert run.dataset.item_ids.external[found.ids].tolist() == offline["item_id"].tolist()
+    np.testing.assert_allclose(found.scores, offline["score"].to_numpy(), rtol=1e-5)
+    with pytest.raises(ServiceError, match="no item vectors"):
+        arm.similar(0, 3)
 
 
 def test_health_metrics_and_docs(client: TestClient) -> None:

@@ -168,3 +168,12 @@ def test_simulate_replays_test_interactions_and_report_prints_the_table(two_runs
     assert '"p_value"' in capsys.readouterr().out
     with pytest.raises(ModalrecError, match="no such feedback database"):
         run_cli(["ab", "report", "--db", str(tmp_path / "typo.sqlite")])
+
+
+def test_serve_binds_loopback_by_default_and_checks_its_port(two_runs: tuple[Path, Path]) -> None:
+    parser = argparse.ArgumentParser(prog="modalrec")
+    add_serve_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["serve", "--run", str(two_runs[0])])
+    assert (args.host, args.port, args.run_b, args.split) == ("127.0.0.1", 8000, None, 50.0)
+    with pytest.raises(ModalrecError, match="--port must be in 1..65535"):
+        run_cli(["serve", "--run", str(two_runs[0]), "--port", "0"])

@@ -134,10 +134,7 @@ class FramesExtractor(Extractor):
             return self.image_extractor.load(path)
 
     def embed(self, prepared: Sequence[SampledClip]) -> np.ndarray:
-        frames = [frame for clip in prepared for frame in clip.frames]
-        vectors = np.concatenate(
-            [self.image_extractor.embed(frames[i : i + FRAME_BATCH]) for i in range(0, len(frames), FRAME_BATCH)]
-        ) if frames else np.zeros((0, self.image_extractor.dim), dtype=np.float32)
+        vectors = self._frame_vectors([frame for clip in prepared for frame in clip.frames])
         rows, offset = [], 0
         for clip in prepared:
             clip_vectors = vectors[offset : offset + len(clip.frames)].astype(np.float64)  # (n, image_dim)
@@ -147,6 +144,11 @@ class FramesExtractor(Extractor):
             rows.append(np.concatenate([clip_vectors.mean(axis=0), clip_vectors.max(axis=0),
                                         [*motion, clip.pixel_motion]]))
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _frame_vectors(self, frames: list[Any]) -> np.ndarray:
+        """The image extractor's vectors, ``FRAME_BATCH`` frames at a time. Shapes: -> (len(frames), image_dim)."""
+        chunks = [self.image_extractor.embed(frames[i : i + FRAME_BATCH]) for i in range(0, len(frames), FRAME_BATCH)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.image_extractor.dim), dtype=np.float32)
 
 
 def sample_times(duration: float | None, start: float, fps: float, max_frames: int) -> list[float]:
