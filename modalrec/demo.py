@@ -8,7 +8,7 @@ from pathlib import Path
 
 from modalrec.data.demo_shop import ShopConfig, build_demo_dataset
 from modalrec.evaluate.cold import cold_item_evaluator
-from modalrec.train.run import LoadedRun, load_run, resolve_config, train_run
+from modalrec.train.run import LoadedRun, configure_threads, load_run, resolve_config, train_run
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def run_demo(
     config_file: str | None = None,
 ) -> str:
     """Generate the shop under ``out/data``, train each model into ``out/runs/<model>``; return the table."""
+    configure_threads(0)  # $OMP_NUM_THREADS or 1 thread: the fast choice on a shared 2-core machine
     data_dir = build_demo_dataset(out / "data" / "shop", ShopConfig())
     rows = []
     for name in models:

@@ -40,7 +40,7 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 # -- data --------------------------------------------------------------------------------------------
 
 def _add_data(sub: Any) -> Any:
-    data = sub.add_parser("data", help="inspect datasets")
+    data = sub.add_parser("data", help="inspect and build datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     info = data_sub.add_parser("info", help="users, items, sparsity, splits and modalities of a dataset")
     info.add_argument("path", help="dataset folder or interactions file")
