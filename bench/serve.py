@@ -5,7 +5,8 @@ VBPR run on it for two epochs, starts ``modalrec serve`` on a free 127.0.0.1 por
 the served top-20 against exact search, then sends ``--rate`` requests per second for ``--duration``
 seconds (an open loop: each request leaves at its scheduled time, whether or not earlier ones have
 answered) and prints latency percentiles, errors and the achieved rate, measured by the client (from the
-scheduled send time) and by the server (``/metrics``).
+scheduled send time, which counts any queueing, and from the actual send) and by the server (``/metrics``),
+with the server's CPU time per request and the machine's load average (the machine may be shared).
 
 Bounded: ``rate x duration`` requests at most, to 127.0.0.1 only, and the run stops itself after
 ``duration + 60`` seconds whatever happens.
@@ -88,13 +89,10 @@ def free_port() -> int:
 
 
 def start_server(run: Path, port: int, log_file: Path) -> subprocess.Popen[bytes]:
-    code = ("import logging, sys; from pathlib import Path\n"
-            "from modalrec.serve.app import load_service, serve\n"
-            "logging.basicConfig(level=logging.INFO)\n"
-            f"serve(load_service([Path({str(run)!r})]), {HOST!r}, {port})\n")
+    command = [sys.executable, "-m", "modalrec", "serve", "--run", str(run), "--host", HOST, "--port", str(port)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(log_file, "wb") as log:
-        return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def wait_healthy(base: str, server: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
@@ -164,6 +162,8 @@ class LoadResult:
     p95: float
     p99: float
     max: float
+    service_p50: float  # milliseconds from the actual send (no queueing for a connection or the client's loop)
+    service_p99: float
 
 
 async def load(port: int, users: list[str], rate: float, duration: float, k: int,
@@ -172,6 +172,7 @@ async def load(port: int, users: list[str], rate: float, duration: float, k: int
     counts from when it was due, so a slow server cannot hide its queue (no coordinated omission)."""
     total = int(rate * duration)
     latencies = np.full(total, np.nan)
+    service = np.full(total, np.nan)
     errors: dict[str, int] = {}
     picks = np.random.default_rng(1).integers(0, len(users), total)
     idle: asyncio.Queue[Connection] = asyncio.Queue()
@@ -183,11 +184,14 @@ async def load(port: int, users: list[str], rate: float, duration: float, k: int
         due = start + i / rate
         connection = await idle.get()
         try:
+            sent = time.perf_counter()
             status, body = await connection.get(f"/recommend?user={users[picks[i]]}&k={k}")
+            answered = time.perf_counter()
             if status != 200 or len(json.loads(body)["items"]) != k:
                 errors[str(status)] = errors.get(str(status), 0) + 1
             else:
-                latencies[i] = (time.perf_counter() - due) * 1000.0
+                latencies[i] = (answered - due) * 1000.0
+                service[i] = (answered - sent) * 1000.0
             idle.put_nowait(connection)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
@@ -205,9 +209,12 @@ async def load(port: int, users: list[str], rate: float, duration: float, k: int
     while not idle.empty():
         idle.get_nowait().close()
     done = latencies[~np.isnan(latencies)]
-    p50, p95, p99 = (float(p) for p in np.percentile(done, [50, 95, 99])) if len(done) else (np.nan,) * 3
-    return LoadResult(total, len(done), errors, elapsed, len(done) / elapsed, p50, p95, p99,
-                      float(done.max()) if len(done) else np.nan)
+    if not len(done):
+        return LoadResult(total, 0, errors, elapsed, 0.0, *(np.nan,) * 6)
+    p50, p95, p99 = (float(p) for p in np.percentile(done, [50, 95, 99]))
+    service_p50, service_p99 = (float(p) for p in np.percentile(service[~np.isnan(service)], [50, 99]))
+    return LoadResult(total, len(done), errors, elapsed, len(done) / elapsed, p50, p95, p99, float(done.max()),
+                      service_p50, service_p99)
 
 
 def main() -> None:
@@ -254,8 +261,9 @@ def main() -> None:
         ("requests sent", f"{result.requests} at {args.rate:g}/s for {args.duration:g} s"),
         ("achieved rate", f"{result.achieved_rate:.1f} req/s"),
         ("errors", f"{sum(result.errors.values())} {result.errors or ''}".strip()),
-        ("client p50 / p95 / p99 / max", f"{result.p50:.2f} / {result.p95:.2f} / {result.p99:.2f} / "
+        ("client, from scheduled send: p50 / p95 / p99 / max", f"{result.p50:.2f} / {result.p95:.2f} / {result.p99:.2f} / "
                                          f"{result.max:.2f} ms"),
+        ("client, from actual send: p50 / p99", f"{result.service_p50:.2f} / {result.service_p99:.2f} ms"),
         ("server p50 / p95 / p99", f"{server_side['p50_ms']:.2f} / {server_side['p95_ms']:.2f} / "
                                    f"{server_side['p99_ms']:.2f} ms (last {server_side['window']} requests)"),
         ("server CPU per request", f"{server_cpu:.2f} ms"),

@@ -39,6 +39,7 @@ class MMDFMConfig:
     reg_weight: float = 1e-2  # lambda, L2 on the batch's user fields, item fields and item biases
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality to zero mean, unit average norm before extraction
+    item_interactions: bool = True  # FM's item-item field interactions, part of the item bias c_i
     rerank_with_deep: bool = False  # add DeepFM's MLP; then score() = FM + MLP, which no longer factors
     deep_layers: tuple[int, ...] = (64, 32)  # hidden widths of the deep MLP
 
@@ -146,8 +147,10 @@ class MMDFM(Recommender):
 
     def bias_of(self, fields: Tensor, content: Tensor, id_bias: Tensor) -> Tensor:
         """First-order item terms plus the item-item FM interactions. Shapes: (N, S, k), (N, F), (N, 1) -> (N, 1)."""
-        item_item = 0.5 * (fields.sum(1).pow(2) - fields.pow(2).sum(1)).sum(1, keepdim=True)
-        return id_bias + self.content_first_order(content) + item_item
+        first_order = id_bias + self.content_first_order(content)
+        if not self.config.item_interactions:
+            return first_order
+        return first_order + 0.5 * (fields.sum(1).pow(2) - fields.pow(2).sum(1)).sum(1, keepdim=True)
 
     def item_bias_column(self, fields: Tensor) -> Tensor:
         """The catalogue's item bias column (cold items without b_i). Shapes: (I, S, k) -> (I, 1)."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TypeVar
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from modalrec.errors import ConfigError
-from modalrec.models import ModelInputs, Recommender, TrainBatch
+from modalrec.models import ModelInputs, TrainBatch
 from modalrec.models.freedom import FREEDOM, FREEDOMConfig
 from modalrec.models.lattice import LATTICE, LATTICEConfig
 from modalrec.nn.pruning import degree_sensitive_weights, prune_edges
@@ -22,8 +23,12 @@ HUB_ITEMS = torch.tensor(list(range(8)) + [0] * 7 + list(range(1, 8)))
 NUM_USERS, NUM_ITEMS, COLD = 6, 10, 9  # item 9 has no training interaction
 USERS = torch.tensor([0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5])
 ITEMS = torch.tensor([0, 1, 2, 1, 3, 4, 5, 6, 7, 8, 0, 2, 4, 6])
-MODELS = [(FREEDOM, FREEDOMConfig(embedding_dim=8, content_dim=4, knn_k=3)),
-          (LATTICE, LATTICEConfig(embedding_dim=8, content_dim=4, knn_k=3))]
+Config = FREEDOMConfig | LATTICEConfig
+Model = TypeVar("Model", FREEDOM, LATTICE)
+MODELS: list[tuple[type[FREEDOM | LATTICE], Config]] = [
+    (FREEDOM, FREEDOMConfig(embedding_dim=8, content_dim=4, knn_k=3)),
+    (LATTICE, LATTICEConfig(embedding_dim=8, content_dim=4, knn_k=3)),
+]
 
 
 def features(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -36,9 +41,9 @@ def inputs(tables: dict[str, torch.Tensor] | None = None) -> ModelInputs:
     return ModelInputs(NUM_USERS, NUM_ITEMS, USERS, ITEMS, features() if tables is None else tables)
 
 
-def build(model_class: type[Recommender], config: object, tables: dict[str, torch.Tensor] | None = None) -> Recommender:
+def build(model_class: type[Model], config: Config, tables: dict[str, torch.Tensor] | None = None) -> Model:
     torch.manual_seed(0)
-    return model_class(config, inputs(tables))
+    return model_class(config, inputs(tables))  # type: ignore[arg-type]
 
 
 def dense_binary_knn(table: torch.Tensor, k: int) -> torch.Tensor:
@@ -93,7 +98,6 @@ def test_no_pruning_at_drop_ratio_zero_and_bad_ratios_refused() -> None:
 
 def test_freedom_prunes_per_epoch_under_the_seed_and_never_in_eval() -> None:
     model = build(FREEDOM, FREEDOMConfig(embedding_dim=8, knn_k=3, dropout=0.5))
-    assert isinstance(model, FREEDOM)
     edges = len(USERS)
     graphs = []
     for seed in (1, 1, 2):
@@ -119,7 +123,6 @@ def test_frozen_graph_is_the_weighted_sum_of_modality_graphs(weights: dict[str, 
                                                              expected: dict[str, float]) -> None:
     tables = features()
     model = build(FREEDOM, FREEDOMConfig(knn_k=4, modality_weights=weights), tables)
-    assert isinstance(model, FREEDOM)
     reference = sum(expected[m] * dense_binary_knn(tables[m], 4) for m in tables)
     assert model.item_graph.layout == torch.sparse_csr
     assert torch.allclose(model.item_graph.to_dense(), reference, atol=1e-6)  # type: ignore[arg-type]
@@ -129,12 +132,10 @@ def test_default_weights_without_text_are_equal_and_text_leads_otherwise() -> No
     tables = features()
     tables["audio"] = torch.randn(NUM_ITEMS, 4, generator=torch.Generator().manual_seed(7))
     model = build(FREEDOM, FREEDOMConfig(knn_k=4), tables)
-    assert isinstance(model, FREEDOM)
     reference = 0.05 * dense_binary_knn(tables["audio"], 4) + 0.05 * dense_binary_knn(tables["image"], 4)
     reference += 0.9 * dense_binary_knn(tables["text"], 4)
     assert torch.allclose(model.item_graph.to_dense(), reference, atol=1e-6)
     no_text = build(FREEDOM, FREEDOMConfig(knn_k=4, modalities=("image", "audio")), tables)
-    assert isinstance(no_text, FREEDOM)
     reference = 0.5 * dense_binary_knn(tables["audio"], 4) + 0.5 * dense_binary_knn(tables["image"], 4)
     assert torch.allclose(no_text.item_graph.to_dense(), reference, atol=1e-6)
 
@@ -143,27 +144,28 @@ def test_default_weights_without_text_are_equal_and_text_leads_otherwise() -> No
 
 def test_lattice_learned_graph_is_sparse_and_moves_with_training() -> None:
     model = build(LATTICE, LATTICEConfig(embedding_dim=8, content_dim=4, knn_k=3))
-    assert isinstance(model, LATTICE)
     before = model.learned_graphs()
     assert all(g.layout == torch.sparse_csr and g._nnz() == NUM_ITEMS * 3 for g in before)
     assert model.build_item_graph()._nnz() <= 2 * 2 * NUM_ITEMS * 3
     model.train()
     model.loss(one_batch()).backward()
-    first = model.projections[0].weight.grad
-    assert first is not None and first.abs().sum() > 0 and model.modality_logits.grad is not None
+    projection = model.projections[0]
+    assert isinstance(projection, torch.nn.Linear)
+    assert projection.weight.grad is not None and projection.weight.grad.abs().sum() > 0
+    assert model.modality_logits.grad is not None
     with torch.no_grad():  # one gradient step
         for parameter in model.parameters():
-            parameter -= 0.5 * parameter.grad
+            assert parameter.grad is not None
+            parameter.sub_(0.5 * parameter.grad)
             parameter.grad = None
     model.loss(one_batch()).backward()  # the rest of the epoch reuses the graph, detached
-    assert model.projections[0].weight.grad is None and model.modality_logits.grad is None
+    assert projection.weight.grad is None and model.modality_logits.grad is None
     after = model.learned_graphs()
     assert any(not torch.equal(a.to_dense(), b.to_dense()) for a, b in zip(after, before, strict=True))
 
 
 def test_lattice_item_graph_combines_learned_and_original_with_softmax_weights() -> None:
     model = build(LATTICE, LATTICEConfig(embedding_dim=8, content_dim=4, knn_k=3, lambda_coeff=0.9))
-    assert isinstance(model, LATTICE)
     with torch.no_grad():
         model.modality_logits.copy_(torch.tensor([0.0, torch.log(torch.tensor(3.0))]))  # alpha = 0.25, 0.75
         learned = [g.to_dense() for g in model.learned_graphs()]
@@ -176,7 +178,7 @@ def test_lattice_item_graph_combines_learned_and_original_with_softmax_weights()
 # -- both models ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("model_class", "config"), MODELS)
-def test_cold_items_get_content_dependent_finite_scores(model_class: type[Recommender], config: object) -> None:
+def test_cold_items_get_content_dependent_finite_scores(model_class: type[Model], config: Config) -> None:
     users = torch.arange(NUM_USERS)
     scores = []
     for twin in (1, 6):  # the cold item copies the content of warm item 1, then of warm item 6
@@ -187,22 +189,22 @@ def test_cold_items_get_content_dependent_finite_scores(model_class: type[Recomm
         scores.append(model.score(users)[:, COLD])
         assert torch.isfinite(scores[-1]).all() and scores[-1].abs().sum() > 0
         with torch.no_grad():
-            model.item_embedding.weight[COLD] += 100.0  # type: ignore[operator]
+            model.item_embedding.weight[COLD] += 100.0
         model.train().eval()
         assert torch.equal(model.score(users)[:, COLD], scores[-1])  # the cold item's own ID plays no part
     assert not torch.allclose(scores[0], scores[1])
 
 
 @pytest.mark.parametrize(("model_class", "config"), MODELS)
-def test_bad_content_and_settings_are_refused(model_class: type[Recommender], config: object) -> None:
+def test_bad_content_and_settings_are_refused(model_class: type[Model], config: Config) -> None:
     with pytest.raises(ConfigError, match="asked for 11 neighbours, but there are 10 items"):
-        build(model_class, dataclasses.replace(config, knn_k=11))  # type: ignore[type-var]
+        build(model_class, dataclasses.replace(config, knn_k=11))
     flat = features()
     flat["image"] = torch.ones(NUM_ITEMS, 5)
     with pytest.raises(ConfigError, match="modality 'image' has zero variance"):
         build(model_class, config, flat)
     with pytest.raises(ConfigError, match="asked for modality 'audio'"):
-        build(model_class, dataclasses.replace(config, modalities=("audio",)))  # type: ignore[type-var]
+        build(model_class, dataclasses.replace(config, modalities=("audio",)))
     with pytest.raises(ConfigError, match="no feature table"):
         build(model_class, config, {})
     with pytest.raises(ConfigError, match="knn_k"):

@@ -97,6 +97,14 @@ def test_cold_item_score_follows_its_features() -> None:
     assert torch.allclose(scores[:, COLD[0]], scores[:, COLD[1]], atol=1e-6)  # same features, same score
 
 
+@pytest.mark.parametrize("aggregation", ["add", "mean"])
+@pytest.mark.parametrize("fusion", ["sum", "concat"])
+def test_new_items_get_the_vectors_of_cold_catalogue_items(aggregation: str, fusion: str) -> None:
+    model = tiny_model(aggregation=aggregation, fusion=fusion).eval()
+    raw = {m: t[COLD] for m, t in tiny_inputs().features.items()}
+    assert torch.allclose(model.content_item_vectors(raw), model.embeddings().items[COLD], atol=1e-5)
+
+
 def test_add_aggregation_is_the_gcn_matrix() -> None:
     aggregate = GraphAggregation(NUM_USERS, NUM_ITEMS, USERS, ITEMS, "add")
     identity = torch.eye(NUM_USERS + NUM_ITEMS)
