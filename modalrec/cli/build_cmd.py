@@ -70,8 +70,14 @@ def add_extract_parser(features_subparsers: Any) -> None:
     extract.add_argument("--item-col", default="item_id", metavar="ID", help="item id column (default item_id)")
     extract.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                          help="an extractor setting, e.g. --set fps=2 (repeatable)")
+    extract.add_argument("--shard", metavar="I/N", help="extract only shard I of N (0-based, contiguous item "
+                         "ranges), e.g. one per machine; join them with `modalrec features merge`")
     _extraction_arguments(extract)
     extract.set_defaults(handler=_extract)
+    merge = features_subparsers.add_parser("merge", help="join the outputs of `features extract --shard` runs")
+    merge.add_argument("shards", nargs="+", metavar="SHARD.npy", help="shard outputs, in shard order")
+    merge.add_argument("--out", required=True, metavar="FILE.npy")
+    merge.set_defaults(handler=_merge)
 
 
 def _extraction_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +148,9 @@ def _extract(args: argparse.Namespace) -> int:
     if len(columns) != 1 and kind != "text":
         raise ConfigError("--column", f"a {kind} extractor reads one column, got {args.column}")
     items, problems = deduplicate_items(frame, items_file)
+    if args.shard:
+        index, count = parse_shard(args.shard)
+        items = items.iloc[index * len(items) // count : (index + 1) * len(items) // count]
     spec = ModalitySpec(kind, columns, args.extractor, parse_settings(args.settings, ()).get("", {}))
     report, content_problems = extract_modality(spec, items, items_file, len(items), (), _options(args),
                                                 resolve_extraction_device(args.device))
@@ -184,3 +193,40 @@ def parse_settings(pairs: list[str], modalities: tuple[str, ...]) -> dict[str, d
             target = target.setdefault(part, {})
         target[parts[-1]] = value.strip()
     return result
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N) with 0 <= I < N."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()) or not 0 <= int(index) < int(count):
+        raise ConfigError("--shard", f"expected I/N with 0 <= I < N, e.g. 0/4, got '{text}'")
+    return int(index), int(count)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from modalrec.errors import DataFormatError
+    from modalrec.io_utils import write_npy, write_text
+
+    values, missing, ids = [], [], []
+    for shard in map(Path, args.shards):
+        for path in (shard, shard.with_suffix(".missing.npy"), shard.with_suffix(".ids.txt")):
+            if not path.is_file():
+                raise DataFormatError(path, "not found; expected the three files `features extract` writes")
+        values.append(np.load(shard, allow_pickle=False))
+        missing.append(np.load(shard.with_suffix(".missing.npy"), allow_pickle=False))
+        ids += shard.with_suffix(".ids.txt").read_text().splitlines()
+        if values[-1].shape[1] != values[0].shape[1]:
+            raise DataFormatError(shard, f"has {values[-1].shape[1]} dims; the first shard has {values[0].shape[1]}")
+    if len(set(ids)) != len(ids):
+        raise DataFormatError(None, "an item id appears in more than one shard; pass each shard once")
+    table, mask = np.concatenate(values), np.concatenate(missing)
+    if mask.any() and (~mask).any():  # the fill is the mean over the whole catalogue, not over one shard
+        table[mask] = table[~mask].mean(axis=0)
+    out = Path(args.out)
+    write_npy(out, table.astype(np.float32))
+    write_npy(out.with_suffix(".missing.npy"), mask)
+    write_text(out.with_suffix(".ids.txt"), "".join(f"{item}\n" for item in ids))
+    print(f"merged {len(args.shards)} shards into {out} ({table.shape[0]} items x {table.shape[1]})")
+    return 0

@@ -81,6 +81,7 @@ class MMDFM(Recommender):
     with :math:`\mathcal I` the item fields. The item-item terms and the first-order item terms
     (:math:`b_i + \boldsymbol\beta^\top \mathbf f_i`) form an item bias :math:`c_i`, and the user's first-order
     term does not change a ranking, so :math:`\hat y_{FM} = [\mathbf v_u, 1]^\top [\sum_f \mathbf v_f(i), c_i]`.
+    ``item_interactions=False`` leaves the item-item terms out of :math:`c_i`.
 
     ``fusion`` chooses how the item fields meet the user (see :mod:`modalrec.nn.fusion`); every mode factors:
 

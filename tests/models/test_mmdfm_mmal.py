@@ -74,24 +74,28 @@ def test_fm_score_by_hand() -> None:
     assert model.item_bias_column(model.item_fields()).item() == pytest.approx(3.0)
 
 
-def direct_fm(model: MMDFM, users: Tensor) -> Tensor:
-    """Rendle's FM written out: first-order item terms plus <v_f, v_g> over every pair of fields."""
+def direct_fm(model: MMDFM, users: Tensor, item_interactions: bool) -> Tensor:
+    """Rendle's FM written out: first-order item terms plus <v_f, v_g> over every pair of fields (only the pairs
+    with the user field when ``item_interactions`` is off)."""
     fields = model.item_fields().detach()  # (I, S, k)
     first_order = model.warm * model.item_bias.weight + model.content_first_order(model.content)  # (I, 1)
     scores = torch.zeros(len(users), model.num_items)
     for row, user in enumerate(users):
         for item in range(model.num_items):
-            all_fields = [model.user_fields.weight[user], *fields[item]]
-            pairs = sum(a @ b for a, b in itertools.combinations(all_fields, 2))
-            scores[row, item] = first_order[item, 0] + pairs
+            user_field = model.user_fields.weight[user]
+            pairs = [(user_field, field) for field in fields[item]]
+            if item_interactions:
+                pairs += list(itertools.combinations(fields[item], 2))
+            scores[row, item] = first_order[item, 0] + sum(a @ b for a, b in pairs)
     return scores
 
 
-def test_factorised_score_equals_the_fm_formula_on_random_inputs() -> None:
-    model = randomise(mmdfm(feature_hidden_dim=8))
+@pytest.mark.parametrize("item_interactions", [True, False])
+def test_factorised_score_equals_the_fm_formula_on_random_inputs(item_interactions: bool) -> None:
+    model = randomise(mmdfm(feature_hidden_dim=8, item_interactions=item_interactions))
     users = torch.tensor([0, 5, 11])
     with torch.no_grad():
-        assert torch.allclose(model.score(users), direct_fm(model, users), atol=1e-4)
+        assert torch.allclose(model.score(users), direct_fm(model, users, item_interactions), atol=1e-4)
 
 
 @pytest.mark.parametrize("fusion", ["late", "hybrid", "attention"])
