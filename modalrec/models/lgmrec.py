@@ -31,7 +31,9 @@ class LGMRecConfig:
     hyperedge_dropout: float = 0.5  # dropout on the hyperedge assignments while training (1 - keep_rate)
     alpha: float = 0.3  # weight of the global (hypergraph) embeddings in the final ones
     tau: float = 0.2  # temperature of the Gumbel-softmax and of the hypergraph contrastive loss
-    cl_weight: float = 1e-4  # lambda_c, weight of the hypergraph contrastive loss (summed over the batch)
+    # lambda_c, weight of the hypergraph contrastive loss (summed over the batch). MMRec uses 1e-4 for Amazon
+    # Baby; on ml100k-posters 1e-5 was far better on validation (recall@20 0.363 against 0.334).
+    cl_weight: float = 1e-5
     reg_weight: float = 1e-5  # lambda, L2 on the batch's final user, positive and negative embeddings
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
@@ -141,13 +143,13 @@ class LGMRec(Recommender):
 
     def hyperedge_assignments(self) -> list[tuple[Tensor, Tensor]]:
         """(H_u (U, A), H_i (I, A)) per modality; Gumbel-softmax samples in training mode, rows sum to 1."""
-        tau, sample = self.config.tau, self.training
         assignments = []
         for item_logits in self.hyperedge_logits(self.content):
             user_logits = self.sum_over_items(item_logits)  # (U, A)
-            assignments.append(
-                (hyperedge_assignment(user_logits, tau, sample=sample), hyperedge_assignment(item_logits, tau, sample=sample))
-            )
+            tau, sample = self.config.tau, self.training
+            users = hyperedge_assignment(user_logits, tau, sample=sample)
+            items = hyperedge_assignment(item_logits, tau, sample=sample)
+            assignments.append((users, items))
         return assignments
 
     def local_embeddings(self) -> tuple[Tensor, Tensor]:
@@ -155,7 +157,8 @@ class LGMRec(Recommender):
         ego = torch.cat([self.user_id.weight, self.warm * self.item_id.weight])
         collaborative = mean_of_layers(self.adjacency, ego, self.config.num_ui_layers)
         local = collaborative
-        for projection, part in zip(self.projections, torch.split(self.content, self.modality_dims, dim=1), strict=True):
+        parts = torch.split(self.content, self.modality_dims, dim=1)
+        for projection, part in zip(self.projections, parts, strict=True):
             items = projection(part)  # (I, d)
             nodes = torch.cat([self.mean_over_items(items), items])
             for _ in range(self.config.num_modal_layers):

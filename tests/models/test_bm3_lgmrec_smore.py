@@ -122,6 +122,17 @@ def test_lgmrec_global_part_changes_the_output_only_when_alpha_is_positive() -> 
     assert torch.allclose(local_items, model.embeddings().items)
 
 
+def test_lgmrec_contrastive_loss_is_the_sum_over_the_batch() -> None:
+    model = build("lgmrec")
+    views = [torch.randn(NUM_USERS + NUM_ITEMS, 8) for _ in range(2)]
+    first_users, first_items = torch.split(views[0], [NUM_USERS, NUM_ITEMS])
+    second_users, second_items = torch.split(views[1], [NUM_USERS, NUM_ITEMS])
+    tau = model.config.tau
+    expected = info_nce(first_users[USERS], second_users, USERS, tau).sum()  # repeated users count each time
+    expected = expected + info_nce(first_items[ITEMS], second_items, ITEMS, tau).sum()
+    assert torch.allclose(model.hypergraph_contrastive_loss(views, batch()), expected, atol=1e-4)
+
+
 def test_hypergraph_layer_matches_its_formula() -> None:
     item_assign = torch.softmax(torch.randn(5, 3), 1)
     user_assign = torch.softmax(torch.randn(4, 3), 1)
