@@ -7,8 +7,9 @@
   long-tailed item popularity, at least 5 interactions per user, a per-user 80/10/10 ``x_label``, and the
   same feature shapes.
 
-The cache folder is ``$MODALREC_BENCH_DIR``, else ``/tmp/modalrec-bench``. Run ``python bench/datasets.py``
-to build all of them ahead of time (the Elec-sized one takes about a minute and 1.1 GB of disk).
+The cache folder is ``$MODALREC_BENCH_DIR``, else ``/tmp/modalrec-bench``; the shared data folder is
+``$MODALREC_SHARED_DATASETS``, else ``../shared/datasets`` beside the repository. ``python bench/datasets.py``
+builds them ahead of time (the Elec-sized one takes about a minute and 1.1 GB of disk).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED = Path(os.environ.get("MODALREC_SHARED_DATASETS", Path(__file__).resolve().parents[2] / "shared/datasets"))
 ML100K = SHARED / "ml100k-posters" / "mmrec"
 BABY_INTER = SHARED / "amazon-baby" / "amazon-baby.inter"
 FEATURE_DIMS = {"image": 4096, "text": 384}  # the shapes of MMRec's Amazon features

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# One torch thread: on a busy 2-core machine two threads ran the learning tests many times slower.
+torch.set_num_threads(1)
 
 
 def write_mmrec(

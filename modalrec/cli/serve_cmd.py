@@ -13,7 +13,6 @@ from modalrec.errors import ModalrecError
 def add_serve_parsers(sub: Any) -> None:
     """Add ``serve`` and ``ab`` (with ``report`` and ``simulate``) to the top-level subparsers."""
     from modalrec.serve.ab import DEFAULT_SALT
-    from modalrec.serve.app import MAX_K
 
     serve = sub.add_parser("serve", help="serve recommendations over HTTP (FastAPI; docs at /docs, a page at /)")
     serve.add_argument("--run", required=True, metavar="RUN_DIR", help="trained run (arm A)")
@@ -42,7 +41,7 @@ def add_serve_parsers(sub: Any) -> None:
     simulate.add_argument("--run-b", required=True, metavar="RUN_DIR", help="arm B")
     _experiment_arguments(simulate, DEFAULT_SALT)
     simulate.add_argument("--db", required=True, metavar="FILE", help="feedback database to write (appended to)")
-    simulate.add_argument("-k", type=int, default=20, help=f"recommendations shown per user, 1..{MAX_K} (default 20)")
+    simulate.add_argument("-k", type=int, default=20, help="recommendations shown per user, 1..500 (default 20)")
     simulate.add_argument("--device", default="cpu")
     simulate.set_defaults(handler=_ab_simulate)
 

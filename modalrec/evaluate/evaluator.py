@@ -57,8 +57,8 @@ def _chunked_top(scores: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor]:
 
     Items are dealt into chunks (chunk j holds items j, j + C, j + 2C, ... for C chunks); every item at least
     as large as the width-th largest chunk maximum lies in those chunks, and so do the width largest scores.
-    ``torch.topk`` then runs on C maxima and width x chunk-size candidates instead of N scores per row,
-    2-3x faster for N of 10,000 or more. ``certain`` is False for rows where the width-th and (width+1)-th
+    ``torch.topk`` then runs on C maxima and width x chunk-size candidates instead of N scores per row
+    (measured 1.2x faster than one ``torch.topk`` at 7,050 items, 2x at 63,001). ``certain`` is False for rows where the width-th and (width+1)-th
     chunk maxima are equal, so that the candidate set may miss a tied item.
 
     Shapes: scores (B, N) -> values (B, width), indices (B, width), certain (B,).
