@@ -225,6 +225,11 @@ def run_child(spec: dict[str, Any], timeout: float | None) -> dict[str, Any]:
     return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:200]}
 
 
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()
+            if k not in ("floor_table", "profile", "history")}
+
+
 def ratio(theirs: float | None, ours: float | None) -> str:
     return f"{theirs / ours:.1f}x" if theirs and ours else "n/a"
 
@@ -334,6 +339,7 @@ def main() -> None:
                         "eval_repeats": args.eval_repeats, "threads": threads, "device": args.device,
                         "seed": args.seed, "floor": not args.no_floor, "profile": args.profile}
                 results[model] = run_child(spec, args.timeout)
+                print(f"  [{DATASETS[letter]} {model}: {json.dumps(_summary(results[model]))}]", file=sys.stderr)
             print_speed_table(letter, threads, results, epochs)
         if "a" in letters and not args.no_quality:
             quality = {}
@@ -341,6 +347,7 @@ def main() -> None:
                 spec = {"job": "quality", "dataset": "ml100k", "model": model, "threads": threads,
                         "device": args.device, "seed": args.seed}
                 quality[model] = run_child(spec, args.timeout)
+                print(f"  [time to quality {model}: {json.dumps(_summary(quality[model]))}]", file=sys.stderr)
             print_quality_table(quality)
 
 

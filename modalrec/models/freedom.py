@@ -106,8 +106,16 @@ class FREEDOM(Recommender):
 
     The projected features only shape the embeddings through that loss; the score reads content through
     :math:`S`. Items with no training interaction (cold) have their ID embedding fixed at zero, here and
-    as a neighbour, so a cold item's vector is :math:`\mathbf h_i`: the ID embeddings of its warm content
-    neighbours. A cold item whose neighbours are all cold scores 0.
+    as a neighbour, and no user-item edge, so the paper's formula would leave them only :math:`\mathbf h_i`,
+    a vector much shorter than a warm item's, ranked below every warm item. In its place the missing
+    collaborative part :math:`\mathbf g_i` (the layer mean above) is estimated from the content neighbours
+    (an addition to the paper, for cold items only):
+
+    .. math::
+        \mathbf e_i = (S\,\mathbf G)_i + \mathbf h_i \quad \text{for a cold item } i,
+
+    where :math:`\mathbf G` holds every item's :math:`\mathbf g_j` (0 for cold items). A cold item whose
+    neighbours are all cold scores 0.
 
     Args:
         config: :class:`FREEDOMConfig`.
@@ -185,7 +193,8 @@ class FREEDOM(Recommender):
         smoothed = self.item_ids()
         for _ in range(self.config.num_mm_layers):
             smoothed = torch.sparse.mm(self.item_graph, smoothed)  # h, (I, d)
-        return Embeddings(users, items + smoothed)
+        cold_estimate = (1 - self.warm) * torch.sparse.mm(self.item_graph, items)  # S g on cold rows, 0 on warm
+        return Embeddings(users, items + cold_estimate + smoothed)
 
     def modality_loss(self, user: Tensor, batch: TrainBatch) -> Tensor:
         """Sum over modalities of BPR on the projected features of the batch's items."""

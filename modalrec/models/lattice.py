@@ -79,8 +79,11 @@ class LATTICE(Recommender):
     Every graph is sparse, I * k values per modality and graph.
 
     Items with no training interaction (cold) have their ID embedding fixed at zero, in the backbone and as
-    neighbours, so a cold item's vector is :math:`\mathbf h_i / \lVert \mathbf h_i \rVert`: the normalised
-    sum of its warm content neighbours' ID embeddings (0 when all of them are cold).
+    neighbours, and no user-item edge, so the paper's formula would leave them only
+    :math:`\mathbf h_i / \lVert \mathbf h_i \rVert` and rank them below every warm item. In its place the
+    missing backbone vector is estimated from the content neighbours (an addition to the paper, for cold
+    items only): :math:`\hat{\mathbf e}_i = (A\,\mathbf E)_i + \mathbf h_i / \lVert \mathbf h_i \rVert`,
+    with :math:`\mathbf E` every item's backbone vector :math:`\mathbf e_j` (0 for cold items).
 
     Args:
         config: :class:`LATTICEConfig`.
@@ -172,7 +175,8 @@ class LATTICE(Recommender):
         graph, smoothed = self.item_graph(), item_ids
         for _ in range(self.config.num_layers):
             smoothed = torch.sparse.mm(graph, smoothed)  # h, (I, d)
-        return Embeddings(users, items + F.normalize(smoothed, dim=1))
+        cold_estimate = (1 - self.warm) * torch.sparse.mm(graph, items)  # A e on cold rows, 0 on warm
+        return Embeddings(users, items + cold_estimate + F.normalize(smoothed, dim=1))
 
     def loss(self, batch: TrainBatch) -> Tensor:
         vectors = self.compute_embeddings()

