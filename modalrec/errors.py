@@ -65,3 +65,30 @@ class NotFittedError(ModalrecError):
 
 class RunFolderError(ModalrecError):
     """A run folder that is missing, incomplete or would be overwritten."""
+
+
+class WriteError(ModalrecError, OSError):
+    """An output that could not be written (disk full, read-only folder, no permission).
+
+    Raised by the atomic writers in :mod:`modalrec.io_utils`, so the earlier version of the file is left in
+    place. It is an :class:`OSError` too, for callers that treat any failed write as recoverable.
+    """
+
+    def __init__(self, path: str | Path, cause: OSError) -> None:
+        self.path = str(path)
+        reason = cause.strerror or str(cause)
+        hint = _WRITE_HINTS.get(cause.errno or 0, "")
+        super().__init__(f"{path}: cannot write: {reason}{hint}")
+        self.errno = cause.errno
+        self.strerror = reason
+
+    def __str__(self) -> str:  # OSError would otherwise print "[Errno N] reason"
+        return str(self.args[0])
+
+
+_WRITE_HINTS = {
+    28: " (the disk is full; the earlier version of the file is kept)",  # ENOSPC
+    122: " (the disk quota is exhausted; the earlier version of the file is kept)",  # EDQUOT
+    30: " (the folder is on a read-only file system)",  # EROFS
+    13: " (no permission to write there)",  # EACCES
+}
