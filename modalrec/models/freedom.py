@@ -13,10 +13,11 @@ from torch import Tensor, nn
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.registry import register_model
-from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency, propagate
+from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import content_tables, standardize, warm_item_mask
 from modalrec.nn.knn import knn_graph, weighted_sum
 from modalrec.nn.pruning import degree_sensitive_weights, prune_edges
+from modalrec.nn.sparse import mean_of_layers
 
 TEXT_WEIGHT = 0.9  # the paper's text share of the item-item graph (image 0.1), used when no weights are given
 
@@ -184,12 +185,9 @@ class FREEDOM(Recommender):
 
     def compute_embeddings(self) -> Embeddings:
         adjacency = self.pruned_adjacency() if self.training else self.adjacency
-        layer = torch.cat([self.user_embedding.weight, self.item_ids()])  # (U+I, d)
-        total = layer
-        for _ in range(self.config.num_ui_layers):
-            layer = propagate(adjacency, layer)
-            total = total + layer
-        users, items = torch.split(total / (self.config.num_ui_layers + 1), [self.num_users, self.num_items])
+        ego = torch.cat([self.user_embedding.weight, self.item_ids()])  # (U+I, d)
+        nodes = mean_of_layers(adjacency, ego, self.config.num_ui_layers)
+        users, items = torch.split(nodes, [self.num_users, self.num_items])
         smoothed = self.item_ids()
         for _ in range(self.config.num_mm_layers):
             smoothed = torch.sparse.mm(self.item_graph, smoothed)  # h, (I, d)

@@ -15,9 +15,10 @@ from torch import Tensor, nn
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.registry import register_model
-from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency, propagate
+from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import content_tables, standardize, warm_item_mask
 from modalrec.nn.knn import knn_graph
+from modalrec.nn.sparse import mean_of_layers
 
 
 Model = TypeVar("Model", bound="LATTICE")
@@ -166,12 +167,9 @@ class LATTICE(Recommender):
 
     def compute_embeddings(self) -> Embeddings:
         item_ids = self.warm * self.item_embedding.weight  # (I, d); cold rows are 0
-        layer = torch.cat([self.user_embedding.weight, item_ids])  # (U+I, d)
-        total = layer
-        for _ in range(self.config.num_ui_layers):
-            layer = propagate(self.adjacency, layer)
-            total = total + layer
-        users, items = torch.split(total / (self.config.num_ui_layers + 1), [self.num_users, self.num_items])
+        ego = torch.cat([self.user_embedding.weight, item_ids])  # (U+I, d)
+        nodes = mean_of_layers(self.adjacency, ego, self.config.num_ui_layers)
+        users, items = torch.split(nodes, [self.num_users, self.num_items])
         graph, smoothed = self.item_graph(), item_ids
         for _ in range(self.config.num_layers):
             smoothed = torch.sparse.mm(graph, smoothed)  # h, (I, d)
