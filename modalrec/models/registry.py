@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from modalrec.errors import ModalrecError, UnknownNameError
 
@@ -18,19 +18,36 @@ class ModelEntry:
     config_class: type
     description: str
     uses_content: bool
+    # train settings this model needs, used where the user's config file and --set leave them unset
+    training_defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def train_section(self, chosen: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``train`` settings the user chose, over this model's training defaults."""
+        return {**self.training_defaults, **chosen}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, *, config: type, description: str, uses_content: bool = False) -> Callable[[M], M]:
-    """Class decorator adding a model under ``name``; registering a name twice is an error."""
+def register_model(
+    name: str,
+    *,
+    config: type,
+    description: str,
+    uses_content: bool = False,
+    training_defaults: Mapping[str, Any] | None = None,
+) -> Callable[[M], M]:
+    """Class decorator adding a model under ``name``; registering a name twice is an error.
+
+    ``training_defaults`` are ``train`` settings (e.g. ``{"learning_rate": 0.002}``) that replace the
+    Trainer's defaults for this model only; a config file or ``--set`` still overrides them.
+    """
 
     def decorator(cls: M) -> M:
         if name in _REGISTRY:
             raise ModalrecError(f"the model '{name}' is already registered by {_REGISTRY[name].model_class.__name__}")
         cls.name = name  # type: ignore[attr-defined]
-        _REGISTRY[name] = ModelEntry(name, cls, config, description, uses_content)
+        _REGISTRY[name] = ModelEntry(name, cls, config, description, uses_content, dict(training_defaults or {}))
         return cls
 
     return decorator

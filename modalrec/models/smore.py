@@ -33,6 +33,8 @@ class SMOREConfig:
     reg_weight: float = 1e-5  # lambda, L2 on the batch's final user, positive and negative embeddings
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
+    train_features: bool = False  # also learn the feature tables (as SMORE's code does), not only projections
+    contrast_distinct: bool = True  # InfoNCE over distinct batch nodes; False: over batch rows (SMORE's code)
 
     def __post_init__(self) -> None:
         for key in ("embedding_dim", "num_item_layers", "knn_k"):
@@ -56,11 +58,32 @@ def attention_query(dim: int) -> nn.Module:
     return nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, dim, bias=False))
 
 
+def batch_rows_info_nce(anchors: Tensor, candidates: Tensor, nodes: Tensor, temperature: float) -> Tensor:
+    r"""InfoNCE over the batch's rows, each row's node against every row's node, averaged over rows:
+
+    .. math::
+        \frac1B \sum_{b} -\log \frac{\exp(s_{n_b n_b}/\tau)}{\sum_{b'} \exp(s_{n_b n_{b'}}/\tau)}
+
+    A node on c rows is c equal rows and c equal candidates, so this is computed on the distinct nodes with
+    each candidate's logit raised by log c and each node's loss weighted by c: the same value and gradient
+    as the B x B form, at the cost of the distinct nodes only.
+
+    Shapes: anchors, candidates (N, d) tables; nodes (B,) long rows into them -> scalar.
+    """
+    distinct, counts = torch.unique(nodes, return_counts=True)
+    log_counts = counts.float().log()
+    logits = F.normalize(anchors[distinct], dim=1) @ F.normalize(candidates[distinct], dim=1).T / temperature
+    positives = torch.arange(len(distinct), device=nodes.device)
+    per_node = F.cross_entropy(logits + log_counts, positives, reduction="none") + log_counts
+    return (counts * per_node).sum() / counts.sum()
+
+
 @register_model(
     "smore",
     config=SMOREConfig,
     description="SMORE: modality fusion in the frequency domain, item-item kNN graphs and behaviour-aware gates",
     uses_content=True,
+    training_defaults={"learning_rate": 0.002, "patience": 30},
 )
 class SMORE(Recommender):
     r"""Spectrum-based modality fusion, item-item graphs per modality, and behaviour-aware preference gates.
@@ -138,6 +161,8 @@ class SMORE(Recommender):
         self.modalities = list(raw)
         self.modality_dims = [table.shape[1] for table in raw.values()]
         self.register_buffer("content", ContentScaler(raw, scale=config.standardize)(raw), persistent=False)
+        # learned change to the feature tables (SMORE's code trains them as embeddings initialised from features)
+        self.content_shift = nn.Parameter(torch.zeros_like(self.content)) if config.train_features else None
         self.register_buffer("warm", warm_item_mask(inputs.num_items, inputs.train_items), persistent=False)
         graph = (inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items)
         self.register_buffer("adjacency", normalized_adjacency(*graph), persistent=False)
@@ -162,7 +187,8 @@ class SMORE(Recommender):
 
     def spectral_views(self) -> list[Tensor]:
         r"""The denoised modality signals :math:`\hat{\mathbf H}^m`, then the fused one. Shapes: M + 1 x (I, d)."""
-        parts = torch.split(self.content, self.modality_dims, dim=1)
+        content = self.content if self.content_shift is None else self.content + self.content_shift
+        parts = torch.split(content, self.modality_dims, dim=1)
         projected = [projection(part) for projection, part in zip(self.projections, parts, strict=True)]
         denoised, fused = self.spectrum(projected)
         return [*denoised, fused]
@@ -199,12 +225,15 @@ class SMORE(Recommender):
         return Embeddings(users, items)
 
     def side_behaviour_contrast(self, side: Tensor, behaviour: Tensor, batch: TrainBatch) -> Tensor:
-        """InfoNCE between the side and behaviour views of the batch's distinct users, and of its items."""
+        """InfoNCE between the side and behaviour views of the batch's users, and of its positive items."""
         loss = side.new_zeros(())
         for offset, nodes in ((0, batch.users), (self.num_users, batch.positive_items)):
-            nodes = torch.unique(nodes) + offset
-            positives = torch.arange(len(nodes), device=nodes.device)
-            loss = loss + info_nce(side[nodes], behaviour[nodes], positives, self.config.tau).mean()
+            if self.config.contrast_distinct:
+                nodes = torch.unique(nodes) + offset
+                positives = torch.arange(len(nodes), device=nodes.device)
+                loss = loss + info_nce(side[nodes], behaviour[nodes], positives, self.config.tau).mean()
+            else:
+                loss = loss + batch_rows_info_nce(side, behaviour, nodes + offset, self.config.tau)
         return loss
 
     def loss(self, batch: TrainBatch) -> Tensor:

@@ -101,6 +101,7 @@ def resolve_config(
     entry = get_model(name)
     types = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "model": entry.config_class}
     merged = apply_overrides(sections, overrides or [], types)
+    merged["train"] = entry.train_section(merged.get("train", {}))
     file = Path(config_file) if config_file else None
     return RunConfig(
         data_path=str(Path(data_path).resolve()),

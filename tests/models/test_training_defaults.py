@@ -1,0 +1,57 @@
+"""Per-model training defaults: used when the user sets nothing, overridden by a config file or --set."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from modalrec.config import TrainConfig
+from modalrec.models.registry import ModelEntry, available_models, get_model
+from modalrec.train.run import RunConfig, resolve_config
+
+TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def models_with_training_defaults() -> list[ModelEntry]:
+    return [entry for entry in available_models() if entry.training_defaults]
+
+
+def test_train_section_puts_the_users_choices_over_the_models_defaults() -> None:
+    entry = dataclasses.replace(get_model("bpr"), training_defaults={"learning_rate": 0.002, "patience": 30})
+    assert entry.train_section({}) == {"learning_rate": 0.002, "patience": 30}
+    assert entry.train_section({"patience": "5", "epochs": 3}) == {"learning_rate": 0.002, "patience": "5", "epochs": 3}
+
+
+@pytest.mark.parametrize("entry", available_models(), ids=lambda e: e.name)
+def test_every_training_default_is_a_valid_train_setting(entry: ModelEntry) -> None:
+    assert set(entry.training_defaults) <= TRAIN_KEYS
+    resolve_config("data", entry.name)  # builds TrainConfig from them without a ConfigError
+
+
+def test_smore_trains_with_its_own_defaults_unless_the_user_sets_them(tmp_path: Path) -> None:
+    entry = get_model("smore")
+    assert entry in models_with_training_defaults()
+    plain = resolve_config("data", "smore").train
+    for key, value in entry.training_defaults.items():
+        assert getattr(plain, key) == value != getattr(TrainConfig(), key)
+    key = next(iter(entry.training_defaults))
+    chosen = 7 if isinstance(getattr(plain, key), int) else 0.0042
+    assert getattr(resolve_config("data", "smore", overrides=[f"{key}={chosen}"]).train, key) == chosen
+    config_file = tmp_path / "run.toml"
+    config_file.write_text(f"[train]\n{key} = {chosen}\n", encoding="utf-8")
+    assert getattr(resolve_config("data", "smore", config_file=config_file).train, key) == chosen
+
+
+def test_training_defaults_are_recorded_in_the_resolved_config_and_read_back() -> None:
+    config = resolve_config("data", "smore", seed=3)
+    recorded = config.to_dict()["train"]
+    for key, value in get_model("smore").training_defaults.items():
+        assert recorded[key] == value
+    assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_model_without_training_defaults_keeps_the_trainer_defaults() -> None:
+    assert not get_model("lightgcn").training_defaults
+    assert resolve_config("data", "lightgcn").train == TrainConfig()
