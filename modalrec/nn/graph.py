@@ -26,14 +26,14 @@ def normalized_adjacency(
     rows = torch.cat([u, i])
     cols = torch.cat([i, u])
     if self_loops:
-        loop = torch.arange(num_nodes)
+        loop = torch.arange(num_nodes, device=rows.device)
         rows, cols = torch.cat([rows, loop]), torch.cat([cols, loop])
     degree = torch.bincount(rows, minlength=num_nodes).float()
     inv_sqrt = degree.pow(-0.5)
     inv_sqrt[torch.isinf(inv_sqrt)] = 0.0
     values = inv_sqrt[rows] * inv_sqrt[cols]
     coo = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values, (num_nodes, num_nodes), check_invariants=False
+        torch.stack([rows, cols]), values, (num_nodes, num_nodes), check_invariants=False, device=values.device
     ).coalesce()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")

@@ -50,21 +50,22 @@ def knn_graph(
     if bool((features.float().std(0) == 0).all()):
         raise ConfigError("model", f"modality '{name}' has zero variance across items; its kNN graph is meaningless")
     unit = F.normalize(features.float(), dim=1)
+    device = unit.device  # every tensor made here lives beside the features (LATTICE rebuilds on CUDA)
     rows, cols, values = [], [], []
     for start in range(0, num_items, chunk_size):
         similarity = unit[start : start + chunk_size] @ unit.T  # (C, I)
         if not include_self:
-            local = torch.arange(similarity.shape[0])
+            local = torch.arange(similarity.shape[0], device=device)
             similarity[local, local + start] = -torch.inf
         top = torch.topk(similarity, k, dim=1)
-        rows.append(torch.arange(start, start + similarity.shape[0]).repeat_interleave(k))
+        rows.append(torch.arange(start, start + similarity.shape[0], device=device).repeat_interleave(k))
         cols.append(top.indices.reshape(-1))
-        values.append(top.values.reshape(-1) if weighted else torch.ones(top.values.numel()))
+        values.append(top.values.reshape(-1) if weighted else torch.ones_like(top.values).reshape(-1))
     return _sparse(torch.cat(rows), torch.cat(cols), torch.cat(values), num_items, normalization)
 
 
 def _sparse(rows: Tensor, cols: Tensor, values: Tensor, size: int, normalization: str) -> Tensor:
-    degree = torch.zeros(size).index_add_(0, rows, values)
+    degree = torch.zeros(size, dtype=values.dtype, device=values.device).index_add_(0, rows, values)
     if normalization == "sym":
         inv_sqrt = degree.pow(-0.5)
         inv_sqrt[torch.isinf(inv_sqrt)] = 0.0
@@ -73,7 +74,9 @@ def _sparse(rows: Tensor, cols: Tensor, values: Tensor, size: int, normalization
         inverse = degree.reciprocal()
         inverse[torch.isinf(inverse)] = 0.0
         values = inverse[rows] * values
-    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (size, size), check_invariants=False)
+    coo = torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), values, (size, size), check_invariants=False, device=values.device
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return coo.coalesce().to_sparse_csr()

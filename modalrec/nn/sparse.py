@@ -76,7 +76,7 @@ def user_item_matrix(num_users: int, num_items: int, users: Tensor, items: Tenso
         )
     keys = torch.unique(users.long() * num_items + items.long())
     rows, cols = keys // num_items, keys % num_items
-    values = torch.ones(len(keys))
+    values = torch.ones(len(keys), device=keys.device)
     user_degree = torch.bincount(rows, minlength=num_users).float()
     item_degree = torch.bincount(cols, minlength=num_items).float()
     if normalization == "mean":
@@ -84,7 +84,9 @@ def user_item_matrix(num_users: int, num_items: int, users: Tensor, items: Tenso
     elif normalization == "sym":
         values = values * user_degree[rows].rsqrt() * item_degree[cols].rsqrt()
     size = (num_users, num_items)
-    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, size, check_invariants=False).coalesce()
+    indices = torch.stack([rows, cols])
+    matrix = torch.sparse_coo_tensor(indices, values, size, check_invariants=False, device=values.device)
+    return matrix.coalesce()
 
 
 def elementwise_max(graphs: list[Tensor]) -> Tensor:
@@ -100,9 +102,10 @@ def elementwise_max(graphs: list[Tensor]) -> Tensor:
     indices = torch.cat([coo.indices() for coo in coos], dim=1)  # (2, total)
     values = torch.cat([coo.values() for coo in coos])
     keys, position = torch.unique(indices[0] * size[1] + indices[1], return_inverse=True)
-    pooled = torch.full((len(keys),), -torch.inf).scatter_reduce(0, position, values, reduce="amax")
+    pooled = torch.full((len(keys),), -torch.inf, dtype=values.dtype, device=values.device)
+    pooled = pooled.scatter_reduce(0, position, values, reduce="amax")
     indices = torch.stack([keys // size[1], keys % size[1]])
-    return to_csr(torch.sparse_coo_tensor(indices, pooled, size, check_invariants=False))
+    return to_csr(torch.sparse_coo_tensor(indices, pooled, size, check_invariants=False, device=pooled.device))
 
 
 def mean_of_layers(adjacency: Tensor, x: Tensor, num_layers: int) -> Tensor:

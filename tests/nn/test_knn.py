@@ -51,3 +51,19 @@ def test_weighted_sum() -> None:
     a = knn_graph(torch.randn(12, 3), 2)
     b = knn_graph(torch.randn(12, 3), 2)
     assert torch.allclose(weighted_sum([a, b], [0.3, 0.7]).to_dense(), 0.3 * a.to_dense() + 0.7 * b.to_dense())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("normalization", ["sym", "row", "none"])
+def test_graph_is_built_beside_the_features(weighted: bool, normalization: str) -> None:
+    """Every tensor is made on the features' device: with "meta" as the default device, a tensor made without
+    ``device=`` would land on "meta" and the build would fail or return a meta graph (LATTICE's per-epoch
+    rebuild on CUDA failed this way). Features of another dtype (float64) give the same graph."""
+    features = torch.randn(25, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    options = {"weighted": weighted, "normalization": normalization, "include_self": False, "chunk_size": 10}
+    expected = knn_graph(features, 4, **options)
+    with torch.device("meta"):
+        graph = knn_graph(features, 4, **options)
+    assert graph.device == features.device and graph.dtype == torch.float32
+    assert torch.equal(graph.to_dense(), expected.to_dense())
+    assert torch.diagonal(graph.to_dense()).eq(0).all()  # include_self=False reached the right cells
