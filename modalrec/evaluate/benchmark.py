@@ -1,13 +1,16 @@
 """``modalrec benchmark``: every model with every seed, tables with mean ± std, significance, a chart.
 
 Each run selects its epoch on validation (the Trainer's early stopping) and is tested once. A run that
-fails or diverges is reported in its row; the benchmark carries on with the others.
+fails or diverges is reported in its row; the benchmark carries on with the others. A run folder that
+already holds a finished run of the same configuration is read back, not retrained, so an interrupted
+benchmark continues where it stopped, and partial benchmarks into one folder add up.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import statistics
 import traceback
@@ -78,6 +81,10 @@ def run_benchmark(
 
 
 def _run_one(config: RunConfig, run_dir: Path) -> RunRecord:
+    finished = finished_run(config, run_dir)
+    if finished is not None:
+        log.info("%s seed %d: reusing the finished run in %s", config.model_name, config.seed, run_dir)
+        return finished
     record = RunRecord(config.model_name, config.seed)
     try:
         result = train_run(config, run_dir, overwrite=True)
@@ -96,6 +103,28 @@ def _run_one(config: RunConfig, run_dir: Path) -> RunRecord:
         record.per_user = result.test_table.per_user[RANK_METRIC]
         record.users = result.test_table.users
     return record
+
+
+def finished_run(config: RunConfig, run_dir: Path) -> RunRecord | None:
+    """The record of a finished run of exactly ``config`` in ``run_dir``, or None (absent, other config,
+    unfinished or unreadable: then the run is trained again)."""
+    try:
+        recorded = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        if recorded != json.loads(json.dumps(config.to_dict())):
+            return None
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        with open(run_dir / "history.csv", encoding="utf-8", newline="") as handle:
+            epoch_seconds = [float(row["train_seconds"]) for row in csv.DictReader(handle)]
+        with np.load(run_dir / "test_per_user.npz") as arrays:
+            users, per_user = arrays["users"], arrays[RANK_METRIC]
+        return RunRecord(
+            config.model_name, config.seed, test={k: float(v) for k, v in metrics["test"].items()},
+            train_seconds=float(metrics["train_seconds"]),
+            seconds_per_epoch=statistics.median(epoch_seconds) if epoch_seconds else 0.0,
+            best_epoch=int(metrics["best_epoch"]), epochs=int(metrics["epochs"]), per_user=per_user, users=users,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _compare(runs: list[RunRecord]) -> BenchmarkReport:

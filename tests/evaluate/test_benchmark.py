@@ -55,3 +55,27 @@ def test_paired_test_detects_a_consistent_difference() -> None:
     assert better.mean_difference == pytest.approx(0.05, abs=0.005) and better.t_test_p < 1e-10
     same = paired_test(base, base.copy())
     assert same.t_test_p == 1.0 and same.wilcoxon_p == 1.0
+
+
+def test_a_finished_run_of_the_same_config_is_reused_and_a_changed_config_retrains(
+    tiny_mmrec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "bench"
+    first = bench.run_benchmark(tiny_mmrec, ["bpr"], [1], out, overrides=FAST).runs[0]
+    trained: list[int] = []
+    real_train = bench.train_run
+
+    def counting(config: bench.RunConfig, run_dir: Path, overwrite: bool = False) -> object:
+        trained.append(config.train.epochs)
+        return real_train(config, run_dir, overwrite=overwrite)
+
+    monkeypatch.setattr(bench, "train_run", counting)
+    again = bench.run_benchmark(tiny_mmrec, ["bpr"], [1], out, overrides=FAST).runs[0]
+    assert trained == [] and not again.error
+    assert again.test == first.test and again.epochs == first.epochs and again.best_epoch == first.best_epoch
+    assert again.per_user is not None and first.per_user is not None
+    assert np.array_equal(again.per_user, first.per_user)
+    (out / "runs" / "bpr-seed1" / "metrics.json").unlink()  # an unfinished run is trained again
+    bench.run_benchmark(tiny_mmrec, ["bpr"], [1], out, overrides=FAST)
+    changed = bench.run_benchmark(tiny_mmrec, ["bpr"], [1], out, overrides=[*FAST, "epochs=2"]).runs[0]
+    assert trained == [3, 2] and changed.epochs <= 2
