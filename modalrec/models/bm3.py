@@ -30,6 +30,7 @@ class BM3Config:
     reg_weight: float = 0.0
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
+    train_features: bool = False  # also learn the feature tables (as BM3's code does), not only projections
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1:
@@ -101,6 +102,8 @@ class BM3(Recommender):
         self.modality_dims = [table.shape[1] for table in raw.values()]
         self.scaler = ContentScaler(raw, scale=config.standardize)
         self.register_buffer("content", self.scaler(raw), persistent=False)  # (I, F)
+        # learned change to the feature tables; rows of cold items never get a gradient and stay zero
+        self.content_shift = nn.Parameter(torch.zeros_like(self.content)) if config.train_features else None
         self.register_buffer("warm", warm_item_mask(inputs.num_items, inputs.train_items), persistent=False)
         adjacency = normalized_adjacency(inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items)
         self.register_buffer("adjacency", adjacency, persistent=False)
@@ -137,6 +140,10 @@ class BM3(Recommender):
         direction = torch.stack([self.predictor(h) for h in self.modality_embeddings(content)]).mean(0)
         return F.normalize(direction, dim=1) * warm_items.norm(dim=1).mean()
 
+    def item_content(self) -> Tensor:
+        """The catalogue's scaled features, with their learned change when ``train_features``. Shape: (I, F)."""
+        return self.content if self.content_shift is None else self.content + self.content_shift
+
     def target_view(self, online: Tensor) -> Tensor:
         """The stop-gradient dropout copy of ``online``; it never carries a gradient."""
         with torch.no_grad():
@@ -150,7 +157,7 @@ class BM3(Recommender):
             self.predictor(item), user_target
         )
         modality = user.new_zeros(())
-        for features in self.modality_embeddings(self.content[batch.positive_items]):
+        for features in self.modality_embeddings(self.item_content()[batch.positive_items]):
             predicted = self.predictor(features)
             modality = modality + bootstrap_loss(predicted, item_target)  # inter-modality alignment
             modality = modality + bootstrap_loss(predicted, self.target_view(features))  # masked features

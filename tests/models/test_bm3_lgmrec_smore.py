@@ -13,7 +13,7 @@ from modalrec.errors import ConfigError
 from modalrec.models import ModelInputs, Recommender, TrainBatch
 from modalrec.models.bm3 import BM3, BM3Config
 from modalrec.models.lgmrec import LGMRec, LGMRecConfig
-from modalrec.models.smore import SMORE, SMOREConfig
+from modalrec.models.smore import SMORE, SMOREConfig, batch_rows_info_nce
 from modalrec.nn.contrastive import bootstrap_loss, info_nce
 from modalrec.nn.hypergraph import hypergraph_propagate
 from modalrec.nn.sparse import SparseOperator, elementwise_max, user_item_matrix
@@ -182,6 +182,32 @@ def test_smore_learns_its_spectral_filters_and_they_shape_the_views() -> None:
     for index, (part, projection) in enumerate(zip(parts, model.projections, strict=True)):
         assert torch.allclose(after[index], projection(part), atol=1e-5)  # all-ones filter: projection itself
         assert not torch.allclose(before[index], after[index], atol=1e-3)  # a learned filter changes it
+
+
+def test_batch_rows_info_nce_equals_the_batch_by_batch_form_on_repeated_nodes() -> None:
+    anchors = torch.randn(10, 4, requires_grad=True)
+    candidates = torch.randn(10, 4, requires_grad=True)
+    nodes = torch.tensor([3, 3, 1, 7, 3, 1, 0])  # node 3 on three rows: its own negative twice
+    fast = batch_rows_info_nce(anchors, candidates, nodes, 0.2)
+    rows = info_nce(anchors[nodes], candidates[nodes], torch.arange(len(nodes)), 0.2).mean()
+    assert torch.allclose(fast, rows, atol=1e-6)
+    for fast_grad, rows_grad in zip(
+        torch.autograd.grad(fast, [anchors, candidates]), torch.autograd.grad(rows, [anchors, candidates]), strict=True
+    ):
+        assert torch.allclose(fast_grad, rows_grad, atol=1e-6)
+    distinct = torch.unique(nodes)
+    assert not torch.allclose(fast, info_nce(anchors[distinct], candidates[distinct], torch.arange(4), 0.2).mean())
+
+
+@pytest.mark.parametrize("name", ["bm3", "smore"])
+def test_trained_feature_tables_change_only_where_items_were_trained(name: str) -> None:
+    model = train(build(name, train_features=True), steps=5)
+    assert model.content_shift is not None
+    changed = model.content_shift.detach().abs().sum(1) > 0
+    assert bool(changed[:6].all())  # every warm item is a positive in the batch
+    if name == "bm3":  # BM3 reads only the positives' features; SMORE reads every item's
+        assert not bool(changed[COLD].any())
+    assert build(name).state_dict().keys() < model.state_dict().keys()
 
 
 def test_smore_errors_for_bad_knn_k_and_zero_variance_modality() -> None:
