@@ -18,6 +18,7 @@ from modalrec.data.tables import (
     column_as_float,
     column_as_id,
     column_as_int,
+    read_id_lines,
     read_parquet,
     read_table,
     require_columns,
@@ -29,6 +30,12 @@ from modalrec.errors import DataFormatError
 log = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
+MAX_INDEX = 2**31
+"""MMRec indices must be below this (torch embedding tables and int32 sparse indices)."""
+MAX_SPARSE_IDS = 10_000_000
+"""Without a mapping file, an id space this large needs at least a tenth of its ids in use (else a typo in an
+id would allocate a huge catalogue)."""
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def load_dataset(path: str | Path, config: DataConfig | None = None) -> Dataset:
@@ -79,6 +86,9 @@ def read_mmrec(path: Path, config: DataConfig) -> Dataset:
     for name, column in (("userID", users), ("itemID", items)):
         if len(column) and column.min() < 0:
             _raise_at(frame, inter, name, column < 0, "a non-negative integer id")
+        if len(column) and column.max() >= MAX_INDEX:
+            _raise_at(frame, inter, name, column >= MAX_INDEX, f"an index below 2^31 (the MMRec layout numbers "
+                      f"{name[:4]}s 0..n-1; for arbitrary ids read the file as a table: data.format=table)")
     user_ids = _mapping_or_identity(folder / "u_id_mapping.csv", "user_id", "userID", users)
     feature_files = sorted(folder.glob("*_feat.npy"))
     item_count = _mmrec_item_count(folder, items, feature_files)
@@ -132,65 +142,101 @@ def _mapping_or_identity(
     mapping: Path, external_col: str, index_col: str, indices: np.ndarray, count: int | None = None
 ) -> IdMap:
     if not mapping.exists():
-        return IdMap.identity(count if count is not None else int(indices.max()) + 1)
+        if count is not None:
+            return IdMap.identity(count)
+        size = int(indices.max()) + 1
+        if size > MAX_SPARSE_IDS and size > 10 * len(np.unique(indices)):
+            raise DataFormatError(mapping.parent, f"column '{index_col}' uses indices up to {size - 1} but only "
+                                  f"{len(np.unique(indices))} distinct ones; the MMRec layout numbers them 0..n-1 "
+                                  f"(renumber them, add {mapping.name}, or set data.format=table)", field=index_col)
+        return IdMap.identity(size)
     frame = read_table(mapping, sep="\t")
     require_columns(frame, mapping, [external_col, index_col])
+    require_rows(frame, mapping, "id mappings")
     position = column_as_int(frame, index_col, mapping)
-    if not np.array_equal(np.sort(position), np.arange(len(position))):
-        raise DataFormatError(mapping, f"column '{index_col}' must hold each index 0..{len(position) - 1} once")
+    out_of_range = (position < 0) | (position >= len(position))
+    if out_of_range.any():
+        _raise_at(frame, mapping, index_col, out_of_range, f"an index in 0..{len(position) - 1} (one row per index)")
+    repeated_index = pd.Series(position).duplicated().to_numpy()
+    if repeated_index.any():
+        _raise_at(frame, mapping, index_col, repeated_index, "each index once (this one is repeated)")
     if len(indices) and indices.max() >= len(position):
-        raise DataFormatError(mapping, f"maps {len(position)} ids but the interactions use index {indices.max()}")
+        raise DataFormatError(mapping, f"maps {len(position)} ids but the interactions use index {indices.max()}",
+                              field=index_col)
+    ids = column_as_id(frame, external_col, mapping)
+    repeated_id = pd.Series(ids).duplicated().to_numpy()
+    if repeated_id.any():
+        _raise_at(frame, mapping, external_col, repeated_id, "each id once (this one is repeated)")
     external = np.empty(len(position), dtype=object)
-    external[position] = column_as_id(frame, external_col, mapping)
+    external[position] = ids
     return IdMap(external)
 
 
 def _npy_rows(path: Path) -> int:
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataFormatError(path, f"not a readable .npy array ({exc})") from None
+    array = load_npy(path, mmap=True)
     return int(array.shape[0]) if array.ndim else 0
 
 
-def read_npy_features(path: Path, num_items: int) -> FeatureTable:
+def load_npy(path: Path, *, mmap: bool = False) -> np.ndarray:
+    """An ``.npy`` array without pickles; a missing, empty, truncated or foreign file raises DataFormatError."""
+    require_file(path, "array file")
+    with open(path, "rb") as handle:
+        head = handle.read(len(NPY_MAGIC))
+    if not head:
+        raise DataFormatError(path, "file is empty; expected an .npy array")
+    if head != NPY_MAGIC:
+        raise DataFormatError(path, f"not a readable .npy file: it starts with {head!r}, not the NPY header (write it "
+                                    "with numpy.save)")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        text = str(exc)
+        if "object" in text or "pickle" in text.lower():
+            reason = "holds Python objects (dtype object); expected a numeric array"
+        elif "mmap length" in text or "EOF" in text or "cannot reshape" in text:
+            reason = f"truncated: the file is shorter than its header says ({text})"
+        else:
+            reason = f"not a readable .npy array ({text})"
+        raise DataFormatError(path, reason) from None
+
+
+def read_npy_features(path: Path, num_items: int, row_ids: np.ndarray | None = None) -> FeatureTable:
     """A (num_items, dim) float matrix, row i for item index i, checked for shape and finite values.
 
     A sibling ``<modality>_missing.npy`` (bool, one per item), as written by ``modalrec data build``, marks
     the items whose content was missing and hold the fill value.
     """
     require_file(path, "feature file")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataFormatError(path, f"not a readable .npy array ({exc})") from None
-    if array.ndim != 2 or array.dtype.kind not in "fiu":
+    array = load_npy(path)
+    if array.ndim != 2 or array.dtype.kind not in "fiub":
         raise DataFormatError(path, f"expected a 2-D numeric array (items x dims), found shape {array.shape} {array.dtype}")
+    if array.shape[1] == 0:
+        raise DataFormatError(path, f"has shape {array.shape}: no feature columns; expected at least one")
     if array.shape[0] != num_items:
         raise DataFormatError(path, f"has {array.shape[0]} rows; expected {num_items}, one per item")
     missing_path = path.with_name(path.name.replace("_feat.npy", "_missing.npy"))
     missing = _read_missing_mask(missing_path, num_items) if missing_path != path and missing_path.exists() else None
-    values = _finite_float32(array, path)
+    values = _finite_float32(array, path, row_ids)
     return FeatureTable(values, np.zeros(num_items, dtype=bool) if missing is None else missing, source=str(path))
 
 
 def _read_missing_mask(path: Path, num_items: int) -> np.ndarray:
-    try:
-        mask = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataFormatError(path, f"not a readable .npy array ({exc})") from None
+    mask = load_npy(path)
     if mask.shape != (num_items,) or mask.dtype != np.bool_:
         raise DataFormatError(path, f"expected a boolean array of shape ({num_items},), found {mask.shape} {mask.dtype}")
     return mask
 
 
 def _finite_float32(array: np.ndarray, path: Path, row_ids: np.ndarray | None = None) -> np.ndarray:
-    values = np.asarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        values = np.asarray(array, dtype=np.float32)
     bad = ~np.isfinite(values)
     if bad.any():
         row, col = (int(x[0]) for x in np.nonzero(bad))
         where = f"item id {row_ids[row]}" if row_ids is not None else f"row {row}"
-        raise DataFormatError(path, f"{where}, column {col}: expected a finite number, found {values[row, col]}")
+        found = array[row, col]
+        beyond = " (beyond the float32 range)" if np.isfinite(found) else ""
+        raise DataFormatError(path, f"{where}, column {col}: expected a finite number, found {found}{beyond}")
     return values
 
 
@@ -255,8 +301,9 @@ def _read_feature_source(path: Path, config: DataConfig, base: Path) -> tuple[li
     """(item ids, values) from a Parquet keyed by item id or an .npy aligned to ``item_ids_file``."""
     if path.suffix == ".parquet":
         frame = read_parquet(path)
+        require_rows(frame, path, "feature rows")
         id_col = config.item_col if config.item_col in frame.columns else frame.columns[0]
-        ids = [str(v) for v in frame[id_col]]
+        ids = list(column_as_id(frame, id_col, path))
         rest = frame.drop(columns=[id_col])
         if len(rest.columns) == 1 and rest[rest.columns[0]].dtype == object:
             try:
@@ -272,10 +319,13 @@ def _read_feature_source(path: Path, config: DataConfig, base: Path) -> tuple[li
         if not config.item_ids_file:
             raise DataFormatError(path, "an .npy feature file needs data.item_ids_file naming the item of each row")
         ids_path = base / config.item_ids_file
-        ids = [line.strip() for line in require_file(ids_path, "item id list").read_text().splitlines() if line.strip()]
-        values = read_npy_features(path, len(ids)).values
+        ids = read_id_lines(ids_path, "item id list")
+        values = read_npy_features(path, len(ids), np.asarray(ids, dtype=object)).values
     else:
         raise DataFormatError(path, "expected a .npy or .parquet feature file")
+    if values.ndim != 2 or values.shape[1] == 0:
+        raise DataFormatError(path, f"expected one feature vector (at least one number) per item, found shape "
+                                    f"{values.shape}")
     duplicates = pd.Index(ids)[pd.Index(ids).duplicated()]
     if len(duplicates):
         raise DataFormatError(path, f"item id '{duplicates[0]}' appears more than once")
@@ -374,8 +424,9 @@ def read_movielens(path: Path, config: DataConfig) -> Dataset:
 def _read_ml100k_items(path: Path) -> pd.DataFrame:
     names = ["item", "title", "release", "video", "url", *ML100K_GENRES]
     frame = read_table(path, sep="|", header=False, names=names, encoding="latin-1")
+    require_rows(frame, path, "movies")
     flags = np.stack([column_as_int(frame, g, path) for g in ML100K_GENRES], axis=1)
-    ids = column_as_int(frame, "item", path).astype(str)
+    ids = _unique_movie_ids(frame, path)
     return pd.DataFrame(
         {
             "title": frame["title"].to_numpy(),
@@ -386,9 +437,18 @@ def _read_ml100k_items(path: Path) -> pd.DataFrame:
     )
 
 
+def _unique_movie_ids(frame: pd.DataFrame, path: Path) -> np.ndarray:
+    ids = column_as_int(frame, "item", path).astype(str)
+    repeated = pd.Series(ids).duplicated().to_numpy()
+    if repeated.any():
+        _raise_at(frame, path, "item", repeated, "each movie id once (this one is repeated)")
+    return ids
+
+
 def _read_ml1m_items(path: Path) -> pd.DataFrame:
     frame = read_table(path, sep="::", header=False, names=["item", "title", "genres"], encoding="latin-1")
-    ids = column_as_int(frame, "item", path).astype(str)
+    require_rows(frame, path, "movies")
+    ids = _unique_movie_ids(frame, path)
     genre_lists = [g.split("|") if g else [] for g in frame["genres"]]
     vocabulary = sorted({g for gs in genre_lists for g in gs})
     flags = np.asarray([[g in gs for g in vocabulary] for gs in genre_lists], dtype=np.int64)

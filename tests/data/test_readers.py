@@ -122,7 +122,8 @@ def test_non_numeric_id_names_line_and_column(tmp_path: Path) -> None:
 
 def test_too_many_columns(tmp_path: Path) -> None:
     (tmp_path / "d.inter").write_text("userID\titemID\n0\t1\n0\t1\t7\n")
-    assert "line 3" in str(error_for(tmp_path))
+    err = error_for(tmp_path)
+    assert err.line == 3 and "expected 2 columns, found 3" in str(err)
 
 
 def test_x_label_outside_0_1_2(tmp_path: Path) -> None:
