@@ -34,7 +34,14 @@ import pandas as pd
 
 from modalrec.data.build import RawDataset, TableColumns, read_raw_tables
 from modalrec.data.readers import ML100K_GENRES
-from modalrec.data.tables import column_as_float, column_as_id, column_as_int, read_table, require_file
+from modalrec.data.tables import (
+    column_as_float,
+    column_as_id,
+    column_as_int,
+    read_table,
+    require_file,
+    shown_value,
+)
 from modalrec.errors import ConfigError, DataFormatError
 
 PUBLIC_FORMATS = ("amazon", "yelp", "movielens")
@@ -68,20 +75,30 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         compressed = probe.read(2) == GZIP_MAGIC
     number = 0
     try:
-        with (gzip.open(path, "rt", encoding="utf-8") if compressed else open(path, encoding="utf-8")) as handle:
-            for number, line in enumerate(handle, start=1):
-                text = line.strip()
+        with gzip.open(path, "rb") if compressed else open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                text = _decoded(raw, path, number).strip()
                 if text:
                     yield number, _parse_record(text, path, number)
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(path, f"not valid UTF-8 text (byte {exc.start})", line=number + 1) from None
     except (OSError, EOFError) as exc:
         raise DataFormatError(path, f"cannot read the file: {exc}", line=number + 1) from None
+
+
+def _decoded(raw: bytes, path: Path, line: int) -> str:
+    """One line as UTF-8 text; the first may start with a byte-order mark."""
+    try:
+        return raw.decode("utf-8-sig" if line == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        utf16 = " (the file is UTF-16)" if line == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise DataFormatError(path, f"not valid UTF-8 text: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+                                    f"{utf16}; save the file as UTF-8", line=line) from None
 
 
 def _parse_record(text: str, path: Path, line: int) -> dict[str, Any]:
     try:
         record = json.loads(text)
+    except RecursionError:
+        raise DataFormatError(path, "expected a JSON object, found values nested too deeply", line=line) from None
     except ValueError:
         try:
             record = ast.literal_eval(text)  # the 2014 Amazon metadata dumps hold Python literals
@@ -96,7 +113,7 @@ def _text(record: dict[str, Any], key: str, path: Path, line: int) -> str:
     """A required id-like field as a non-empty string."""
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
-        raise DataFormatError(path, f"expected a non-empty id, found {value!r}", line=line, field=key)
+        raise DataFormatError(path, f"expected a non-empty id, found {shown_value(value)}", line=line, field=key)
     return str(value).strip()
 
 
@@ -104,10 +121,10 @@ def _number(record: dict[str, Any], key: str, path: Path, line: int) -> float:
     value = record.get(key)
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = float("nan")
     if isinstance(value, bool) or not np.isfinite(number):
-        raise DataFormatError(path, f"expected a number, found {value!r}", line=line, field=key)
+        raise DataFormatError(path, f"expected a number, found {shown_value(value)}", line=line, field=key)
     return number
 
 
