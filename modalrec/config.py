@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -53,15 +54,15 @@ class DataConfig:
     def __post_init__(self) -> None:
         _choice("data.format", self.format, DATA_FORMATS)
         _choice("data.split", self.split, SPLIT_METHODS)
-        if len(self.split_ratios) != 3 or any(r < 0 for r in self.split_ratios):
+        if len(self.split_ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in self.split_ratios):
             raise ConfigError("data.split_ratios", f"expected three non-negative numbers, got {self.split_ratios}")
         if abs(sum(self.split_ratios) - 1.0) > 1e-6:
             raise ConfigError("data.split_ratios", f"must sum to 1, got {sum(self.split_ratios):g}")
         if not 0.0 <= self.cold_item_fraction < 1.0:
             raise ConfigError("data.cold_item_fraction", f"expected a fraction in [0, 1), got {self.cold_item_fraction}")
-        for name in ("min_user_interactions", "min_item_interactions"):
+        for name in ("min_user_interactions", "min_item_interactions", "split_seed"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"data.{name}", "must be >= 0")
+                raise ConfigError(f"data.{name}", f"must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -156,11 +157,11 @@ def coerce(value: Any, annotation: Any, key: str, file: str | Path | None = None
                 return value
             raise TypeError
         if annotation is int:
-            if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not _whole(value):
                 raise TypeError
             return int(value)
         if annotation is float:
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise TypeError
             return float(value)
         if annotation is str:
@@ -178,9 +179,13 @@ def coerce(value: Any, annotation: Any, key: str, file: str | Path | None = None
             if not isinstance(value, Mapping):
                 raise TypeError
             return {str(k): coerce(v, args[1], f"{key}.{k}", file) for k, v in value.items()}
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(key, f"expected {_type_name(annotation)}, found {value!r}", file=file) from None
     raise ConfigError(key, f"unsupported type {annotation}", file=file)
+
+
+def _whole(value: int | float) -> bool:
+    return isinstance(value, int) or (math.isfinite(value) and value == int(value))
 
 
 def _parse_scalar(text: str) -> Any:
@@ -207,7 +212,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def _type_name(annotation: Any) -> str:
     if annotation in (int, float, str, bool):
-        return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[annotation]
+        return {int: "an integer", float: "a finite number", str: "a string", bool: "true or false"}[annotation]
     return str(annotation).replace("typing.", "")
 
 
@@ -228,33 +233,67 @@ SECTIONS = ("data", "train", "eval", "model")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file into ``{section: {key: value}}``."""
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file into ``{section: {key: value}}``.
+
+    The file is UTF-8 text (a byte-order mark is allowed); a YAML mapping may not repeat a key.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError("--config", f"file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError("--config", f"{path}: expected a .toml, .yaml or .yml file")
+    text = _config_text(path)
     try:
         if path.suffix == ".toml":
             raw = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(text) or {}
         else:
-            raise ConfigError("--config", f"{path}: expected a .toml, .yaml or .yml file")
+            raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError("--config", f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+        detail = " ".join(str(exc).split())
+        raise ConfigError("--config", f"{path}: not valid {path.suffix[1:].upper()}: {detail}") from None
     if not isinstance(raw, dict):
-        raise ConfigError("--config", f"{path}: expected a mapping of sections")
+        raise ConfigError("--config", f"{path}: expected a mapping of sections, found a {type(raw).__name__}")
     result: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "model_name" and isinstance(value, str):
+        if key == "model_name":
+            if not isinstance(value, str):
+                raise ConfigError(key, f"expected a model name (a string), found {value!r}", file=path)
             result[key] = value
-        elif key in SECTIONS and isinstance(value, dict):
+        elif key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(str(key), f"expected a section of key = value settings, found {value!r}", file=path)
             result[key] = value
         else:
             raise ConfigError(
                 str(key), f"unknown top-level key; expected sections {', '.join(SECTIONS)} or model_name", file=path
             )
     return result
+
+
+def _config_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        encoding = "UTF-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "UTF-8"
+        raise ConfigError("--config", f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}"
+                                      f"{'; the file is ' + encoding if encoding != 'UTF-8' else ''}); save it as UTF-8"
+                          ) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key repeated in one mapping (PyYAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def apply_overrides(
