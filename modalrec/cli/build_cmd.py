@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from modalrec.errors import ConfigError
+from modalrec.errors import ConfigError, DataFormatError
 
 MODALITIES = ("image", "text", "video", "audio")
 FORMATS = ("table", "amazon", "yelp", "movielens")
@@ -206,21 +206,24 @@ def parse_shard(text: str) -> tuple[int, int]:
 def _merge(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from modalrec.errors import DataFormatError
     from modalrec.io_utils import write_npy, write_text
 
-    values, missing, ids = [], [], []
+    values: list[np.ndarray] = []
+    missing: list[np.ndarray] = []
+    ids: list[str] = []
+    owner: dict[str, Path] = {}
     for shard in map(Path, args.shards):
-        for path in (shard, shard.with_suffix(".missing.npy"), shard.with_suffix(".ids.txt")):
-            if not path.is_file():
-                raise DataFormatError(path, "not found; expected the three files `features extract` writes")
-        values.append(np.load(shard, allow_pickle=False))
-        missing.append(np.load(shard.with_suffix(".missing.npy"), allow_pickle=False))
-        ids += shard.with_suffix(".ids.txt").read_text().splitlines()
-        if values[-1].shape[1] != values[0].shape[1]:
-            raise DataFormatError(shard, f"has {values[-1].shape[1]} dims; the first shard has {values[0].shape[1]}")
-    if len(set(ids)) != len(ids):
-        raise DataFormatError(None, "an item id appears in more than one shard; pass each shard once")
+        table, mask, shard_ids = read_shard(shard)
+        if values and table.shape[1] != values[0].shape[1]:
+            raise DataFormatError(shard, f"has {table.shape[1]} dims; the first shard has {values[0].shape[1]}")
+        for item in shard_ids:
+            if item in owner:
+                raise DataFormatError(shard.with_suffix(".ids.txt"), f"item id '{item}' is also in {owner[item]}; "
+                                      "pass each shard once", field="item id")
+            owner[item] = shard
+        values.append(table)
+        missing.append(mask)
+        ids += shard_ids
     table, mask = np.concatenate(values), np.concatenate(missing)
     if mask.any() and (~mask).any():  # the fill is the mean over the whole catalogue, not over one shard
         table[mask] = table[~mask].mean(axis=0)
@@ -230,3 +233,26 @@ def _merge(args: argparse.Namespace) -> int:
     write_text(out.with_suffix(".ids.txt"), "".join(f"{item}\n" for item in ids))
     print(f"merged {len(args.shards)} shards into {out} ({table.shape[0]} items x {table.shape[1]})")
     return 0
+
+
+def read_shard(shard: Path) -> tuple[Any, Any, list[str]]:
+    """The (items, dim) matrix, missing mask and item ids of one `features extract` output, checked to agree."""
+    from modalrec.data.readers import load_npy
+    from modalrec.data.tables import read_id_lines
+
+    for path in (shard, shard.with_suffix(".missing.npy"), shard.with_suffix(".ids.txt")):
+        if not path.is_file():
+            raise DataFormatError(path, "not found; expected the three files `features extract` writes")
+    table = load_npy(shard)
+    if table.ndim != 2 or table.dtype.kind not in "fiu" or table.shape[1] == 0:
+        raise DataFormatError(shard, f"expected a 2-D numeric array (items x dims), found shape {table.shape} "
+                                     f"{table.dtype}")
+    mask = load_npy(shard.with_suffix(".missing.npy"))
+    if mask.shape != (len(table),) or mask.dtype.kind != "b":
+        raise DataFormatError(shard.with_suffix(".missing.npy"), f"expected a boolean array of shape ({len(table)},) "
+                              f"(one per row of {shard.name}), found {mask.shape} {mask.dtype}")
+    ids = read_id_lines(shard.with_suffix(".ids.txt"), "item id list")
+    if len(ids) != len(table):
+        raise DataFormatError(shard.with_suffix(".ids.txt"), f"lists {len(ids)} item ids; expected {len(table)}, one "
+                                                             f"per row of {shard.name}")
+    return table, mask, ids

@@ -29,6 +29,20 @@ def register(sub: Any) -> None:
     _add_demo(sub)
 
 
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding (np.random.seed) takes 0 .. 2^32 - 1
+
+
+def seed_value(text: str) -> int:
+    """An argparse type: a whole number in 0 .. 2^32 - 1."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0 .. {MAX_SEED}, got {seed}")
+    return seed
+
+
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML or YAML file with [data] [train] [eval] [model] sections")
     parser.add_argument(
@@ -84,7 +98,7 @@ def _add_train(sub: Any) -> None:
     train.add_argument("--data", help="dataset folder or interactions file")
     train.add_argument("--model", help="model name (see `modalrec models`)")
     train.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to write")
-    train.add_argument("--seed", type=int, help="seed for initialisation, shuffling and sampling (default 2024)")
+    train.add_argument("--seed", type=seed_value, help="seed for initialisation, shuffling and sampling (default 2024)")
     train.add_argument("--resume", action="store_true", help="continue the interrupted run in RUN_DIR")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), help="shortcut for --set train.device=...")
@@ -269,7 +283,7 @@ def _add_tune(sub: Any) -> None:
     tune.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
     tune.add_argument("--metric", default="recall@20", help="validation metric to maximise (default recall@20)")
     tune.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
-    tune.add_argument("--seed", type=int, default=2024)
+    tune.add_argument("--seed", type=seed_value, default=2024)
     tune.add_argument("--out", default="tuning", metavar="DIR", help="trial log and the best run go here")
     _config_arguments(tune)
     tune.set_defaults(handler=_tune)
@@ -291,7 +305,7 @@ def _add_demo(sub: Any) -> None:
     demo = sub.add_parser("demo", help="build the embedded shop dataset, train BPR, LightGCN and VBPR, compare")
     demo.add_argument("--out", default="modalrec-demo", metavar="DIR", help="where data and runs go")
     demo.add_argument("--models", default="bpr,lightgcn,vbpr", help="comma-separated model names")
-    demo.add_argument("--seed", type=int, default=2024)
+    demo.add_argument("--seed", type=seed_value, default=2024)
     _config_arguments(demo)
     demo.set_defaults(handler=_demo)
 
