@@ -489,19 +489,21 @@ def resolve_content_path(value: str, base: Path, roots: Sequence[Path],
         return None, "no-content", "no file named"
     if URL_PATTERN.match(value):
         return None, "url", "a URL; content is read from local files only"
+    if "\x00" in value:
+        return None, "unreadable", "the path holds a NUL byte"
     try:
         path = (base / value).resolve()
-    except (OSError, RuntimeError) as exc:
-        return None, "unreadable", f"cannot resolve the path: {exc}"
-    if not allow_outside and not any(path.is_relative_to(root) for root in roots):
-        where = ", ".join(str(r) for r in roots)
-        return None, "outside", f"resolves to {path}, outside {where} (pass --allow-outside to read it)"
-    if not path.exists():
-        return None, "missing-file", "file not found"
-    if not path.is_file():
-        return None, "not-a-file", "not a regular file"
-    if path.stat().st_size == 0:
-        return None, "empty-file", "empty file (0 bytes)"
+        if not allow_outside and not any(path.is_relative_to(root) for root in roots):
+            where = ", ".join(str(r) for r in roots)
+            return None, "outside", f"resolves to {path}, outside {where} (pass --allow-outside to read it)"
+        if not path.exists():
+            return None, "missing-file", "file not found"
+        if not path.is_file():
+            return None, "not-a-file", "not a regular file"
+        if path.stat().st_size == 0:
+            return None, "empty-file", "empty file (0 bytes)"
+    except (OSError, RuntimeError, ValueError) as exc:  # a name too long, a symlink loop, ...
+        return None, "unreadable", f"cannot use the path: {exc.strerror if isinstance(exc, OSError) else exc}"
     return path, "", ""
 
 
