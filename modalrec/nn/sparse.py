@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
-from modalrec.nn.graph import propagate
+from modalrec.nn.graph import propagate, sparse_matmul
 
 USER_ITEM_NORMALIZATIONS = ("none", "mean", "sym")
 
@@ -25,11 +25,11 @@ class _ConstantSpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, matrix: Tensor, transpose: Tensor, x: Tensor) -> Tensor:
         ctx.transpose = transpose
-        return matrix @ x
+        return sparse_matmul(matrix, x)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, None, Tensor]:
-        return None, None, ctx.transpose @ grad
+        return None, None, sparse_matmul(ctx.transpose, grad)
 
 
 def to_csr(matrix: Tensor) -> Tensor:
