@@ -17,7 +17,7 @@ from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import content_tables, standardize, warm_item_mask
 from modalrec.nn.knn import knn_graph, weighted_sum
 from modalrec.nn.pruning import degree_sensitive_weights, prune_edges
-from modalrec.nn.sparse import mean_of_layers
+from modalrec.nn.sparse import SparseOperator, mean_of_layers
 
 TEXT_WEIGHT = 0.9  # the paper's text share of the item-item graph (image 0.1), used when no weights are given
 
@@ -139,6 +139,7 @@ class FREEDOM(Recommender):
         raw = content_tables("freedom", config.modalities, inputs.features, scale=False)
         self.modalities = list(raw)
         self.register_buffer("item_graph", self.build_item_graph(raw), persistent=False)
+        self.item_operator = SparseOperator(self.item_graph)  # S with its transpose kept for the backward pass
         keys = torch.unique(inputs.train_users.long() * inputs.num_items + inputs.train_items.long())
         users, items = keys // inputs.num_items, keys % inputs.num_items
         self.register_buffer("edge_users", users, persistent=False)
@@ -190,8 +191,8 @@ class FREEDOM(Recommender):
         users, items = torch.split(nodes, [self.num_users, self.num_items])
         smoothed = self.item_ids()
         for _ in range(self.config.num_mm_layers):
-            smoothed = torch.sparse.mm(self.item_graph, smoothed)  # h, (I, d)
-        cold_estimate = (1 - self.warm) * torch.sparse.mm(self.item_graph, items)  # S g on cold rows, 0 on warm
+            smoothed = self.item_operator(smoothed)  # h, (I, d)
+        cold_estimate = (1 - self.warm) * self.item_operator(items)  # S g on cold rows, 0 on warm
         return Embeddings(users, items + cold_estimate + smoothed)
 
     def modality_loss(self, user: Tensor, batch: TrainBatch) -> Tensor:
