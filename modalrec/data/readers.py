@@ -193,7 +193,7 @@ def load_npy(path: Path, *, mmap: bool = False) -> np.ndarray:
         text = str(exc)
         if "object" in text or "pickle" in text.lower():
             reason = "holds Python objects (dtype object); expected a numeric array"
-        elif "mmap length" in text or "EOF" in text or "cannot reshape" in text:
+        elif any(sign in text for sign in ("mmap length", "EOF", "cannot reshape", "read all data")):
             reason = f"truncated: the file is shorter than its header says ({text})"
         else:
             reason = f"not a readable .npy array ({text})"
