@@ -1,4 +1,10 @@
-"""Atomic writes: every artefact goes to a temporary file first and is moved into place with os.replace."""
+"""Atomic writes: every artefact goes to a temporary file first and is moved into place with os.replace.
+
+A reader therefore sees either the previous version of a file or the new one, never a mix: a crash, a
+``kill -9`` or a full disk in the middle of a write leaves the previous version in place and at most a hidden
+``.<name>.<random>.tmp`` file beside it, which :func:`remove_temporary_files` clears and which no reader
+mistakes for the real file. Failures to write raise :class:`~modalrec.errors.WriteError`.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +18,45 @@ from typing import IO, Any
 
 import numpy as np
 
+from modalrec.errors import WriteError
+
+TEMP_SUFFIX = ".tmp"
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step."""
+def atomic_path(path: str | Path, *, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step.
+
+    With ``durable`` the new file and the folder entry are flushed to disk before returning, so the new
+    version also survives a power cut; caches pass False (a lost entry is only recomputed).
+
+    Raises:
+        WriteError: If the folder cannot be created or written (disk full, read-only, no permission);
+            ``path`` keeps its earlier content and the temporary file is removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; artefacts get the usual permissions
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; artefacts get the usual permissions
+        os.close(fd)
+    except OSError as exc:
+        raise WriteError(path, exc) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, path)
+        if durable:
+            _fsync_folder(path.parent)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(path, exc) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _umask() -> int:
@@ -35,12 +65,48 @@ def _umask() -> int:
     return current
 
 
-def write_with(path: str | Path, writer: Callable[[IO[Any]], object], mode: str = "w") -> None:
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; skipped where folders cannot be opened (Windows)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the rename itself is still atomic
+    finally:
+        os.close(descriptor)
+
+
+def remove_temporary_files(folder: str | Path) -> list[Path]:
+    """Delete the ``.<name>.<random>.tmp`` files that writes killed midway left in ``folder``.
+
+    Call it only while no other process writes to ``folder`` (the run-folder lock ensures that).
+    """
+    removed = []
+    for leftover in sorted(Path(folder).glob(f".*{TEMP_SUFFIX}")):
+        if leftover.is_file():
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
+
+
+def write_with(path: str | Path, writer: Callable[[IO[Any]], object], mode: str = "w", *,
+               durable: bool = True) -> None:
     """Write ``path`` atomically by calling ``writer`` on an open temporary file."""
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as handle:
+    encoding = None if "b" in mode else "utf-8"
+    with atomic_path(path, durable=durable) as tmp, open(tmp, mode, encoding=encoding) as handle:
         writer(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -55,5 +121,13 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def write_npy(path: str | Path, array: np.ndarray) -> None:
-    write_with(path, lambda handle: np.save(handle, array), mode="wb")
+def write_npy(path: str | Path, array: np.ndarray, *, durable: bool = True) -> None:
+    write_with(path, lambda handle: np.save(handle, array), mode="wb", durable=durable)
+
+
+def write_torch(path: str | Path, payload: Any) -> None:
+    """``torch.save`` atomically. Through a file object, so that a full disk raises ENOSPC (torch's own file
+    writer reports it as an opaque RuntimeError)."""
+    import torch
+
+    write_with(path, lambda handle: torch.save(payload, handle), mode="wb")

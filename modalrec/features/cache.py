@@ -47,4 +47,8 @@ class FeatureCache:
             return None  # a damaged entry is recomputed
 
     def put(self, key: str, vector: np.ndarray) -> None:
-        write_npy(self._path(key), np.asarray(vector, dtype=np.float32))
+        """Store atomically: a write cut short leaves no entry (only a hidden ``.tmp`` file), never a torn one.
+
+        Not flushed to disk: an entry lost to a power cut is recomputed.
+        """
+        write_npy(self._path(key), np.asarray(vector, dtype=np.float32), durable=False)

@@ -9,15 +9,14 @@ import torch
 
 from modalrec.config import build
 from modalrec.errors import NotFittedError
-from modalrec.io_utils import atomic_path
+from modalrec.io_utils import write_torch
 from modalrec.models.base import ModelInputs, Recommender
 from modalrec.models.registry import get_model
 
 
 def save_model(model: Recommender, path: str | Path) -> None:
     payload = {"model": model.name, "config": dataclasses.asdict(model.config), "state": model.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_torch(path, payload)
 
 
 def load_model(path: str | Path, inputs: ModelInputs, device: torch.device | str = "cpu") -> Recommender:

@@ -5,20 +5,30 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from modalrec.errors import RunFolderError
 
 LOCK_NAME = ".lock"
+EMPTY_LOCK_SECONDS = 5.0
 
 
 @contextlib.contextmanager
 def run_folder_lock(folder: Path) -> Iterator[None]:
-    """Hold ``folder/.lock`` for the duration; a lock left by a dead process on this host is taken over."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Hold ``folder/.lock`` for the duration; a lock left by a dead process on this host is taken over.
+
+    Raises:
+        RunFolderError: If another live process holds the lock, or the folder cannot be written
+            (read-only, no permission, disk full).
+    """
     path = folder / LOCK_NAME
-    _acquire(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _acquire(path)
+    except OSError as exc:
+        raise RunFolderError(f"{folder}: cannot write the run folder: {exc.strerror or exc}") from None
     try:
         yield
     finally:
@@ -39,15 +49,22 @@ def _acquire(path: Path) -> None:
                 ) from None
             path.unlink(missing_ok=True)
             continue
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(owner)
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(owner)
+        except OSError:
+            path.unlink(missing_ok=True)  # an empty lock would block the folder for good
+            raise
         return
     raise RunFolderError(f"{path.parent}: could not take the lock {path}")
 
 
 def _stale(path: Path) -> bool:
     try:
-        host, pid = path.read_text().split()
+        owner = path.read_text()
+        if not owner:  # the owner was killed between creating the lock and writing its name
+            return time.time() - path.stat().st_mtime > EMPTY_LOCK_SECONDS
+        host, pid = owner.split()
     except (OSError, ValueError):
         return False
     if host != socket.gethostname():
