@@ -261,6 +261,7 @@ def build_dataset(raw: RawDataset, specs: Sequence[ModalitySpec], out: Path,
         ModalrecError: If ``out`` may not be replaced; DataFormatError / ConfigError for bad input.
     """
     out = Path(out).absolute()
+    recover_interrupted_swap(out)
     _check_replaceable(out, options.overwrite, [raw.interactions_file, raw.items_file, *raw.extra_roots])
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
@@ -374,8 +375,29 @@ def _check_replaceable(out: Path, overwrite: bool, inputs: Sequence[Path]) -> No
                             "it); pass --overwrite to replace it")
 
 
+def recover_interrupted_swap(out: Path) -> None:
+    """Undo a swap cut short between its two renames (see :func:`_move_into_place`); clear retired builds.
+
+    A build killed after renaming the earlier build aside to ``.<name>.<random>.old`` but before renaming the
+    new one in leaves no ``out``: the newest retired earlier build is renamed back.
+    """
+    retired = sorted(out.parent.glob(f".{out.name}.*.old"), key=lambda p: p.stat().st_mtime)
+    if not out.exists():
+        earlier = [folder for folder in retired if is_previous_build(folder)]
+        if earlier:
+            os.replace(earlier[-1], out)
+            log.warning("%s: restored the earlier build from %s (a build was interrupted)", out, earlier[-1].name)
+            retired.remove(earlier[-1])
+    for folder in retired:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _move_into_place(staging: Path, out: Path) -> None:
-    """Swap ``staging`` in for ``out``: rename the old folder aside, rename the new one in, delete the old."""
+    """Swap ``staging`` in for ``out``: rename the old folder aside, rename the new one in, delete the old.
+
+    A crash between the two renames leaves the earlier build aside; the next build puts it back
+    (:func:`recover_interrupted_swap`).
+    """
     if not out.exists():
         os.replace(staging, out)
         return

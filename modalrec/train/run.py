@@ -1,16 +1,25 @@
 """The run pipeline: resolve the config, read and split the data, train, and write the run folder.
 
-A run folder holds ``config.json`` (the resolved config), ``user_ids.csv``/``item_ids.csv`` (index -> the
-dataset's own ids), ``split.npz``, ``checkpoint.pt`` (resume state), ``best.pt`` (best weights),
-``history.csv``, ``training.png`` and, once the run is complete, ``metrics.json``.
+A run folder holds ``config.json`` (the resolved config), ``manifest.json`` (data hashes, versions,
+machine: see :mod:`modalrec.train.manifest`), ``user_ids.csv``/``item_ids.csv`` (index -> the dataset's own
+ids), ``split.npz``, ``checkpoint.pt`` (resume state), ``best.pt`` (best weights), ``history.csv``,
+``training.png`` and, once the run is complete, ``metrics.json``.
+
+Every file is written atomically (:mod:`modalrec.io_utils`), ``config.json`` last of the files that start a
+run and ``metrics.json`` last of all, so a folder is always in one of these states: no ``config.json`` (no
+run), ``config.json`` without ``metrics.json`` (a run to ``train --resume``, from its last checkpoint or from
+the start), or complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,20 +40,33 @@ from modalrec.data.dataset import Dataset
 from modalrec.data.filtering import FilterReport, filter_dataset
 from modalrec.data.readers import load_dataset
 from modalrec.data.split import Split, make_split
-from modalrec.errors import ConfigError, RunFolderError
-from modalrec.io_utils import write_json, write_with
+from modalrec.errors import ConfigError, RunFolderError, WriteError
+from modalrec.io_utils import remove_temporary_files, write_json, write_with
 from modalrec.models.base import ModelInputs, Recommender
 from modalrec.models.io import load_model, save_model
 from modalrec.models.registry import get_model
 from modalrec.train.distributed import DistContext, check_same_everywhere
 from modalrec.train.distributed import start as start_distributed
 from modalrec.train.lock import run_folder_lock
-from modalrec.train.trainer import Trainer, TrainResult, resolve_device
+from modalrec.train.manifest import (
+    MANIFEST_FILE,
+    changed_data_files,
+    describe_data_files,
+    mark_finished,
+    mark_resumed,
+    new_manifest,
+    read_manifest,
+    write_manifest,
+)
+from modalrec.train.trainer import CHECKPOINT_FILE, Trainer, TrainResult, resolve_device
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+SPLIT_FILE = "split.npz"
+START_FILES = ("user_ids.csv", "item_ids.csv", SPLIT_FILE, MANIFEST_FILE, CONFIG_FILE)  # written in this order
+RESULT_FILES = (METRICS_FILE, CHECKPOINT_FILE, "best.pt", "history.csv", "training.png", "test_per_user.npz")
 
 
 @dataclass(frozen=True)
@@ -164,42 +186,113 @@ def train_run(
     """Train and write the run folder. Nothing is written until the data, split and model are valid.
 
     Under torchrun every rank trains and only rank 0 writes the folder.
+
+    Raises:
+        RunFolderError: If ``out_dir`` holds a run (without ``overwrite``), cannot be written (read-only,
+            no permission) or fills the disk; a run that had started keeps its last checkpoint.
     """
     out = Path(out_dir)
     context = dist_context or DistContext()
     if context.is_main:
         _check_new_run_folder(out, overwrite)
+        _check_writable(out)
     configure_threads(config.train.threads)
     prepared = prepare_data(config.data_path, config.data)
     model = build_model(config, model_inputs(prepared.dataset, prepared.split))
     trainer = _trainer(config, model, prepared.split, out, context)
     if not context.is_main:
         return trainer.fit()
-    with run_folder_lock(out):
-        for stale in (METRICS_FILE, "checkpoint.pt", "best.pt"):
+    manifest = new_manifest(config.to_dict(), prepared.dataset, prepared.split, trainer.device, context.world_size)
+    with run_folder_lock(out), _write_errors(out):
+        remove_temporary_files(out)
+        for stale in (*RESULT_FILES, *START_FILES):
             (out / stale).unlink(missing_ok=True)
-        write_json(out / CONFIG_FILE, config.to_dict())
-        prepared.dataset.user_ids.save(out / "user_ids.csv", "user_id")
-        prepared.dataset.item_ids.save(out / "item_ids.csv", "item_id")
-        prepared.split.save(out / "split.npz")
-        return _finish(trainer, out, resume=False)
+        _start_run_folder(out, config, prepared, manifest)
+        return _finish(trainer, out, manifest, resume=False)
 
 
 def resume_run(out_dir: str | Path, *, dist_context: DistContext | None = None) -> TrainResult:
-    """Continue an interrupted run from its last checkpoint."""
+    """Continue an interrupted run from its last checkpoint (from the start if it stopped before the first).
+
+    Raises:
+        RunFolderError: If ``out_dir`` holds no run, or the data files differ from those the run started
+            with (the manifest's SHA-256 hashes).
+    """
     out = Path(out_dir)
-    if not (out / CONFIG_FILE).is_file() or not (out / "checkpoint.pt").is_file():
-        raise RunFolderError(f"{out}: holds no run to resume (expected {CONFIG_FILE} and checkpoint.pt)")
+    if not (out / CONFIG_FILE).is_file() or not (out / SPLIT_FILE).is_file():
+        raise RunFolderError(f"{out}: holds no run to resume (expected {CONFIG_FILE} and {SPLIT_FILE})")
     context = dist_context or DistContext()
     config = read_run_config(out)
     configure_threads(config.train.threads)
     dataset, split = _reload_data(out, config)
+    manifest = read_manifest(out)
+    if manifest is not None:
+        _check_data_unchanged(out, config, dataset, manifest)
     model = build_model(config, model_inputs(dataset, split))
     trainer = _trainer(config, model, split, out, context)
+    from_checkpoint = (out / CHECKPOINT_FILE).is_file()
     if not context.is_main:
-        return trainer.fit(resume=True)
-    with run_folder_lock(out):
-        return _finish(trainer, out, resume=True)
+        return trainer.fit(resume=from_checkpoint)
+    with run_folder_lock(out), _write_errors(out):
+        remove_temporary_files(out)
+        if manifest is None:  # a run from before manifests: describe it now
+            manifest = new_manifest(config.to_dict(), dataset, split, trainer.device, context.world_size)
+        mark_resumed(manifest, trainer.device, context.world_size)
+        write_manifest(out, manifest)
+        return _finish(trainer, out, manifest, resume=from_checkpoint)
+
+
+def _start_run_folder(out: Path, config: RunConfig, prepared: PreparedData, manifest: dict[str, Any]) -> None:
+    """Write :data:`START_FILES`, ``config.json`` last; if any fails, remove those already written."""
+    try:
+        prepared.dataset.user_ids.save(out / "user_ids.csv", "user_id")
+        prepared.dataset.item_ids.save(out / "item_ids.csv", "item_id")
+        prepared.split.save(out / SPLIT_FILE)
+        write_manifest(out, manifest)
+        write_json(out / CONFIG_FILE, config.to_dict())
+    except BaseException:
+        for name in START_FILES:
+            with contextlib.suppress(OSError):
+                (out / name).unlink(missing_ok=True)
+        raise
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before any work if ``out`` (or the folder it would be made in) cannot be written."""
+    folder = out
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise RunFolderError(f"{out}: cannot write the run folder ({folder}: {exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def _write_errors(out: Path) -> Iterator[None]:
+    """Turn a failed write (disk full, read-only) into a RunFolderError that says what is left."""
+    try:
+        yield
+    except WriteError as exc:
+        if (out / CHECKPOINT_FILE).is_file():
+            left = f"the run keeps its last checkpoint; continue with `modalrec train --resume --out {out}`"
+        elif (out / CONFIG_FILE).is_file():
+            left = f"the run has started; continue with `modalrec train --resume --out {out}`"
+        else:
+            left = "no run was started"
+        raise RunFolderError(f"{exc}; {left}") from None
+
+
+def _check_data_unchanged(out: Path, config: RunConfig, dataset: Dataset, manifest: dict[str, Any]) -> None:
+    recorded = manifest.get("data", {}).get("files", [])
+    changed = changed_data_files(recorded, describe_data_files(Path(config.data_path), dataset))
+    if changed:
+        raise RunFolderError(
+            f"{out}: the data at {config.data_path} has changed since the run started ({', '.join(changed)} "
+            "differ from the SHA-256 hashes in manifest.json); resuming would mix two datasets, so start a new run"
+        )
 
 
 def _trainer(config: RunConfig, model: Recommender, split: Split, out: Path, context: DistContext) -> Trainer:
@@ -214,7 +307,7 @@ def _trainer(config: RunConfig, model: Recommender, split: Split, out: Path, con
                    dist_context=context)
 
 
-def _finish(trainer: Trainer, out: Path, *, resume: bool) -> TrainResult:
+def _finish(trainer: Trainer, out: Path, manifest: dict[str, Any], *, resume: bool) -> TrainResult:
     result = trainer.fit(resume=resume)
     save_model(trainer.model, out / "best.pt")
     _write_history(out, result.history)
@@ -224,6 +317,8 @@ def _finish(trainer: Trainer, out: Path, *, resume: bool) -> TrainResult:
         arrays: dict[str, Any] = {"users": table.users, **table.per_user}
         write_with(out / "test_per_user.npz", lambda handle: np.savez_compressed(handle, **arrays), "wb")
     write_json(out / METRICS_FILE, metrics_document(result))
+    mark_finished(manifest)
+    write_manifest(out, manifest)
     return result
 
 
@@ -240,7 +335,7 @@ def metrics_document(result: TrainResult) -> dict[str, Any]:
 def _check_new_run_folder(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"{out}: exists and is not a folder")
-    holds_run = (out / CONFIG_FILE).exists() or (out / "checkpoint.pt").exists()
+    holds_run = (out / CONFIG_FILE).exists() or (out / CHECKPOINT_FILE).exists()
     if holds_run and not overwrite:
         raise RunFolderError(f"{out}: already holds a run; pass --resume to continue it or --overwrite to replace it")
 
@@ -298,7 +393,7 @@ def read_run_config(run_dir: Path) -> RunConfig:
 
 def _reload_data(run_dir: Path, config: RunConfig) -> tuple[Dataset, Split]:
     dataset, _ = filter_dataset(load_dataset(config.data_path, config.data), config.data)
-    split = Split.load(run_dir / "split.npz")
+    split = Split.load(run_dir / SPLIT_FILE)
     if (split.num_users, split.num_items) != (dataset.num_users, dataset.num_items):
         raise RunFolderError(
             f"{run_dir}: the data at {config.data_path} has changed since training "

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
+import pickle
+import random
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -20,14 +24,17 @@ from tqdm.auto import tqdm
 from modalrec.config import EvalConfig, TrainConfig
 from modalrec.data.sampler import NegativeSampler
 from modalrec.data.split import Split
-from modalrec.errors import ConfigError, ModalrecError, NotFittedError
+from modalrec.errors import ConfigError, ModalrecError, NotFittedError, RunFolderError
 from modalrec.evaluate.evaluator import FullRankingEvaluator, MetricTable
 from modalrec.evaluate.metrics import parse_metric_name
-from modalrec.io_utils import atomic_path
+from modalrec.io_utils import write_torch
 from modalrec.models.base import Recommender, TrainBatch
 from modalrec.train.distributed import DistContext, broadcast_value
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = 2  # 2 added the numpy, python, CUDA and per-rank sampling random states
 
 
 @dataclass
@@ -263,28 +270,47 @@ class Trainer:
     # -- checkpoints ------------------------------------------------------------------------------
 
     def _save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically: weights, optimizer, every random state and the progress.
+
+        Resuming from it continues bit for bit as if the run had not stopped (on the same device and threads).
+        """
         if self.checkpoint_dir is None or not self.dist.is_main:
             return
         payload = {
+            "format": CHECKPOINT_FORMAT,
             "model": self.model.state_dict(),
             "best_model": self.best_state,
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "sample_generator": self.sample_generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "progress": self.progress.__dict__,
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "progress": dataclasses.asdict(self.progress),
         }
-        with atomic_path(self.checkpoint_dir / "checkpoint.pt") as tmp:
-            torch.save(payload, tmp)
+        write_torch(self.checkpoint_dir / CHECKPOINT_FILE, payload)
 
     def _load_checkpoint(self) -> None:
-        path = None if self.checkpoint_dir is None else self.checkpoint_dir / "checkpoint.pt"
+        path = None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_FILE
         if path is None or not path.is_file():
             raise NotFittedError(f"{path}: no checkpoint to resume from")
-        payload = torch.load(path, map_location=self.device, weights_only=False)
+        try:
+            payload = torch.load(path, map_location=self.device, weights_only=False)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            raise RunFolderError(f"{path}: cannot be read ({exc}); start the run again with --overwrite") from None
         self.model.load_state_dict(payload["model"])
         self.best_state = payload["best_model"]
         self.optimizer.load_state_dict(payload["optimizer"])
         self.generator.set_state(payload["generator"])
+        if self.sample_generator is not self.generator and payload.get("sample_generator") is not None:
+            self.sample_generator.set_state(payload["sample_generator"])
         torch.set_rng_state(payload["torch_rng"])
+        if payload.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
+        if payload.get("numpy_rng") is not None:
+            np.random.set_state(payload["numpy_rng"])
+        if payload.get("python_rng") is not None:
+            random.setstate(payload["python_rng"])
         self.progress = _Progress(**payload["progress"])
         log.info("resumed from %s at epoch %d", path, self.progress.epoch)
