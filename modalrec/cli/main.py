@@ -8,6 +8,7 @@ import sys
 
 from modalrec import __version__
 from modalrec.cli import commands
+from modalrec.cli.runs_cmd import add_runs_parser
 from modalrec.errors import ModalrecError
 
 
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.register(sub)
+    add_runs_parser(sub)
     return parser
 
 
