@@ -35,6 +35,7 @@ import pandas as pd
 from modalrec.data.build import RawDataset, TableColumns, read_raw_tables
 from modalrec.data.readers import ML100K_GENRES
 from modalrec.data.tables import (
+    CONTROL_CHARACTERS,
     column_as_float,
     column_as_id,
     column_as_int,
@@ -46,6 +47,7 @@ from modalrec.errors import ConfigError, DataFormatError
 
 PUBLIC_FORMATS = ("amazon", "yelp", "movielens")
 GZIP_MAGIC = b"\x1f\x8b"
+CONTROL_CHARACTER = re.compile(CONTROL_CHARACTERS)
 TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 
 
@@ -112,8 +114,10 @@ def _parse_record(text: str, path: Path, line: int) -> dict[str, Any]:
 def _text(record: dict[str, Any], key: str, path: Path, line: int) -> str:
     """A required id-like field as a non-empty string."""
     value = record.get(key)
-    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
-        raise DataFormatError(path, f"expected a non-empty id, found {shown_value(value)}", line=line, field=key)
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip() \
+            or CONTROL_CHARACTER.search(str(value)):
+        raise DataFormatError(path, f"expected a non-empty id without control characters, found {shown_value(value)}",
+                              line=line, field=key)
     return str(value).strip()
 
 

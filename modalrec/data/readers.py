@@ -188,15 +188,18 @@ def load_npy(path: Path, *, mmap: bool = False) -> np.ndarray:
         raise DataFormatError(path, f"not a readable .npy file: it starts with {head!r}, not the NPY header (write it "
                                     "with numpy.save)")
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        # mapping first checks the header against the file size, so a corrupt header claiming a huge shape
+        # fails here instead of allocating memory
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        return array if mmap else np.array(array)
+    except Exception as exc:  # numpy raises ValueError, EOFError, SyntaxError, TokenError... on corrupt headers
         text = str(exc)
         if "object" in text or "pickle" in text.lower():
             reason = "holds Python objects (dtype object); expected a numeric array"
         elif any(sign in text for sign in ("mmap length", "EOF", "cannot reshape", "read all data")):
             reason = f"truncated: the file is shorter than its header says ({text})"
         else:
-            reason = f"not a readable .npy array ({text})"
+            reason = f"not a readable .npy array ({type(exc).__name__}: {text})"
         raise DataFormatError(path, reason) from None
 
 

@@ -16,6 +16,8 @@ HEADER_LINES = 1
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 MAX_EXACT_INT = 2**53
 """Integers are exact in float64 below this; larger ids in a file are refused rather than rounded."""
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
+"""Refused inside ids: a line break or tab in an id would break the TSV files a build writes."""
 FIELD_COUNT = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
 
@@ -89,7 +91,7 @@ def read_id_lines(path: Path, what: str) -> list[str]:
         text = path.read_bytes().decode("utf-16" if _starts_with_utf16_bom(path) else "utf-8-sig")
     except UnicodeDecodeError:
         raise _encoding_error(path, "utf-8") from None
-    lines = [line.strip() for line in text.splitlines()]
+    lines = [line.strip() for line in text.split("\n")]  # not splitlines(): U+2028 may be part of an id
     for number, line in enumerate(lines, start=1):
         if "\x00" in line:
             _refuse_nul(path, [], number, "item id")
@@ -201,6 +203,9 @@ def column_as_id(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     bad = text == ""
     if bad.any():
         _raise_bad_value(frame, column, path, bad, "an id")
+    control = text.str.contains(CONTROL_CHARACTERS, regex=True)
+    if control.any():
+        _raise_bad_value(frame, column, path, control, "an id without control characters (line breaks, tabs, NUL)")
     return text.to_numpy(dtype=object)
 
 
@@ -214,7 +219,7 @@ def _refuse_missing(frame: pd.DataFrame, column: str, path: Path, what: str) -> 
 def _raise_bad_value(frame: pd.DataFrame, column: str, path: Path, bad: pd.Series, what: str) -> None:
     line = int(frame.index[np.flatnonzero(bad.to_numpy(dtype=bool))[0]])
     found = frame[column].loc[line]
-    if isinstance(found, str) and found == "" and "sep" in frame.attrs:
+    if "sep" in frame.attrs:  # a short row (fields filled with "") explains itself better by its field count
         fields = _count_fields(path, line, frame.attrs["sep"])
         if fields is not None and fields < len(frame.columns):
             hint = _separator_hint(_line_text(path, line) or "", frame.attrs["sep"])

@@ -297,6 +297,12 @@ MALFORMED = [
     pytest.param(mmrec(u_id_mapping_csv="user_id\tuserID\nA\t0\n"),
                  Expect(DataFormatError, "u_id_mapping.csv", "the interactions use index 1", field="userID"),
                  id="mapping-too-short"),
+    pytest.param(mmrec(u_id_mapping_csv='user_id\tuserID\nA\t0\n"B\tC"\t1\n'),
+                 Expect(DataFormatError, "u_id_mapping.csv", "without control characters", 3, "user_id"),
+                 id="mapping-tab-inside-quoted-id"),
+    pytest.param(table('user_id,item_id\nu1,"i\r1"\n'),
+                 Expect(DataFormatError, "interactions.csv", "without control characters", 2, "item_id"),
+                 id="csv-line-break-inside-quoted-id"),
     pytest.param(mmrec(i_id_mapping_csv="item_id\titemID\nx\t0\n\t1\nz\t2\n"),
                  Expect(DataFormatError, "i_id_mapping.csv", "expected an id, found ''", 3, "item_id"),
                  id="mapping-empty-id"),
@@ -371,7 +377,8 @@ MALFORMED = [
     pytest.param(movielens(u_data="1\t1\t5\t100\n"), Expect(DataFormatError, "u.item", "file not found"),
                  id="ml100k-no-movies-file"),
     pytest.param(movielens(ratings_dat="1::1::5::100\n2,2,3,200\n", movies_dat="1::Toy Story (1995)::Animation\n"),
-                 Expect(DataFormatError, "ratings.dat", "found '2,2,3,200'", 2, "user"), id="ml1m-wrong-separator"),
+                 Expect(DataFormatError, "ratings.dat", "expected 4 columns, found 1 (the line holds ','", 2),
+                 id="ml1m-wrong-separator"),
     pytest.param(movielens(ratings_dat="1::1::5::100\n", movies_dat=""),
                  Expect(DataFormatError, "movies.dat", "file is empty"), id="ml1m-empty-movies"),
     # --- items tables and `modalrec data build` -----------------------------------------------------------
@@ -423,8 +430,11 @@ MALFORMED = [
                  Expect(DataFormatError, "reviews.json", "expected a number", 1, "unixReviewTime"),
                  id="amazon-number-beyond-float"),
     pytest.param(amazon(REVIEW.replace('"asin": "A1", ', "")),
-                 Expect(DataFormatError, "reviews.json", "expected a non-empty id, found null", 1, "asin"),
+                 Expect(DataFormatError, "reviews.json", "expected a non-empty id without control characters, found null", 1, "asin"),
                  id="amazon-missing-id"),
+    pytest.param(amazon(REVIEW.replace('"U1"', '"U\\r1"')),
+                 Expect(DataFormatError, "reviews.json", "without control characters", 1, "reviewerID"),
+                 id="amazon-carriage-return-in-id"),
     pytest.param(amazon(REVIEW.replace('"U1"', "1.5")),
                  Expect(DataFormatError, "reviews.json", "found 1.5", 1, "reviewerID"), id="amazon-float-id"),
     pytest.param(yelp('{"user_id": "U1", "business_id": "B1", "stars": 4, "date": "last week"}\n'),
@@ -512,11 +522,11 @@ def test_parquet_integer_and_whole_float_ids_are_the_same_text(tmp_path: Path) -
 def test_unicode_mapping_files_and_numeric_dtypes_in_npy(tmp_path: Path) -> None:
     folder = tmp_path / "d"
     write(folder, "d.inter", "userID\titemID\n0\t1\n1\t0\n")
-    write(folder, "u_id_mapping.csv", "user_id\tuserID\nこんにちは\t0\n\"tab\tuser\"\t1\n")
+    write(folder, "u_id_mapping.csv", "user_id\tuserID\nこんにちは\t0\n\"say \"\"hi\"\", you\"\t1\n")
     np.save(folder / "image_feat.npy", np.array([[True, False], [False, True]]))
     np.save(folder / "text_feat.npy", np.ones((2, 3), dtype=">f2"))
     dataset = load_dataset(folder)
-    assert list(dataset.user_ids.external) == ["こんにちは", "tab\tuser"]
+    assert list(dataset.user_ids.external) == ["こんにちは", 'say "hi", you']
     assert dataset.features["image"].values.tolist() == [[1.0, 0.0], [0.0, 1.0]]
     assert dataset.features["text"].values.dtype == np.float32 and dataset.features["text"].values.sum() == 6
 
