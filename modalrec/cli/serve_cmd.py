@@ -18,11 +18,15 @@ def add_serve_parsers(sub: Any) -> None:
     serve.add_argument("--run", required=True, metavar="RUN_DIR", help="trained run (arm A)")
     serve.add_argument("--run-b", metavar="RUN_DIR", help="a second run for an A/B test (arm B)")
     _experiment_arguments(serve, DEFAULT_SALT)
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the service, "
+                            "which has no authentication, to the network)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--db", metavar="FILE", help="feedback database (default RUN_DIR/feedback.sqlite)")
     serve.add_argument("--allow-images-from", action="append", default=[], metavar="DIR",
                        help="a further folder POST /items may read image paths from (repeatable)")
+    serve.add_argument("--max-upload-mb", type=float, default=8.0, metavar="MB",
+                       help="largest picture POST /items accepts, in MiB (default 8; bigger uploads get 413)")
     serve.add_argument("--exact-below", type=int, default=20_000, metavar="N",
                        help="search catalogues under N items exactly, larger ones with HNSW (default 20000)")
     serve.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
@@ -69,8 +73,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ModalrecError(f"serve: --port must be in 1..65535, got {args.port}")
+    if not 0 < args.max_upload_mb <= 1024:
+        raise ModalrecError(f"serve: --max-upload-mb must be in (0, 1024], got {args.max_upload_mb:g}")
     settings = _settings(args, index=IndexConfig(exact_below=args.exact_below),
-                         image_roots=tuple(Path(p) for p in args.allow_images_from))
+                         image_roots=tuple(Path(p) for p in args.allow_images_from),
+                         max_upload_bytes=max(1, int(args.max_upload_mb * (1 << 20))))
     serve(load_service(_runs(args), settings), args.host, args.port, access_log=args.access_log)
     return 0
 

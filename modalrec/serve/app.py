@@ -25,12 +25,10 @@ Every refused request gets a 4xx JSON body ``{"error": message, "status": code}`
 
 from __future__ import annotations
 
-import collections
 import logging
 import mimetypes
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -38,10 +36,11 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import torch
 from fastapi import Body, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -53,6 +52,7 @@ from modalrec.serve.ab import DEFAULT_SALT, Router, ab_report, format_report
 from modalrec.serve.feedback import FEEDBACK_FILE, FeedbackEvent, FeedbackStore
 from modalrec.serve.index import IndexConfig, Neighbours, VectorIndex
 from modalrec.serve.items import (
+    MAX_ITEM_ID_LENGTH,
     Catalogue,
     ContentEmbedder,
     NewItemContent,
@@ -64,20 +64,44 @@ from modalrec.serve.items import (
     save_upload,
     stored_item,
 )
+from modalrec.serve.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestMetrics, error_response
+from modalrec.serve.schemas import (
+    MAX_ID_CHARS,
+    MAX_PATH_CHARS,
+    MAX_TEXT_CHARS,
+    ABReportOut,
+    ErrorOut,
+    FeedbackIn,
+    FeedbackOut,
+    HealthOut,
+    HistoryOut,
+    MetricsOut,
+    NewItemOut,
+    RecommendOut,
+    SimilarOut,
+    Source,
+    UsersOut,
+    new_item_form,
+)
 from modalrec.train.run import LoadedRun, load_run
 
 log = logging.getLogger(__name__)
 
+DEFAULT_HOST = "127.0.0.1"
+"""The service binds to this machine only unless told otherwise (``--host``)."""
 MAX_K = 500
 """Largest ``k`` /recommend and /similar accept."""
 MAX_SEED_ITEMS = 100
 MAX_BODY_BYTES = 1 << 20  # JSON bodies
-MAX_IMAGE_BYTES = 8 << 20  # one uploaded picture
+MAX_UPLOAD_BYTES = 8 << 20  # one uploaded picture, unless ServiceSettings.max_upload_bytes says otherwise
+FORM_OVERHEAD_BYTES = 1 << 20  # what a POST /items body may hold besides the picture (text fields, boundaries)
+MAX_FORM_FIELD_BYTES = 64 << 10  # one text field of the POST /items form
 MAX_FEEDBACK_EVENTS = 1000
-LATENCY_WINDOW = 10_000  # latencies kept per endpoint for the percentiles
 STATIC_DIR = Path(__file__).parent / "static"
 INDEX_CACHE_DIR = "serve_index"
-Source = Literal["model", "popular", "items"]
+ENDPOINTS = ("/recommend", "/similar", "/history", "/users", "/feedback", "/items", "/ab/report", "/health",
+             "/metrics", "/images", "/", "/static", "/docs", "/openapi.json")
+"""The paths /metrics counts by name; every other path is counted as ``(other)``."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +114,11 @@ class ServiceSettings:
     db: Path | None = None  # feedback database; None = feedback.sqlite in the first run's folder
     image_roots: tuple[Path, ...] = ()  # further folders POST /items may read pictures from
     device: str = "cpu"
+    max_upload_bytes: int = MAX_UPLOAD_BYTES  # largest picture POST /items accepts (413 beyond)
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes < 1:
+            raise ConfigError("max_upload_bytes", f"expected a positive number of bytes, got {self.max_upload_bytes}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,190 +382,20 @@ def load_service(run_dirs: list[Path], settings: ServiceSettings = ServiceSettin
 
 
 # ---------------------------------------------------------------------------------------------
-# Request metrics and body limits (plain ASGI middleware: no per-request task or copy)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class RequestMetrics:
-    """Per-endpoint request counts by status class and a window of recent latencies."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-        self.latencies: dict[str, collections.deque[float]] = collections.defaultdict(
-            lambda: collections.deque(maxlen=LATENCY_WINDOW))
-
-    def observe(self, endpoint: str, status: int, seconds: float) -> None:
-        self.counts[endpoint]["requests"] += 1
-        self.counts[endpoint][f"{status // 100}xx"] += 1
-        self.latencies[endpoint].append(seconds * 1000.0)
-
-    def summary(self) -> dict[str, Any]:
-        endpoints = {}
-        for endpoint in sorted(self.counts):
-            window = np.fromiter(self.latencies[endpoint], dtype=np.float64)
-            p50, p95, p99 = np.percentile(window, [50, 95, 99]) if len(window) else (0.0, 0.0, 0.0)
-            endpoints[endpoint] = {**dict(sorted(self.counts[endpoint].items())), "p50_ms": round(float(p50), 3),
-                                   "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3),
-                                   "window": len(window)}
-        return {"endpoints": endpoints, "latency_window": LATENCY_WINDOW}
-
-
-def endpoint_name(path: str) -> str:
-    """``/images/x/y`` -> ``/images``: one entry per route, whatever ids the path holds."""
-    head = path.strip("/").split("/", 1)[0]
-    if head == "ab":
-        return "/ab/report"
-    return "/" + head
-
-
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            self.metrics.observe(endpoint_name(scope["path"]), status, time.perf_counter() - start)
-
-
-class BodyLimitMiddleware:
-    """Refuses a request body over the limit (413) before any parsing; the body is read here and replayed."""
-
-    def __init__(self, app: ASGIApp, limits: dict[str, int], default: int) -> None:
-        self.app = app
-        self.limits = limits
-        self.default = default
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        limit = self.limits.get(scope["path"], self.default)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and not declared.isdigit():
-            await _send_json(send, 400, "invalid Content-Length header")
-            return
-        if declared is not None and int(declared) > limit:
-            await _send_json(send, 413, f"request body too large: {declared.decode(errors='replace')} bytes; "
-                                        f"at most {limit} are accepted here")
-            return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > limit:
-                await _send_json(send, 413, f"request body too large: over {limit} bytes")
-                return
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-async def _send_json(send: Send, status: int, message: str) -> None:
-    response = error_response(status, message)
-    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": response.body})
-
-
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        if error.get("type") == "json_invalid":
-            parts.append(f"request body: invalid JSON ({error.get('ctx', {}).get('error', 'cannot be parsed')})")
-            continue
-        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "body"))
-        given = error.get("input")
-        found = f" (got {given!r})" if isinstance(given, (str, int, float)) and len(repr(given)) < 80 else ""
-        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}{found}")
-    return "; ".join(parts) or "invalid request"
-
-
-# ---------------------------------------------------------------------------------------------
 # HTTP
 
-class ItemOut(BaseModel):
-    item: str
-    title: str | None
-    image: str | None = Field(description="URL of the item's picture, when the dataset has one")
-    score: float
-    rank: int
-
-
-class RecommendOut(BaseModel):
-    user: str
-    arm: str = Field(description="A, or B for users routed to the second run")
-    model: str
-    source: Source = Field(description="model (known user), popular (unknown user, training counts) or "
-                                       "items (unknown user, mean vector of the given items)")
-    k: int
-    items: list[ItemOut]
-
-
-class SimilarOut(BaseModel):
-    item: str
-    arm: str
-    model: str
-    k: int
-    items: list[ItemOut]
-
-
-class FeedbackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    user: str = Field(min_length=1, max_length=256)
-    item: str = Field(min_length=1, max_length=256)
-    event: Literal["impression", "click", "purchase"]
-    timestamp: float | None = Field(default=None, ge=0, le=1e10, allow_inf_nan=False,
-                                    description="seconds since 1970; the time of receipt when left out")
-
-
-class ErrorOut(BaseModel):
-    error: str
-    status: int
-
-
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 404, 409, 413, 415, 422)}
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+PICTURE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff")
+SEED_ITEMS_PATTERN = rf"^[^,]*(,[^,]*){{0,{MAX_SEED_ITEMS - 1}}}$"
+PATTERN_MESSAGES = {"items": f"at most {MAX_SEED_ITEMS} comma-separated ids",
+                    "item_id": "no control characters"}
 
 
 def create_app(service: Service) -> FastAPI:
-    """The FastAPI app serving ``service``."""
-    app = FastAPI(title="modalrec", version="1", description=__doc__, responses=ERRORS)
+    """The FastAPI app serving ``service``; its docs page (``/docs``) needs no network."""
+    app = FastAPI(title="modalrec", version="1", description=__doc__, responses=ERRORS, docs_url=None,
+                  redoc_url=None)
     metrics = RequestMetrics()
     app.state.metrics = metrics
     _add_error_handlers(app)
@@ -544,9 +403,9 @@ def create_app(service: Service) -> FastAPI:
     _add_write_routes(app, service)
     _add_status_routes(app, service, metrics)
     _add_page_routes(app, service)
-    app.add_middleware(BodyLimitMiddleware, limits={"/items": MAX_IMAGE_BYTES + (1 << 20)},
-                       default=MAX_BODY_BYTES)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    limit = service.settings.max_upload_bytes
+    app.add_middleware(BodyLimitMiddleware, limits={"/items": limit + FORM_OVERHEAD_BYTES}, default=MAX_BODY_BYTES)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=ENDPOINTS)
     return app
 
 
@@ -561,7 +420,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(ModalrecError)
     async def library_error(request: Request, exc: ModalrecError) -> JSONResponse:
@@ -573,45 +432,60 @@ def _add_error_handlers(app: FastAPI) -> None:
         return error_response(500, f"internal error: {type(exc).__name__}")
 
 
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            parts.append(f"request body: invalid JSON ({error.get('ctx', {}).get('error', 'cannot be parsed')})")
+            continue
+        location = [str(p) for p in error.get("loc", ()) if p not in ("query", "body", "path")]
+        where = ".".join(location)
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "string_pattern_mismatch" and location and location[-1] in PATTERN_MESSAGES:
+            message = PATTERN_MESSAGES[location[-1]]
+        given = error.get("input")
+        found = f" (got {given!r})" if isinstance(given, (str, int, float)) and len(repr(given)) < 80 else ""
+        parts.append(f"{where or 'request'}: {message}{found}")
+    return "; ".join(parts) or "invalid request"
+
+
 KParam = Annotated[int, Query(ge=1, le=MAX_K, description=f"number of items, 1 to {MAX_K}")]
+IdParam = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS)]
 
 
 def _add_read_routes(app: FastAPI, service: Service) -> None:
     @app.get("/recommend", response_model=RecommendOut, tags=["recommend"])
-    async def recommend(user: Annotated[str, Query(min_length=1, max_length=256)], k: KParam,
-                  exclude_seen: bool = True,
-                  items: Annotated[str | None, Query(max_length=20_000, description=(
-                      "comma-separated item ids; for a user the model does not know, recommend from the mean "
-                      f"of their vectors (at most {MAX_SEED_ITEMS})"))] = None) -> JSONResponse:
+    async def recommend(user: IdParam, k: KParam, exclude_seen: bool = True,
+                        items: Annotated[str | None, Query(max_length=20_000, pattern=SEED_ITEMS_PATTERN, description=(
+                            "comma-separated item ids; for a user the model does not know, recommend from the mean "
+                            f"of their vectors (at most {MAX_SEED_ITEMS})"))] = None) -> JSONResponse:
         """Top-k items for a user. A user unknown to the model gets the popular items, or the items nearest to
         the mean vector of ``items`` when given; ``source`` says which."""
         seeds = [i.strip() for i in items.split(",") if i.strip()] if items else None
-        if seeds and len(seeds) > MAX_SEED_ITEMS:
-            raise ServiceError(422, f"items: at most {MAX_SEED_ITEMS} ids, got {len(seeds)}")
         return JSONResponse(service.recommend(user, k, exclude_seen=exclude_seen, seed_items=seeds))
 
     @app.get("/similar", response_model=SimilarOut, tags=["recommend"])
-    async def similar(item: Annotated[str, Query(min_length=1, max_length=256)], k: KParam,
-                user: Annotated[str | None, Query(max_length=256, description="routes to the user's arm")] = None,
-                ) -> JSONResponse:
+    async def similar(item: IdParam, k: KParam,
+                      user: Annotated[str | None, Query(max_length=MAX_ID_CHARS,
+                                                        description="routes to the user's arm")] = None,
+                      ) -> JSONResponse:
         """The k items nearest to ``item`` by the cosine of the model's item vectors."""
         return JSONResponse(service.similar(item, k, user))
 
-    @app.get("/history", tags=["recommend"])
-    def history(user: Annotated[str, Query(min_length=1, max_length=256)],
-                limit: Annotated[int, Query(ge=1, le=MAX_K)] = 50) -> JSONResponse:
+    @app.get("/history", response_model=HistoryOut, tags=["recommend"])
+    def history(user: IdParam, limit: Annotated[int, Query(ge=1, le=MAX_K)] = 50) -> JSONResponse:
         """The user's training items (the first ``limit``)."""
         return JSONResponse(service.history(user, limit))
 
-    @app.get("/users", tags=["recommend"])
-    def users(prefix: Annotated[str, Query(max_length=256)] = "",
+    @app.get("/users", response_model=UsersOut, tags=["recommend"])
+    def users(prefix: Annotated[str, Query(max_length=MAX_ID_CHARS)] = "",
               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JSONResponse:
         """User ids (those starting with ``prefix``), for pickers."""
         return JSONResponse({"users": service.users(prefix, limit)})
 
 
 def _add_write_routes(app: FastAPI, service: Service) -> None:
-    @app.post("/feedback", status_code=201, tags=["feedback"])
+    @app.post("/feedback", status_code=201, response_model=FeedbackOut, tags=["feedback"])
     def feedback(events: Annotated[FeedbackIn | Annotated[list[FeedbackIn],
                                                           Field(min_length=1, max_length=MAX_FEEDBACK_EVENTS)],
                                    Body()]) -> JSONResponse:
@@ -620,12 +494,23 @@ def _add_write_routes(app: FastAPI, service: Service) -> None:
         stored = service.record([e.model_dump() for e in batch])
         return JSONResponse({"stored": stored}, status_code=201)
 
-    @app.post("/items", status_code=201, tags=["items"])
+    form = new_item_form(_text_fields(service), _file_fields(service), MAX_ITEM_ID_LENGTH)
+
+    @app.post("/items", status_code=201, response_model=NewItemOut, tags=["items"],
+              responses={403: {"model": ErrorOut, "description": "a content path outside the allowed folders"}},
+              openapi_extra={"requestBody": form})
     async def add_item(request: Request) -> JSONResponse:
-        """Add an item from its content (multipart form): ``item_id``, the dataset's text columns (such as
+        """Add an item from its content (a multipart form): ``item_id``, the dataset's text columns (such as
         ``title``), and a picture as an ``image`` upload or an ``image_path`` inside an allowed folder. The item
-        is embedded by the model's content path and recommendable at once."""
-        form = await request.form(max_files=4, max_fields=64, max_part_size=MAX_BODY_BYTES)
+        is embedded by the model's content path and recommendable at once.
+
+        An upload must be a PNG, JPEG, WebP, GIF or BMP picture (its bytes are checked, not only its declared
+        type) of at most the service's upload limit (8 MiB unless ``--max-upload-mb`` says otherwise)."""
+        kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind not in FORM_TYPES:
+            raise ServiceError(415, f"expected a form ({' or '.join(FORM_TYPES)}), got content type "
+                                    f"'{kind or 'none'}'")
+        form = await request.form(max_files=4, max_fields=64, max_part_size=MAX_FORM_FIELD_BYTES)
         try:
             content = await _new_item_content(service, form)
         finally:
@@ -638,6 +523,20 @@ def _add_write_routes(app: FastAPI, service: Service) -> None:
                     path.unlink(missing_ok=True)
             raise
         return JSONResponse(answer, status_code=201)
+
+
+def _text_fields(service: Service) -> list[str]:
+    try:
+        return service.embedder.text_columns()
+    except ModalrecError:
+        return []
+
+
+def _file_fields(service: Service) -> list[str]:
+    try:
+        return service.embedder.file_modalities()
+    except ModalrecError:
+        return []
 
 
 async def _new_item_content(service: Service, form: Any) -> NewItemContent:
@@ -654,11 +553,13 @@ async def _new_item_content(service: Service, form: Any) -> NewItemContent:
         raise ServiceError(422, "item_id: a text form field is required")
     item_id = check_item_id(item_id, service.catalogue)
     texts = {}
-    for name in text_fields:
+    for name in ("title", *text_fields):
         value = form.get(name)
         if isinstance(value, UploadFile):
             raise ServiceError(422, f"{name}: expected text, got a file upload")
-        if value:
+        if value and len(value) > MAX_TEXT_CHARS:
+            raise ServiceError(422, f"{name}: at most {MAX_TEXT_CHARS} characters, got {len(value)}")
+        if value and name in text_fields:
             texts[name] = str(value)
     title = form.get("title")
     files: dict[str, Path] = {}
@@ -668,30 +569,44 @@ async def _new_item_content(service: Service, form: Any) -> NewItemContent:
         if upload is not None and given_path:
             raise ServiceError(422, f"{modality}: give an upload or {modality}_path, not both")
         if isinstance(upload, UploadFile):
-            if modality != "image":
-                raise ServiceError(415, f"{modality}: only pictures can be uploaded; give {modality}_path")
-            data = await upload.read(MAX_IMAGE_BYTES + 1)
-            files[modality] = await run_in_threadpool(save_upload, data, upload.content_type or "", item_id,
-                                                      service.new_items.images, MAX_IMAGE_BYTES)
+            files[modality] = await _stored_upload(service, modality, upload, item_id)
         elif upload is not None:
             raise ServiceError(422, f"{modality}: expected a file upload (or {modality}_path with a path)")
-        elif isinstance(given_path, str) and given_path.strip():
-            files[modality] = image_path_inside(given_path, service.picture_roots, base)
+        elif isinstance(given_path, UploadFile):
+            raise ServiceError(422, f"{modality}_path: expected text (a path), got a file upload")
+        elif given_path and given_path.strip():
+            if len(given_path) > MAX_PATH_CHARS:
+                raise ServiceError(422, f"{modality}_path: at most {MAX_PATH_CHARS} characters")
+            files[modality] = image_path_inside(given_path, service.picture_roots, base, f"{modality}_path")
     return NewItemContent(item_id, texts, files, title if isinstance(title, str) and title.strip() else None)
 
 
+async def _stored_upload(service: Service, modality: str, upload: UploadFile, item_id: str) -> Path:
+    """Check an uploaded picture (size, declared type and real format) and store it with the new items."""
+    if modality != "image":
+        raise ServiceError(415, f"{modality}: only pictures can be uploaded; give {modality}_path")
+    limit = service.settings.max_upload_bytes
+    if upload.size is not None and upload.size > limit:
+        raise ServiceError(413, f"image: the upload has {upload.size} bytes; at most {limit} are accepted")
+    data = await upload.read(limit + 1)
+    return await run_in_threadpool(save_upload, data, upload.content_type or "", item_id,
+                                   service.new_items.images, limit)
+
+
 def _add_status_routes(app: FastAPI, service: Service, metrics: RequestMetrics) -> None:
-    @app.get("/health", tags=["status"])
+    @app.get("/health", response_model=HealthOut, tags=["status"])
     def health() -> JSONResponse:
         """Arms, models, catalogue size and index kind."""
         return JSONResponse(service.health())
 
-    @app.get("/metrics", tags=["status"])
+    @app.get("/metrics", response_model=MetricsOut, tags=["status"])
     def request_metrics() -> JSONResponse:
         """Request counts by status class and latency percentiles (ms) per endpoint, over recent requests."""
         return JSONResponse(metrics.summary())
 
-    @app.get("/ab/report", tags=["feedback"])
+    @app.get("/ab/report", response_model=ABReportOut, tags=["feedback"],
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "the report as JSON, or as a text table with format=text"}})
     def report(format: Literal["json", "text"] = "json") -> Any:
         """Per-arm users, impressions, clicks, CTR with its 95% Wilson interval, relative lift of B over A and
         the two-proportion z-test p-value."""
@@ -702,14 +617,17 @@ def _add_status_routes(app: FastAPI, service: Service, metrics: RequestMetrics) 
 
 
 def _add_page_routes(app: FastAPI, service: Service) -> None:
-    @app.get("/images/{item_id:path}", tags=["page"], response_class=FileResponse)
-    def image(item_id: str) -> FileResponse:
+    picture = {"schema": {"type": "string", "format": "binary"}}
+
+    @app.get("/images/{item_id:path}", tags=["page"], response_class=FileResponse,
+             responses={200: {"content": {kind: picture for kind in PICTURE_TYPES}, "description": "the picture"}})
+    def image(item_id: Annotated[str, PathParam(min_length=1, max_length=MAX_PATH_CHARS)]) -> FileResponse:
         """The item's picture, read only from the dataset's content folder (or the uploads of new items)."""
         item = service.catalogue.index.get(item_id)
         path = None if item is None else service.catalogue.picture_file(item)
-        if path is None:
+        media = mimetypes.guess_type(path.name)[0] if path is not None else None
+        if path is None or media not in PICTURE_TYPES:
             raise ServiceError(404, f"no picture for item '{item_id}'")
-        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return FileResponse(path, media_type=media, headers={"X-Content-Type-Options": "nosniff",
                                                               "Cache-Control": "max-age=3600"})
 
@@ -717,10 +635,14 @@ def _add_page_routes(app: FastAPI, service: Service) -> None:
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        return FileResponse(STATIC_DIR / "docs.html", media_type="text/html")
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
-def serve(service: Service, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = False) -> None:
+def serve(service: Service, host: str = DEFAULT_HOST, port: int = 8000, *, access_log: bool = False) -> None:
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 

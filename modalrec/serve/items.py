@@ -26,6 +26,7 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ NEW_IMAGES_DIR = "new_item_images"
 TITLE_COLUMNS = ("title", "name")
 UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
 MAX_ITEM_ID_LENGTH = 200
+MAX_UPLOAD_PIXELS = 40_000_000  # a bigger picture would take the extractor gigabytes to decode
 
 
 class ServiceError(ModalrecError):
@@ -215,7 +217,7 @@ class Catalogue:
     def describe(self, item: int) -> dict[str, str | None]:
         """``{"item", "title", "image"}`` for responses; ``image`` is the picture's URL or None."""
         return {"item": self.ids[item], "title": self.titles[item],
-                "image": f"/images/{self.ids[item]}" if self.pictures[item] else None}
+                "image": f"/images/{urllib.parse.quote(self.ids[item], safe='')}" if self.pictures[item] else None}
 
 
 def _column(table: pd.DataFrame, column: str | None, ids: list[str]) -> list[str | None]:
@@ -310,7 +312,7 @@ class ContentEmbedder:
         try:
             vector = extractor.embed([extractor.load(raw)])
         except ContentError as exc:
-            raise ServiceError(400, f"{modality}: {exc}") from None
+            raise ServiceError(422, f"{modality}: {exc}") from None
         if vector.shape != (1, dim):
             raise ServiceError(409, f"{modality}: the extractor '{extractor.name}' gives {vector.shape[1]} numbers "
                                     f"but the dataset's table has {dim}; was the dataset rebuilt with other settings?")
@@ -349,10 +351,17 @@ def _mean_row(table: FeatureTable) -> np.ndarray:
 
 
 def check_item_id(item_id: str, catalogue: Catalogue) -> str:
-    """A new item's id, stripped: printable, at most MAX_ITEM_ID_LENGTH long, not in the catalogue yet."""
+    """A new item's id, stripped: 1 to MAX_ITEM_ID_LENGTH characters without control characters, not blank, and
+    not in the catalogue yet. It is only ever a key: stored files are named by its hash, never by the id."""
+    shown = item_id if len(item_id) < 60 else item_id[:57] + "..."
+    if not 1 <= len(item_id) <= MAX_ITEM_ID_LENGTH or any(ord(ch) < 32 or ord(ch) == 127 for ch in item_id):
+        raise ServiceError(422, f"item_id: expected 1 to {MAX_ITEM_ID_LENGTH} characters without control "
+                                f"characters, got {shown!r} ({len(item_id)} characters)")
     item_id = item_id.strip()
-    if not item_id or len(item_id) > MAX_ITEM_ID_LENGTH or any(ord(ch) < 32 for ch in item_id):
-        raise ServiceError(422, f"item_id: expected 1 to {MAX_ITEM_ID_LENGTH} printable characters, got {item_id!r}")
+    if not item_id:
+        raise ServiceError(422, "item_id: blank")
+    if item_id in (".", ".."):
+        raise ServiceError(422, f"item_id: '{item_id}' cannot be an id (its picture URL would be a path segment)")
     if item_id in catalogue.index:
         raise ServiceError(409, f"item '{item_id}' is already in the catalogue")
     return item_id
@@ -362,20 +371,24 @@ def save_upload(data: bytes, content_type: str, item_id: str, folder: Path, max_
     """Check an uploaded picture (size, declared type, real format) and store it in ``folder``.
 
     Raises:
-        ServiceError: 413 when too large, 415 when not a picture of a supported format, 400 when corrupt.
+        ServiceError: 413 when too large (bytes or pixels), 415 when not declared as a picture or not of a supported
+            format, 422 when empty or corrupt.
     """
     if len(data) > max_bytes:
-        raise ServiceError(413, f"image: the upload has {len(data)} bytes; at most {max_bytes} are accepted")
+        raise ServiceError(413, f"image: the upload has over {max_bytes} bytes; at most {max_bytes} are accepted")
     if not data:
-        raise ServiceError(400, "image: the upload is empty")
+        raise ServiceError(422, "image: the upload is empty")
     if not content_type.startswith("image/"):
         raise ServiceError(415, f"image: expected an image/* upload, got content type '{content_type or 'none'}'")
     try:
         with Image.open(io.BytesIO(data)) as picture:
             kind = picture.format or ""
+            width, height = picture.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise ServiceError(413, f"image: {width} x {height} pixels; at most {MAX_UPLOAD_PIXELS} are accepted")
             picture.verify()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ServiceError(400, f"image: not a readable picture ({exc})") from None
+        raise ServiceError(422, f"image: not a readable picture ({exc})") from None
     if kind not in UPLOAD_FORMATS:
         raise ServiceError(415, f"image: format {kind or 'unknown'} is not accepted; "
                                 f"send one of {', '.join(UPLOAD_FORMATS)}")
@@ -384,19 +397,25 @@ def save_upload(data: bytes, content_type: str, item_id: str, folder: Path, max_
     return folder / name
 
 
-def image_path_inside(value: str, roots: tuple[Path, ...], base: Path) -> Path:
-    """A client-given picture path, which must name a file inside ``roots`` (relative paths from ``base``).
+def image_path_inside(value: str, roots: tuple[Path, ...], base: Path, name: str = "image_path") -> Path:
+    """A client-given content path, which must name a file inside ``roots`` (relative paths from ``base``),
+    symbolic links resolved.
 
     Raises:
         ServiceError: 403 for a path outside the allowed folders, 400 for one that names no readable file.
     """
     from modalrec.data.build import resolve_content_path
 
-    path, kind, reason = resolve_content_path(value.strip(), base, list(roots), allow_outside=False)
+    if "\x00" in value:
+        raise ServiceError(400, f"{name}: a path cannot hold a NUL character")
+    try:
+        path, kind, reason = resolve_content_path(value.strip(), base, list(roots), allow_outside=False)
+    except (OSError, ValueError) as exc:  # a name too long for the file system, and the like
+        raise ServiceError(400, f"{name}: {value!r} cannot be read ({type(exc).__name__})") from None
     if kind == "outside":
-        raise ServiceError(403, f"image_path: '{value}' is outside the folders pictures may come from")
+        raise ServiceError(403, f"{name}: '{value}' is outside the folders pictures may come from")
     if path is None:
-        raise ServiceError(400, f"image_path: '{value}': {reason}")
+        raise ServiceError(400, f"{name}: '{value}': {reason}")
     return path
 
 

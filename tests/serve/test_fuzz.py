@@ -1,0 +1,73 @@
+"""Schemathesis fuzzes every operation of the service against its own OpenAPI spec: valid and invalid
+requests alike must get an answer of a documented status, content type and schema, and never a 500.
+
+``MODALREC_FUZZ_EXAMPLES`` sets the examples per operation (default 25, a few seconds per operation);
+the one-off large run in the README sets it to thousands.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from schemathesis import Case, GenerationMode
+from schemathesis.checks import positive_data_acceptance
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+from modalrec.cli.main import main
+from modalrec.data.build import BuildOptions, ModalitySpec, build_dataset, read_raw_tables
+from modalrec.serve.app import create_app, load_service
+from tests.serve.test_app import FAST, raw_shop
+
+EXAMPLES = int(os.environ.get("MODALREC_FUZZ_EXAMPLES", "25"))
+
+
+@pytest.fixture(scope="module")
+def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    """A vbpr run on a built shop (pictures and titles), so that POST /items embeds new items for real."""
+    root = tmp_path_factory.mktemp("fuzz")
+    interactions, items = raw_shop(root / "raw")
+    specs = [ModalitySpec("image", ("image",), "handcrafted", {}), ModalitySpec("text", ("title",), "tfidf", {})]
+    build_dataset(read_raw_tables(interactions, items), specs, root / "built", BuildOptions(progress=False))
+    assert main(["train", "--data", str(root / "built"), "--model", "vbpr", "--out", str(root / "run"), *FAST]) == 0
+    return create_app(load_service([root / "run"]))
+
+
+OPERATIONS = ["GET /recommend", "GET /similar", "GET /history", "GET /users", "POST /feedback", "POST /items",
+              "GET /health", "GET /metrics", "GET /ab/report", "GET /images/{item_id}"]
+WITHOUT_INPUTS = {"GET /health", "GET /metrics"}  # nothing a request could get wrong
+# A schema-valid POST /items may still be refused: its upload must be a real picture, and it needs some content.
+CONTENT_CHECKED = {"POST /items"}
+
+
+@pytest.fixture(scope="module")
+def fuzzed_schema(fuzzed_app: FastAPI) -> OpenApiSchema:
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzzed_app)
+
+
+def test_every_operation_is_fuzzed(fuzzed_schema: OpenApiSchema) -> None:
+    assert sorted(op.ok().label for op in fuzzed_schema.get_all_operations()) == sorted(OPERATIONS)
+
+
+CASES = [(op, mode) for op in OPERATIONS for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+         if not (op in WITHOUT_INPUTS and mode == GenerationMode.NEGATIVE)]
+
+
+@pytest.mark.parametrize(("operation", "mode"), CASES, ids=[f"{op}-{mode.value}" for op, mode in CASES])
+def test_every_answer_is_documented_and_none_is_a_500(fuzzed_schema: OpenApiSchema, operation: str,
+                                                      mode: GenerationMode) -> None:
+    method, path = operation.split()
+    strategy = fuzzed_schema[path][method].as_strategy(generation_mode=mode)
+    excluded = [positive_data_acceptance] if operation in CONTENT_CHECKED else []
+
+    @given(case=strategy)
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def fuzz(case: Case) -> None:
+        case.call_and_validate(excluded_checks=excluded)
+
+    fuzz()
