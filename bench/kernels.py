@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +70,7 @@ class MatmulRecorder(TorchDispatchMode):
                 if group.args is None:
                     group.wall, group.cpu = group.in_place_wall / group.calls, group.in_place_cpu / group.calls
                 else:
-                    group.wall, group.cpu = _median_seconds(lambda g=group: g.func(*g.args, **g.kwargs), repeats)
+                    group.wall, group.cpu = _median_seconds(partial(_replay, group), repeats)
                     group.args, group.kwargs = None, {}  # free the copies
         groups = self.groups.values()
         return sum(g.calls * g.wall for g in groups), sum(g.calls * g.cpu for g in groups)
@@ -83,6 +84,11 @@ class MatmulRecorder(TorchDispatchMode):
         """(description, calls, CPU seconds per call) per group, most expensive first (after :meth:`floor`)."""
         rows = [(_describe(key), g.calls, g.cpu) for key, g in self.groups.items()]
         return sorted(rows, key=lambda row: -row[1] * row[2])
+
+
+def _replay(group: _Group) -> Any:
+    assert group.args is not None
+    return group.func(*group.args, **group.kwargs)
 
 
 def _signature(value: Any) -> Any:

@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 DATASETS = {"a": "ml100k", "b": "baby", "c": "elec"}
 MODELS = ("lightgcn", "vbpr", "freedom", "mmgcn")
 DEFAULT_EPOCHS = {"a": 5, "b": 3, "c": 1}
+DEFAULT_EVAL_REPEATS = {"a": 3, "b": 3, "c": 1}
 
 # MMRec's own code on this machine type (../shared/datasets/README.md, "Reference results"): s/epoch,
 # s/eval (valid + test); on (a) also the final test recall@20 and the whole run's wall time. MMGCN's run
@@ -90,6 +91,10 @@ def child_main(spec: dict[str, Any]) -> None:
     import torch
 
     torch.set_num_threads(spec["threads"])
+    if not spec.get("system_malloc"):
+        from modalrec.train.memory import keep_freed_memory
+
+        keep_freed_memory()
     job = {"speed": speed_job, "quality": quality_job}[spec["job"]]
     result = job(spec)
     result.setdefault("peak_rss_gib", peak_rss_gib())
@@ -151,7 +156,12 @@ def speed_job(spec: dict[str, Any]) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     trainer, data_seconds, model_seconds = _setup(
         spec, MMREC_SETTINGS[spec["model"]], {"batch_size": 2048, "learning_rate": 1e-3})
-    epochs = [_timed(trainer.train_one_epoch) for _ in range(spec["epochs"])]
+    recorder = MatmulRecorder() if spec["floor"] else None
+    if recorder is not None and spec["epochs"] == 1:  # one epoch (c): record the products while timing it
+        with recorder:
+            epochs = [_timed(trainer.train_one_epoch)]
+    else:
+        epochs = [_timed(trainer.train_one_epoch) for _ in range(spec["epochs"])]
     evals = [_timed(lambda: _evaluate_both(trainer)) for _ in range(spec["eval_repeats"])]
     joint = JointEvaluator(trainer.evaluators)
     joints = [_timed(lambda: _evaluate_joint(trainer, joint)) for _ in range(spec["eval_repeats"])]
@@ -163,10 +173,10 @@ def speed_job(spec: dict[str, Any]) -> dict[str, Any]:
         "epochs": [e[0] for e in epochs], "evals": [e[0] for e in evals],
         "peak_rss_gib": peak_rss_gib(),  # before the floor's copies and the profiler
     }
-    if spec["floor"]:
-        recorder = MatmulRecorder()
-        with recorder:
-            trainer.train_one_epoch()
+    if recorder is not None:
+        if spec["epochs"] > 1:
+            with recorder:
+                trainer.train_one_epoch()
         result["products_in_epoch_cpu_s"] = recorder.in_place()[1]
         result["floor_s"], result["floor_cpu_s"] = recorder.floor()
         result["floor_table"] = recorder.table()[:6]
@@ -309,7 +319,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="timed epochs (default: a 5, b 3, c 1)")
     parser.add_argument("--threads", default="1", help="torch threads; a list such as 1,2 runs each")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--eval-repeats", type=int, default=3)
+    parser.add_argument("--eval-repeats", type=int, default=None, help="timed evaluations (default: a 3, b 3, c 1)")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc's allocator as it is (modalrec's trainer calls keep_freed_memory)")
     parser.add_argument("--no-floor", action="store_true", help="skip the kernel floor (one more epoch)")
     parser.add_argument("--no-quality", action="store_true", help="skip time to quality on (a)")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's top operators")
@@ -336,7 +348,8 @@ def main() -> None:
             results = {}
             for model in models:
                 spec = {"job": "speed", "dataset": DATASETS[letter], "model": model, "epochs": epochs,
-                        "eval_repeats": args.eval_repeats, "threads": threads, "device": args.device,
+                        "eval_repeats": args.eval_repeats or DEFAULT_EVAL_REPEATS[letter],
+                        "system_malloc": args.system_malloc, "threads": threads, "device": args.device,
                         "seed": args.seed, "floor": not args.no_floor, "profile": args.profile}
                 results[model] = run_child(spec, args.timeout)
                 print(f"  [{DATASETS[letter]} {model}: {json.dumps(_summary(results[model]))}]", file=sys.stderr)
@@ -345,7 +358,7 @@ def main() -> None:
             quality = {}
             for model in models:
                 spec = {"job": "quality", "dataset": "ml100k", "model": model, "threads": threads,
-                        "device": args.device, "seed": args.seed}
+                        "device": args.device, "seed": args.seed, "system_malloc": args.system_malloc}
                 quality[model] = run_child(spec, args.timeout)
                 print(f"  [time to quality {model}: {json.dumps(_summary(quality[model]))}]", file=sys.stderr)
             print_quality_table(quality)
