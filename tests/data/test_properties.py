@@ -2,7 +2,8 @@
 
 Well-formed input, drawn at random (unicode ids included), is read back losslessly and every interaction lands
 in exactly one split; malformed input, made by mutating well-formed files at random, raises only modalrec's own
-errors. Example counts are small (``SETTINGS``) so the whole file runs in well under a minute.
+errors. Example counts are small (``SETTINGS``) so the whole file runs in well under a minute; set
+``MODALREC_PROPERTY_EXAMPLES`` for a deeper search.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +31,9 @@ from modalrec.data.split import TEST, TRAIN, VALID, Split, hold_out_items, make_
 from modalrec.errors import ModalrecError
 from modalrec.train.run import resolve_config
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("MODALREC_PROPERTY_EXAMPLES", "40"))
+"""Examples per property; raise it for a deeper search, e.g. MODALREC_PROPERTY_EXAMPLES=1000."""
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Ids: any printable text without surrounding whitespace (readers strip ids) and without control characters.
 ids = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=10).filter(
@@ -103,7 +107,7 @@ def test_mmrec_folders_round_trip_through_their_mapping_files(log: list[tuple[st
     assert np.array_equal(dataset.features["image"].values, values)
 
 
-@settings(SETTINGS, max_examples=15)  # each read fits a TF-IDF + SVD of the titles
+@settings(SETTINGS, max_examples=max(EXAMPLES // 3, 10))  # each read fits a TF-IDF + SVD of the titles
 @given(rows=st.lists(st.tuples(st.integers(1, 2**31), st.integers(1, 5), st.integers(1, 5),
                                st.integers(0, 2**40)), min_size=1, max_size=30))
 def test_movielens_ratings_round_trip(rows: list[tuple[int, int, int, int]]) -> None:
