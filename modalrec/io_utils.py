@@ -54,9 +54,30 @@ def atomic_path(path: str | Path, *, durable: bool = True) -> Iterator[Path]:
         raise
     except OSError as exc:
         raise WriteError(path, exc) from None
+    except Exception as exc:
+        cause = _os_error_behind(exc)
+        if cause is None:
+            raise
+        raise WriteError(path, cause) from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """The OSError another error was raised while handling, if any.
+
+    torch.save, for one, reports a full disk as a RuntimeError ("unexpected pos") raised while closing the
+    archive after the ENOSPC.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _umask() -> int:
@@ -126,8 +147,8 @@ def write_npy(path: str | Path, array: np.ndarray, *, durable: bool = True) -> N
 
 
 def write_torch(path: str | Path, payload: Any) -> None:
-    """``torch.save`` atomically. Through a file object, so that a full disk raises ENOSPC (torch's own file
-    writer reports it as an opaque RuntimeError)."""
+    """``torch.save`` atomically. Through a Python file object, so that a full disk surfaces as ENOSPC (torch's
+    own file writer reports only an opaque RuntimeError)."""
     import torch
 
     write_with(path, lambda handle: torch.save(payload, handle), mode="wb")

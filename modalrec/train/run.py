@@ -222,6 +222,8 @@ def resume_run(out_dir: str | Path, *, dist_context: DistContext | None = None) 
     if not (out / CONFIG_FILE).is_file() or not (out / SPLIT_FILE).is_file():
         raise RunFolderError(f"{out}: holds no run to resume (expected {CONFIG_FILE} and {SPLIT_FILE})")
     context = dist_context or DistContext()
+    if context.is_main:
+        _check_writable(out)
     config = read_run_config(out)
     configure_threads(config.train.threads)
     dataset, split = _reload_data(out, config)

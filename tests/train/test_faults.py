@@ -209,14 +209,16 @@ def test_a_failed_write_leaves_the_previous_version(kind: str, failure: str, tmp
 
 
 class _Failing:
-    """A file whose writes go through until 8 bytes in total, then fail with ENOSPC after a partial write."""
+    """A file whose write crossing 8 bytes fails with ENOSPC after writing part; later (smaller) writes succeed,
+    as on a real disk with a little space left."""
 
     def __init__(self, handle: object) -> None:
-        self.handle, self.written = handle, 0
+        self.handle, self.written, self.failed = handle, 0, False
 
     def write(self, data: bytes | str) -> int:
         self.written += len(data)
-        if self.written > 8:
+        if self.written > 8 and not self.failed:
+            self.failed = True
             self.handle.write(data[:4])  # type: ignore[attr-defined]
             raise OSError(errno.ENOSPC, "No space left on device")
         return int(self.handle.write(data))  # type: ignore[attr-defined]
@@ -236,6 +238,24 @@ def test_write_with_a_failing_writer_keeps_the_old_file(tmp_path: Path) -> None:
     write_bytes(path, b"old version")
     with pytest.raises(WriteError):
         write_with(path, _half_then_full_disk, "wb")
+    assert path.read_bytes() == b"old version" and debris(tmp_path) == []
+
+
+def test_a_full_disk_hidden_behind_another_error_is_still_a_write_error(tmp_path: Path) -> None:
+    """torch.save meets ENOSPC, then fails closing its archive with RuntimeError("unexpected pos ...")."""
+    path = tmp_path / "checkpoint.pt"
+    write_bytes(path, b"old version")
+
+    def torch_like(handle: object) -> None:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        finally:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 302528 vs 302480")
+
+    with pytest.raises(WriteError, match="checkpoint.pt: cannot write: No space left on device"):
+        write_with(path, torch_like, "wb")
+    with pytest.raises(RuntimeError, match="a bug"):  # other errors pass through untouched
+        write_with(path, lambda handle: (_ for _ in ()).throw(RuntimeError("a bug")), "wb")
     assert path.read_bytes() == b"old version" and debris(tmp_path) == []
 
 
@@ -464,6 +484,27 @@ def test_read_only_run_folder_fails_before_any_work(tiny_mmrec: Path, tmp_path: 
     line = _one_error_line(capsys)
     assert "cannot write the run folder" in line and "Read-only file system" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_in_a_read_only_folder_fails_before_any_work(tiny_mmrec: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert _train(tiny_mmrec, out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the data was read before the folder was checked")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(run_module, "_reload_data", never)
+    code = main(["train", "--resume", "--out", str(out)])
+    monkeypatch.undo()
+    assert code == 2 and "Read-only file system" in _one_error_line(capsys)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions (root ignores them)")
