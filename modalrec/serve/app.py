@@ -406,7 +406,32 @@ def create_app(service: Service) -> FastAPI:
     limit = service.settings.max_upload_bytes
     app.add_middleware(BodyLimitMiddleware, limits={"/items": limit + FORM_OVERHEAD_BYTES}, default=MAX_BODY_BYTES)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=ENDPOINTS)
+    _document_examples(app, service)
     return app
+
+
+def _document_examples(app: FastAPI, service: Service) -> None:
+    """Give the spec's id parameters and the feedback body examples from the served catalogue (real ids, so
+    that readers of /docs, and fuzzers, can reach the answers beyond 404)."""
+    build = app.openapi
+    user = next(iter(service.arms.values())).run.dataset.user_ids.external
+    ids = {"user": str(user[0]) if len(user) else "u1",
+           "item": service.catalogue.ids[0] if len(service.catalogue) else "i1"}
+    ids |= {"item_id": ids["item"], "items": ",".join(service.catalogue.ids[:2])}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        for operation in (op for methods in spec["paths"].values() for op in methods.values()):
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] in ids:
+                    parameter["example"] = ids[parameter["name"]]
+        body = spec["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]
+        body["example"] = {"user": ids["user"], "item": ids["item"], "event": "click"}
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -58,7 +58,8 @@ class UsersOut(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no coercion of booleans to timestamps or of numbers to ids, so that what the spec refuses is refused
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     user: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     item: str = Field(min_length=1, max_length=MAX_ID_CHARS)
