@@ -281,8 +281,8 @@ def read_interaction_table(path: Path, config: DataConfig) -> Dataset:
 
 
 def _find_table(path: Path) -> Path:
-    if path.is_file():
-        return path
+    if not path.is_dir():
+        return require_file(path, "interactions file")
     for suffix in TABLE_SUFFIXES:
         candidate = path / f"interactions{suffix}"
         if candidate.exists():

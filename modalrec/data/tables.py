@@ -25,8 +25,10 @@ OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
 def require_file(path: Path, what: str) -> Path:
     if not path.exists():
         raise DataFormatError(path, f"{what} not found")
-    if not path.is_file():
+    if path.is_dir():
         raise DataFormatError(path, f"{what}: expected a file, found a folder")
+    if not path.is_file():
+        raise DataFormatError(path, f"{what}: expected a regular file, found a device, pipe or socket")
     return path
 
 
@@ -51,7 +53,7 @@ def read_table(
     try:
         frame = pd.read_csv(
             path,
-            sep=sep,
+            sep=sep if len(sep) == 1 else re.escape(sep),  # pandas reads a longer separator as a regex
             header=0 if header else None,
             names=names,
             dtype=str,
@@ -61,7 +63,8 @@ def read_table(
             engine="c" if len(sep) == 1 else "python",
         )
     except pd.errors.EmptyDataError:
-        raise DataFormatError(path, f"no data; expected {'a header row and data rows' if header else 'rows'}") from None
+        raise DataFormatError(path, f"file is empty (blank lines only); expected "
+                                    f"{'a header row and data rows' if header else 'rows'}") from None
     except pd.errors.ParserError as exc:
         raise _parser_error(path, exc) from None
     except UnicodeDecodeError:

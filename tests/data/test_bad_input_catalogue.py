@@ -252,6 +252,11 @@ MALFORMED = [
     pytest.param(table("user_id\titem_id\nu1\ti1\n", name="log.csv"),
                  Expect(DataFormatError, "log.csv", "the header holds a tab but the separator is ','", 1),
                  id="csv-wrong-separator"),
+    pytest.param(table("user_id,item_id\nu1,i1\n", sep="(("),
+                 Expect(DataFormatError, "interactions.csv", "the separator is '(('", 1), id="csv-separator-regex-chars"),
+    pytest.param(lambda tmp: lambda: load_dataset(Path("/dev/null"), DataConfig(format="table")),
+                 Expect(DataFormatError, "/dev/null", "expected a regular file, found a device"),
+                 id="interactions-is-a-device"),
     # --- interactions tables (Parquet) --------------------------------------------------------------------
     pytest.param(parquet(pd.DataFrame({"user_id": ["a", None], "item_id": ["x", "y"]})),
                  Expect(DataFormatError, "interactions.parquet", "found null", 2, "user_id"), id="parquet-null-id"),
@@ -574,3 +579,14 @@ def test_unusable_content_is_reported_per_item_and_never_read_outside(tmp_path: 
     assert sorted(listed["item_id"]) == sorted(kinds)
     features_of = np.load(tmp_path / "out" / "image_feat.npy")
     assert np.allclose(features_of, features_of[0])  # every unusable item holds the only usable item's vector
+
+
+def test_unicode_folder_and_file_names(tmp_path: Path) -> None:
+    folder = tmp_path / "données ユーザー 🍵"
+    write(folder, "données 🍵.inter", "userID\titemID\n0\t1\n1\t0\n")
+    np.save(folder / "image_feat.npy", np.eye(2, dtype=np.float32))
+    dataset = load_dataset(folder)
+    assert dataset.name == "données 🍵" and dataset.num_interactions == 2
+    with pytest.raises(DataFormatError) as info:
+        load_dataset(write(folder, "bad ü.csv", "user_id,item_id\nu1,\n"), DataConfig(format="table"))
+    assert info.value.path == str(folder / "bad ü.csv") and info.value.line == 2
