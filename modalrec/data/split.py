@@ -65,11 +65,22 @@ class Split:
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
-        with np.load(path, allow_pickle=False) as saved:
-            num_users, num_items, dropped_valid, dropped_test = (int(x) for x in saved["meta"])
-            parts = {p: Pairs(saved[f"{p}_users"], saved[f"{p}_items"]) for p in ("train", "valid", "test")}
-            return cls(num_users, num_items, method=str(saved["method"]), dropped_valid=dropped_valid,
-                       dropped_test=dropped_test, **parts)
+        """Read a split written by :meth:`save`; a missing, truncated or foreign file raises DataFormatError."""
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                num_users, num_items, dropped_valid, dropped_test = (int(x) for x in saved["meta"])
+                parts = {p: Pairs(saved[f"{p}_users"], saved[f"{p}_items"]) for p in ("train", "valid", "test")}
+                method = str(saved["method"])
+        except Exception as exc:  # zipfile, numpy and OS errors of a damaged file share no base class
+            raise DataFormatError(path, f"not a readable split file ({type(exc).__name__}: {exc})") from None
+        for name, pairs in parts.items():
+            if len(pairs.users) != len(pairs.items) or (len(pairs.users) and (
+                    pairs.users.min() < 0 or pairs.users.max() >= num_users or
+                    pairs.items.min() < 0 or pairs.items.max() >= num_items)):
+                raise DataFormatError(path, f"the {name} part does not fit {num_users} users x {num_items} items",
+                                      field=name)
+        return cls(num_users, num_items, method=method, dropped_valid=dropped_valid, dropped_test=dropped_test,
+                   **parts)
 
 
 def make_split(dataset: Dataset, config: DataConfig) -> Split:

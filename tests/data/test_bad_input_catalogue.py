@@ -25,6 +25,7 @@ from modalrec.config import DataConfig
 from modalrec.data import load_dataset
 from modalrec.data.build import BuildOptions, ModalitySpec, build_dataset, read_raw_tables
 from modalrec.data.public import read_amazon, read_yelp
+from modalrec.data.split import Pairs, Split
 from modalrec.errors import ConfigError, DataFormatError, ModalrecError, UnknownNameError
 
 Read = Callable[[], object]
@@ -194,6 +195,19 @@ def yelp(reviews: str) -> Callable[[Path], Read]:
         path = write(tmp, "review.json", reviews)
         business = write(tmp, "business.json", '{"business_id": "B1", "name": "Cafe"}\n')
         return lambda: read_yelp(path, business)
+
+    return setup
+
+
+def split_file(cut: int | None = None, users: int = 2) -> Callable[[Path], Read]:
+    """A saved split, cut after ``cut`` bytes, or claiming only ``users`` users while it uses user 2."""
+
+    def setup(tmp: Path) -> Read:
+        pairs = Pairs(np.array([0, 2]), np.array([1, 0]))
+        Split(users, 2, train=pairs, valid=pairs, test=pairs).save(tmp / "split.npz")
+        if cut is not None:
+            (tmp / "split.npz").write_bytes((tmp / "split.npz").read_bytes()[:cut])
+        return lambda: Split.load(tmp / "split.npz")
 
     return setup
 
@@ -369,6 +383,10 @@ MALFORMED = [
     pytest.param(parquet_features(pd.DataFrame({"item_id": ["x", "y"], "v": [[1.0, 2.0], [3.0]]})),
                  Expect(DataFormatError, "text.parquet", "equal-length numeric vectors", field="v"),
                  id="table-parquet-ragged-vectors"),
+    pytest.param(split_file(cut=100, users=3), Expect(DataFormatError, "split.npz", "not a readable split file"),
+                 id="split-file-truncated"),
+    pytest.param(split_file(), Expect(DataFormatError, "split.npz", "does not fit 2 users x 2 items", field="train"),
+                 id="split-file-index-out-of-range"),
     # --- MovieLens ----------------------------------------------------------------------------------------
     pytest.param(movielens(u_data="1\t1\t5\n", u_item=U_ITEM),
                  Expect(DataFormatError, "u.data", "expected 4 columns, found 3", 1), id="ml100k-missing-field"),
