@@ -73,8 +73,8 @@ def test_the_service_binds_to_this_machine_unless_told_otherwise(shop: dict[str,
 # Reading only inside the content folder
 
 TRAVERSALS = ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e/%2e%2e/etc/passwd", "%2E%2E%2F%2E%2E%2Fsecret.txt",
-              "/etc/passwd", "%2Fetc%2Fpasswd", "..\\..\\secret.txt", "I0/../../../secret.png", "....//....//secret.txt",
-              "%252e%252e%252fsecret.txt", "I0%00.png", "link", "secret-link"]
+              "/etc/passwd", "%2Fetc%2Fpasswd", "..\\..\\secret.txt", "I0/../../../secret.png",
+              "....//....//secret.txt", "%252e%252e%252fsecret.txt", "I0%00.png", "link", "secret-link"]
 
 
 @pytest.mark.parametrize("attempt", TRAVERSALS)

@@ -108,3 +108,23 @@ def test_pick_a_user_see_pictures_and_arm_then_click_for_similar_items(server: t
             break
         time.sleep(0.1)
     assert counts == {"impression": 6, "click": 1}
+
+
+def test_the_api_docs_render_without_network(server: tuple[str, Path], tmp_path: Path) -> None:
+    url, _ = server
+    outside: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                                             env={**os.environ, "HOME": str(tmp_path)})
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(20_000)
+            page.on("request", lambda request: None if request.url.startswith(url) else outside.append(request.url))
+            page.goto(url + "/docs")
+            page.wait_for_selector("#docs .op")
+            shown = page.locator("#docs .op .path")
+            paths = {shown.nth(i).text_content() for i in range(shown.count())}
+        finally:
+            browser.close()
+    assert {"/recommend", "/similar", "/items", "/feedback", "/health", "/metrics", "/ab/report"} <= paths
+    assert outside == []
