@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
+
+LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks (and the spaces around them) turned into single spaces."""
+    return LINE_BREAKS.sub(" ", text.strip())
 
 
 class ModalrecError(Exception):
@@ -27,6 +35,7 @@ class DataFormatError(ModalrecError, ValueError):
         self.path = None if path is None else str(path)
         self.line = line
         self.field = field
+        message = one_line(message)
         self.detail = message
         where = self.path or "<data>"
         if line is not None:
@@ -40,6 +49,7 @@ class ConfigError(ModalrecError, ValueError):
 
     def __init__(self, key: str, message: str, *, file: str | Path | None = None) -> None:
         self.key = key
+        message = one_line(message)
         self.detail = message
         self.file = None if file is None else str(file)
         prefix = f"{self.file}: " if self.file else ""
