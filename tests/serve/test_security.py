@@ -196,12 +196,13 @@ def call_asgi(app: Any, method: str, url: str, headers: list[tuple[bytes, bytes]
 
 
 def endless_upload(pulled: list[int]) -> Iterator[bytes]:
-    """A multipart body whose picture never ends, in 64 KiB chunks; ``pulled`` counts the chunks read."""
+    """A multipart body with a 16 MiB picture, in 64 KiB chunks; ``pulled`` counts the chunks read."""
     yield (b"--XX\r\nContent-Disposition: form-data; name=\"item_id\"\r\n\r\nbig\r\n--XX\r\n"
            b"Content-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n")
-    while True:
+    for _ in range(256):
         pulled.append(1)
         yield b"\x89PNG" * (16 << 10)
+    yield b"\r\n--XX--\r\n"
 
 
 def test_an_upload_without_a_length_is_cut_off_once_it_passes_the_cap(shop: dict[str, Path], tmp_path: Path) -> None:
