@@ -21,6 +21,13 @@ wraps it in HTTP endpoints (OpenAPI docs at ``/docs``):
 ==========================  ========================================================================
 
 Every refused request gets a 4xx JSON body ``{"error": message, "status": code}``.
+
+Security: the service binds to 127.0.0.1 unless ``--host`` says otherwise and has no authentication. It
+reads pictures only from the dataset's content folder (symbolic links resolved) and the run's uploads, and
+writes only inside the first run's folder (new items, their pictures under names hashed from the id, and the
+feedback database unless ``--db`` names another). Bodies are capped while they stream in (1 MiB of JSON;
+``POST /items`` the picture cap, 8 MiB by default, plus 1 MiB of form), and an upload must be a real picture of
+a readable format. ``tests/serve/test_fuzz.py`` fuzzes every operation against this spec.
 """
 
 from __future__ import annotations
