@@ -31,6 +31,7 @@ class BM3Config:
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
     train_features: bool = False  # also learn the feature tables (as BM3's code does), not only projections
+    search_space = {"num_layers": ("int", 1, 2), "dropout": ("choice", 0.3, 0.5)}  # noqa: RUF012  (the paper's grid)
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1:

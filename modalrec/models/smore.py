@@ -35,6 +35,10 @@ class SMOREConfig:
     standardize: bool = False  # scale each modality to zero mean, unit average norm (SMORE's code: raw)
     train_features: bool = True  # also learn the feature tables, as SMORE's code does, not only projections
     contrast_distinct: bool = False  # InfoNCE over the batch's rows, as SMORE's code; True: distinct nodes only
+    # `modalrec tune` ranges: MMRec's grid for SMORE (n_ui_layers, knn_k, dropout_rate) plus the shared ones
+    search_space = {  # noqa: RUF012
+        "num_ui_layers": ("int", 2, 4), "knn_k": ("choice", 10, 15, 20, 40), "dropout": ("choice", 0.0, 0.1)
+    }
 
     def __post_init__(self) -> None:
         for key in ("embedding_dim", "num_item_layers", "knn_k"):
