@@ -51,17 +51,24 @@ def knn_graph(
         raise ConfigError("model", f"modality '{name}' has zero variance across items; its kNN graph is meaningless")
     unit = F.normalize(features.float(), dim=1)
     device = unit.device  # every tensor made here lives beside the features (LATTICE rebuilds on CUDA)
-    rows, cols, values = [], [], []
-    for start in range(0, num_items, chunk_size):
-        similarity = unit[start : start + chunk_size] @ unit.T  # (C, I)
-        if not include_self:
-            local = torch.arange(similarity.shape[0], device=device)
-            similarity[local, local + start] = -torch.inf
-        top = torch.topk(similarity, k, dim=1)
-        rows.append(torch.arange(start, start + similarity.shape[0], device=device).repeat_interleave(k))
-        cols.append(top.indices.reshape(-1))
-        values.append(top.values.reshape(-1) if weighted else torch.ones_like(top.values).reshape(-1))
-    return _sparse(torch.cat(rows), torch.cat(cols), torch.cat(values), num_items, normalization)
+    cols = torch.empty(num_items, k, dtype=torch.long, device=device)
+    values = torch.empty(num_items, k, device=device)
+    block = torch.empty(min(chunk_size, num_items), num_items, device=device)  # one buffer for every chunk
+    with torch.no_grad():
+        for start in range(0, num_items, chunk_size):
+            stop = min(start + chunk_size, num_items)
+            similarity = torch.mm(unit[start:stop], unit.T, out=block[: stop - start])  # (C, I)
+            if not include_self:
+                local = torch.arange(stop - start, device=device)
+                similarity[local, local + start] = -torch.inf
+            torch.topk(similarity, k, dim=1, out=(values[start:stop], cols[start:stop]))
+    rows = torch.arange(num_items, device=device).repeat_interleave(k)
+    cols = cols.reshape(-1)
+    if not weighted:
+        values = torch.ones_like(values)
+    elif unit.requires_grad and torch.is_grad_enabled():  # LATTICE learns through the edge values
+        values = (unit[rows] * unit[cols]).sum(1)
+    return _sparse(rows, cols, values.reshape(-1), num_items, normalization)
 
 
 def _sparse(rows: Tensor, cols: Tensor, values: Tensor, size: int, normalization: str) -> Tensor:
