@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from modalrec.errors import WriteError
+from modalrec.errors import RunFolderError, WriteError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -144,6 +144,27 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def write_npy(path: str | Path, array: np.ndarray, *, durable: bool = True) -> None:
     write_with(path, lambda handle: np.save(handle, array), mode="wb", durable=durable)
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file modalrec wrote (config, metrics, manifest); RunFolderError if it is damaged or unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"{path}: cannot be read as JSON ({exc})") from None
+
+
+def read_torch(path: str | Path, *, map_location: Any = "cpu", weights_only: bool = True) -> Any:
+    """A ``torch.save`` file modalrec wrote (weights, checkpoint); RunFolderError if it is damaged."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunFolderError(f"{path}: cannot be read ({reason})") from None
 
 
 def write_torch(path: str | Path, payload: Any) -> None:

@@ -154,6 +154,7 @@ def _add_evaluate(sub: Any) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from modalrec.evaluate.cold import cold_item_evaluator
+    from modalrec.io_utils import read_json
     from modalrec.train.run import METRICS_FILE, load_run
     from modalrec.train.trainer import make_evaluators
 
@@ -177,8 +178,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.cold_items:
         return 0
     if recorded_path.is_file():
-        recorded = json.loads(recorded_path.read_text())[args.split]
-        worst = max(abs(recorded[name] - metrics[name]) for name in recorded)
+        document = read_json(recorded_path)
+        recorded = document.get(args.split, {}) if isinstance(document, dict) else {}
+        shared = [name for name in recorded if name in metrics]
+        worst = max((abs(float(recorded[name]) - metrics[name]) for name in shared), default=0.0)
         print(f"matches {METRICS_FILE} (largest difference {worst:.2g})" if worst < 1e-6
               else f"differs from {METRICS_FILE} by up to {worst:.4g}", file=sys.stderr)
     return 0

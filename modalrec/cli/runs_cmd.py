@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modalrec.errors import RunFolderError
+from modalrec.io_utils import read_json
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -49,12 +50,7 @@ def read_run_record(folder: Path) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunFolderError(f"{path}: cannot be read as JSON ({exc})") from None
+    return read_json(path) if path.is_file() else None
 
 
 def flatten(values: Any, prefix: str = "") -> dict[str, Any]:

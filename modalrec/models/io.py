@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from modalrec.config import build
-from modalrec.errors import NotFittedError
-from modalrec.io_utils import write_torch
+from modalrec.errors import NotFittedError, RunFolderError
+from modalrec.io_utils import read_torch, write_torch
 from modalrec.models.base import ModelInputs, Recommender
 from modalrec.models.registry import get_model
 
@@ -24,7 +24,9 @@ def load_model(path: str | Path, inputs: ModelInputs, device: torch.device | str
     path = Path(path)
     if not path.is_file():
         raise NotFittedError(f"{path}: no saved model")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = read_torch(path)
+    if not isinstance(payload, dict) or not {"model", "config", "state"} <= payload.keys():
+        raise RunFolderError(f"{path}: not a modalrec model file (expected model, config and state)")
     entry = get_model(payload["model"])
     model: Recommender = entry.model_class(build(entry.config_class, payload["config"], section="model"), inputs)
     model.load_state_dict(payload["state"])

@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib.metadata
-import json
 import os
 import platform
 import re
@@ -40,7 +39,7 @@ import modalrec
 from modalrec.data.dataset import Dataset
 from modalrec.data.split import Split
 from modalrec.errors import RunFolderError
-from modalrec.io_utils import write_json
+from modalrec.io_utils import read_json, write_json
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
@@ -199,10 +198,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / MANIFEST_FILE
     if not path.is_file():
         return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunFolderError(f"{path}: cannot be read as JSON ({exc})") from None
+    manifest = read_json(path)
     if not isinstance(manifest, dict):
         raise RunFolderError(f"{path}: expected a JSON object")
     return manifest

@@ -14,7 +14,6 @@ the start), or complete.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import random
@@ -41,7 +40,7 @@ from modalrec.data.filtering import FilterReport, filter_dataset
 from modalrec.data.readers import load_dataset
 from modalrec.data.split import Split, make_split
 from modalrec.errors import ConfigError, RunFolderError, WriteError
-from modalrec.io_utils import remove_temporary_files, write_json, write_with
+from modalrec.io_utils import read_json, remove_temporary_files, write_json, write_with
 from modalrec.models.base import ModelInputs, Recommender
 from modalrec.models.io import load_model, save_model
 from modalrec.models.registry import get_model
@@ -390,7 +389,10 @@ def read_run_config(run_dir: Path) -> RunConfig:
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise RunFolderError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
-    return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")), file=path)
+    values = read_json(path)
+    if not isinstance(values, dict):
+        raise RunFolderError(f"{path}: expected a JSON object")
+    return RunConfig.from_dict(values, file=path)
 
 
 def _reload_data(run_dir: Path, config: RunConfig) -> tuple[Dataset, Split]:

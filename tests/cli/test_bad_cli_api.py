@@ -3,6 +3,7 @@ through the HTTP service (a 4xx JSON error naming the field, never a 500)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -198,3 +199,35 @@ def test_unusual_but_valid_requests_are_answered(client: TestClient) -> None:
     assert unicode_user["user"] == "ユーザー 🍵" and unicode_user["source"] == "popular" and len(unicode_user["items"]) == 3
     with_bom = client.post("/feedback", content=b'\xef\xbb\xbf{"user":"0","item":"1","event":"click"}', headers=JSON)
     assert with_bom.status_code == 201 and with_bom.json() == {"stored": 1}
+
+
+# --- a damaged run folder --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("damaged_run")
+    rows, features = block_dataset()
+    data = write_mmrec(root / "data", rows, features={"image": features})
+    assert main(["train", "--data", str(data), "--model", "bpr", "--out", str(root / "run"), *FAST]) == 0
+    return root / "run"
+
+
+@pytest.mark.parametrize(("damaged", "command", "words"), [
+    pytest.param("config.json", "recommend", "config.json: cannot be read as JSON", id="truncated-config"),
+    pytest.param("best.pt", "recommend", "best.pt: cannot be read", id="truncated-weights"),
+    pytest.param("metrics.json", "evaluate", "metrics.json: cannot be read as JSON", id="truncated-metrics"),
+])
+def test_a_damaged_run_folder_is_one_error_line(trained_run: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str], damaged: str, command: str,
+                                                words: str) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    content = (run / damaged).read_bytes()
+    (run / damaged).write_bytes(content[: len(content) // 2])
+    args = ["recommend", "--run", str(run), "--user", "0"] if command == "recommend" else \
+        ["evaluate", "--run", str(run)]
+    capsys.readouterr()
+    assert main(args) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("modalrec: error: ") and words in lines[0], lines
