@@ -104,6 +104,10 @@ MAX_UPLOAD_BYTES = 8 << 20  # one uploaded picture, unless ServiceSettings.max_u
 FORM_OVERHEAD_BYTES = 1 << 20  # what a POST /items body may hold besides the picture (text fields, boundaries)
 MAX_FORM_FIELD_BYTES = 64 << 10  # one text field of the POST /items form
 MAX_FEEDBACK_EVENTS = 1000
+MAX_SEED_CHARS = 8000  # the `items` query of /recommend
+MAX_REQUEST_HEAD_BYTES = 256 << 10
+"""uvicorn's (h11's) cap on a request line plus headers; 16 KiB by default, too small for the longest query the
+spec allows once percent-encoded (up to 12 bytes a character), which uvicorn would refuse in plain text."""
 STATIC_DIR = Path(__file__).parent / "static"
 INDEX_CACHE_DIR = "serve_index"
 ENDPOINTS = ("/recommend", "/similar", "/history", "/users", "/feedback", "/items", "/ab/report", "/health",
@@ -488,7 +492,7 @@ IdParam = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS)]
 def _add_read_routes(app: FastAPI, service: Service) -> None:
     @app.get("/recommend", response_model=RecommendOut, tags=["recommend"])
     async def recommend(user: IdParam, k: KParam, exclude_seen: bool = True,
-                        items: Annotated[str | None, Query(max_length=20_000, pattern=SEED_ITEMS_PATTERN, description=(
+                        items: Annotated[str | None, Query(max_length=MAX_SEED_CHARS, pattern=SEED_ITEMS_PATTERN, description=(
                             "comma-separated item ids; for a user the model does not know, recommend from the mean "
                             f"of their vectors (at most {MAX_SEED_ITEMS})"))] = None) -> JSONResponse:
         """Top-k items for a user. A user unknown to the model gets the popular items, or the items nearest to
@@ -680,4 +684,5 @@ def serve(service: Service, host: str = DEFAULT_HOST, port: int = 8000, *, acces
 
     log.info("serving %s on http://%s:%d (docs at /docs)", ", ".join(
         f"{a.name}={a.model_name}" for a in service.arms.values()), host, port)
-    uvicorn.run(create_app(service), host=host, port=port, access_log=access_log, log_level="info")
+    uvicorn.run(create_app(service), host=host, port=port, access_log=access_log, log_level="info",
+                h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)

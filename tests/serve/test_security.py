@@ -22,8 +22,9 @@ from PIL import Image
 
 from modalrec.cli.main import main
 from modalrec.data.build import BuildOptions, ModalitySpec, build_dataset, read_raw_tables
-from modalrec.serve.app import DEFAULT_HOST, ServiceSettings, create_app, load_service, serve
+from modalrec.serve.app import DEFAULT_HOST, MAX_SEED_CHARS, ServiceSettings, create_app, load_service, serve
 from modalrec.serve.items import MAX_UPLOAD_PIXELS, NEW_IMAGES_DIR, NEW_ITEMS_FILE, Catalogue, read_content_source
+from modalrec.serve.schemas import MAX_ID_CHARS
 from tests.serve.test_app import COLOURS, FAST, error_of, picture, png_bytes, raw_shop
 
 SECRET = b"the secret outside every allowed folder"
@@ -66,6 +67,8 @@ def test_the_service_binds_to_this_machine_unless_told_otherwise(shop: dict[str,
     assert main(["serve", "--run", str(shop["run"])]) == 0
     assert main(["serve", "--run", str(shop["run"]), "--host", "0.0.0.0", "--port", "9001"]) == 0
     assert [(c["host"], c["port"]) for c in calls] == [("127.0.0.1", 8000), ("0.0.0.0", 9001)]
+    # the longest query the spec allows, percent-encoded at 12 bytes a character, reaches the app
+    assert calls[0]["h11_max_incomplete_event_size"] > 12 * (MAX_SEED_CHARS + MAX_ID_CHARS) + 1000
     assert DEFAULT_HOST == "127.0.0.1" and serve.__defaults__ == (DEFAULT_HOST, 8000)
 
 
