@@ -7,7 +7,9 @@ import torch
 
 from modalrec.errors import ConfigError
 from modalrec.models import ModelInputs
+from modalrec.models.base import TrainBatch
 from modalrec.models.mmgcn import MMGCN, MMGCNConfig
+from modalrec.nn import bpr_loss
 from modalrec.nn.gcn import GraphAggregation
 
 NUM_USERS, NUM_ITEMS = 4, 6
@@ -51,14 +53,45 @@ def test_per_modality_representation_shapes(concat: bool, num_layers: int) -> No
     assert all(r.shape == (NUM_USERS + NUM_ITEMS, 8) for r in representations.values())
 
 
-@pytest.mark.parametrize(("fusion", "width"), [("sum", 8), ("concat", 16)])
-def test_embedding_shapes(fusion: str, width: int) -> None:
-    vectors = tiny_model(fusion=fusion).eval().embeddings()
+@pytest.mark.parametrize(("fusion", "id_branch", "width"),
+                         [("sum", True, 8), ("sum", False, 8), ("concat", True, 24), ("concat", False, 16)])
+def test_embedding_shapes(fusion: str, id_branch: bool, width: int) -> None:
+    vectors = tiny_model(fusion=fusion, id_branch=id_branch).eval().embeddings()
     assert vectors.users.shape == (NUM_USERS, width) and vectors.items.shape == (NUM_ITEMS, width)
 
 
+def dense_lightgcn_matrix() -> torch.Tensor:
+    """D^-1/2 A D^-1/2 of the tiny user-item graph (no self-loops), written out densely."""
+    n = NUM_USERS + NUM_ITEMS
+    a = torch.zeros(n, n)
+    a[USERS, NUM_USERS + ITEMS] = 1.0
+    a[NUM_USERS + ITEMS, USERS] = 1.0
+    degree = a.sum(1)
+    d_inv_sqrt = torch.diag(torch.where(degree > 0, degree.pow(-0.5), torch.zeros(n)))
+    return d_inv_sqrt @ a @ d_inv_sqrt
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_id_branch_is_the_mean_of_propagated_id_embeddings(num_layers: int) -> None:
+    model = tiny_model(num_layers=num_layers).eval()
+    ids = model.id_embedding.weight.detach().clone()
+    ids[[NUM_USERS + c for c in COLD]] = 0.0  # cold items carry no ID embedding
+    matrix, layer, total = dense_lightgcn_matrix(), ids, ids
+    for _ in range(num_layers):
+        layer = matrix @ layer
+        total = total + layer
+    assert torch.allclose(model.id_representation(), total / (num_layers + 1), atol=1e-5)
+
+
+def test_sum_fusion_adds_the_id_branch_to_the_modality_sum() -> None:
+    model = tiny_model(fusion="sum").eval()
+    fused = sum(model.modality_representations().values()) + model.id_representation()
+    expected = fused[:NUM_USERS] @ fused[NUM_USERS:].T  # (sum_m u_m + e_u) . (sum_m i_m + e_i)
+    assert torch.allclose(model.score(torch.arange(NUM_USERS)), expected, atol=1e-5)
+
+
 def test_concat_fusion_scores_sum_per_modality_dot_products() -> None:
-    model = tiny_model(fusion="concat").eval()
+    model = tiny_model(fusion="concat", id_branch=False).eval()
     expected = torch.zeros(NUM_USERS, NUM_ITEMS)
     for representation in model.modality_representations().values():
         users, items = representation[:NUM_USERS], representation[NUM_USERS:]
@@ -67,7 +100,7 @@ def test_concat_fusion_scores_sum_per_modality_dot_products() -> None:
 
 
 def test_sum_fusion_scores_dot_product_of_modality_sums() -> None:
-    model = tiny_model(fusion="sum").eval()
+    model = tiny_model(fusion="sum", id_branch=False).eval()
     representations = list(model.modality_representations().values())
     users = sum(r[:NUM_USERS] for r in representations)
     items = sum(r[NUM_USERS:] for r in representations)
@@ -99,8 +132,9 @@ def test_cold_item_score_follows_its_features() -> None:
 
 @pytest.mark.parametrize("aggregation", ["add", "mean"])
 @pytest.mark.parametrize("fusion", ["sum", "concat"])
-def test_new_items_get_the_vectors_of_cold_catalogue_items(aggregation: str, fusion: str) -> None:
-    model = tiny_model(aggregation=aggregation, fusion=fusion).eval()
+@pytest.mark.parametrize("id_branch", [True, False])
+def test_new_items_get_the_vectors_of_cold_catalogue_items(aggregation: str, fusion: str, id_branch: bool) -> None:
+    model = tiny_model(aggregation=aggregation, fusion=fusion, id_branch=id_branch).eval()
     raw = {m: t[COLD] for m, t in tiny_inputs().features.items()}
     assert torch.allclose(model.content_item_vectors(raw), model.embeddings().items[COLD], atol=1e-5)
 
@@ -144,3 +178,15 @@ def test_no_features_is_a_config_error() -> None:
 def test_bad_config_values_are_config_errors(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=key):
         MMGCNConfig(**{key: value})  # type: ignore[arg-type]
+
+
+def test_output_penalty_is_on_the_vectors_the_score_dots() -> None:
+    model = tiny_model(reg_weight=0.0, output_reg_weight=1.0).train()
+    batch = TrainBatch(torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([4, 5]))
+    with torch.no_grad():
+        vectors = model.compute_embeddings()
+        user, positive, negative = (vectors.users[batch.users], vectors.items[batch.positive_items],
+                                    vectors.items[batch.negative_items])
+        ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
+        expected = (user.pow(2).sum() + positive.pow(2).sum() + negative.pow(2).sum()) / 4
+        assert (model.loss(batch) - ranking).item() == pytest.approx(expected.item(), rel=1e-5)
