@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
@@ -29,16 +30,21 @@ class MMALConfig:
     embedding_dim: int = 64  # d, the user vector and every item source (ID and each projected modality)
     attention: str = "user"  # user: a_us, factors (exact embeddings) | user_item: a_uis as in ACF, scored directly
     attention_dim: int = 32  # h, the attention MLP's hidden width
+    bounded_attention: bool = True  # attention logits: shared c_s plus tanh of the user's term (False: unbounded)
     feature_hidden_dim: int = 0  # hidden width of each modality's projection; 0 = linear
     reg_weight: float = 1e-2  # lambda, L2 on the batch's user vectors and item sources
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
+    content_dropout: float = 0.0  # dropout on the scaled content features while training
+    reg_attended: bool = True  # L2 on the attended item vector S*sum_s a*x_s (what p_u meets), not on the sources
 
     def __post_init__(self) -> None:
         check_choice("model.attention", self.attention, ATTENTION_KINDS)
         if min(self.embedding_dim, self.attention_dim) < 1 or self.feature_hidden_dim < 0:
             raise ConfigError("model.embedding_dim",
                               "embedding_dim, attention_dim must be >= 1, feature_hidden_dim >= 0")
+        if not 0.0 <= self.content_dropout < 1.0:
+            raise ConfigError("model.content_dropout", f"must be in [0, 1), got {self.content_dropout}")
 
 
 @register_model(
@@ -96,7 +102,8 @@ class MMAL(Recommender):
         self.item_id = nn.Embedding(inputs.num_items, dim)  # e_i
         self.feature_projection = ModalityProjection(self.modality_dims, dim, config.feature_hidden_dim)  # g_m
         self.attention = AttentionFusion(len(self.modality_names), dim, dim, config.attention_dim,
-                                         condition_on_item=config.attention == "user_item")
+                                         condition_on_item=config.attention == "user_item",
+                                         bounded=config.bounded_attention)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -110,7 +117,8 @@ class MMAL(Recommender):
 
     def item_sources(self) -> Tensor:
         """The catalogue's [ID, modality_1, ...], the ID zeroed for cold items. Shapes: (I, S, d)."""
-        return self.sources_of(self.content, self.warm * self.item_id.weight)
+        content = F.dropout(self.content, self.config.content_dropout, self.training)
+        return self.sources_of(content, self.warm * self.item_id.weight)
 
     def content_item_vectors(self, features: dict[str, Tensor]) -> Tensor:
         """Vectors for new items from their raw features alone (no ID embedding), comparable with
@@ -159,7 +167,16 @@ class MMAL(Recommender):
         positive, negative = sources[batch.positive_items], sources[batch.negative_items]  # (B, S, d)
         ranking = bpr_loss(self.attention.score_pairs(blocks, user, positive),
                            self.attention.score_pairs(blocks, user, negative))
+        if self.config.reg_attended:
+            positive, negative = self.attended(user, positive), self.attended(user, negative)
         return ranking + self.config.reg_weight * l2_penalty(user, positive, negative)
+
+    def attended(self, user: Tensor, sources: Tensor) -> Tensor:
+        r"""The item vector that user b's score reads, :math:`S\sum_s a_{uis}\mathbf x_{is}`.
+
+        Shapes: (B, d), (B, S, d) -> (B, d).
+        """
+        return (self.attention.pair_weights(user, sources).unsqueeze(-1) * sources).sum(1)
 
 
 __all__ = ["MMAL", "MMALConfig"]

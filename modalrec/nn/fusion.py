@@ -123,6 +123,10 @@ class Fusion(nn.Module):
         """The item side of the dot product: (N, S, d) -> (N, K*d)."""
         return self.item_blocks(sources).flatten(1)
 
+    def pair_weights(self, query: Tensor, sources: Tensor) -> Tensor:
+        """Score-level weight of each block for matched pairs (row b of each input): (B, q), (B, S, d) -> (B, K)."""
+        return self.block_weights(query)
+
     def score_pairs(self, user_blocks: Tensor, query: Tensor, sources: Tensor) -> Tensor:
         """Scores of matched pairs (row b of each input): (B, K, d), (B, q), (B, S, d) -> (B,)."""
         return (self.user_vectors(user_blocks, query) * self.item_vectors(sources)).sum(1)
@@ -242,13 +246,20 @@ class AttentionFusion(Fusion):
     r"""Attention over the sources, conditioned on the user and optionally on the item's sources.
 
     In the form of ACF's component-level attention (Chen et al., SIGIR 2017), with one output vector
-    :math:`\mathbf w_s` per source so that the user term does not cancel in the softmax:
+    :math:`\mathbf w_s` per source so that the user term does not cancel in the softmax, and a logit
+    :math:`c_s` per source shared by all users:
 
     .. math::
-        a_{u s} = \mathrm{softmax}_s\big(\mathbf w_s^\top \mathrm{ReLU}(W_q \mathbf q_u + \mathbf b)\big)
+        a_{u s} = \mathrm{softmax}_s\big(c_s + \phi(\mathbf w_s^\top \mathrm{ReLU}(W_q \mathbf q_u + \mathbf b))\big)
         \quad\text{(user)},\qquad
-        a_{u i s} = \mathrm{softmax}_s\big(\mathbf w_s^\top \mathrm{ReLU}(W_q \mathbf q_u + W_x \mathbf x_{is}
-        + \mathbf b)\big) \quad\text{(user and item)}
+        a_{u i s} = \mathrm{softmax}_s\big(c_s + \phi(\mathbf w_s^\top \mathrm{ReLU}(W_q \mathbf q_u
+        + W_x \mathbf x_{is} + \mathbf b))\big) \quad\text{(user and item)}
+
+    with :math:`\phi = \tanh` when ``bounded`` (default) and the identity otherwise. Unbounded, the
+    attention collapsed on ml100k-posters: every user ended with weight 0.99998 on one source (the text
+    field in MMDFM, the ID in MMAL), which left the other sources untrained. Bounded, the shared
+    :math:`c_s` learn how much each source counts overall and each user's term moves that by at most
+    :math:`\pm 1` in logit.
 
     The score is :math:`S \sum_s a \,\langle\mathbf u_s, \mathbf x_{is}\rangle` (S times a weighted mean, see
     the module notes). Conditioned on the user only, it factors; with the item too it does not, and
@@ -260,6 +271,7 @@ class AttentionFusion(Fusion):
         source_dim: d, the sources' width.
         attention_dim: h, the attention MLP's hidden width (default 32).
         condition_on_item: also condition on the item's sources (default False, which factors).
+        bounded: pass the user (and item) term through tanh (default True).
 
     Shapes: K = S blocks; weights (B, S) (user) or (B, N, S) (user and item).
     """
@@ -271,6 +283,7 @@ class AttentionFusion(Fusion):
         source_dim: int,
         attention_dim: int = 32,
         condition_on_item: bool = False,
+        bounded: bool = True,
     ) -> None:
         super().__init__(num_sources)
         self.num_blocks = num_sources
@@ -279,10 +292,14 @@ class AttentionFusion(Fusion):
         self.item_projection = nn.Linear(source_dim, attention_dim, bias=False) if condition_on_item else None  # W_x
         self.source_outputs = nn.Parameter(torch.empty(num_sources, attention_dim))  # w_s
         nn.init.normal_(self.source_outputs, std=attention_dim**-0.5)
+        self.source_logits = nn.Parameter(torch.zeros(num_sources))  # c_s, shared by every user
+        self.bounded = bounded
 
     def _softmax(self, hidden: Tensor) -> Tensor:
-        """softmax over sources of w_s·ReLU(hidden): (..., S or 1, h) -> (..., S)."""
-        return torch.softmax((torch.relu(hidden) * self.source_outputs).sum(-1), dim=-1)
+        """softmax over sources of c_s + w_s·ReLU(hidden), the second term through tanh when ``bounded``:
+        (..., S or 1, h) -> (..., S)."""
+        personal = (torch.relu(hidden) * self.source_outputs).sum(-1)
+        return torch.softmax(self.source_logits + (torch.tanh(personal) if self.bounded else personal), dim=-1)
 
     def _user_weights(self, query: Tensor) -> Tensor:
         return self._softmax(self.query_projection(query).unsqueeze(1))  # (B, S)
@@ -310,11 +327,16 @@ class AttentionFusion(Fusion):
         keys = self.item_projection(sources)
         return torch.cat([weights for _, weights in self._chunked_weights(query, keys)], dim=1)
 
+    def pair_weights(self, query: Tensor, sources: Tensor) -> Tensor:
+        if self.item_projection is None:
+            return super().pair_weights(query, sources)
+        hidden = self.query_projection(query).unsqueeze(1) + self.item_projection(sources)  # (B, S, h)
+        return self.num_sources * self._softmax(hidden)
+
     def score_pairs(self, user_blocks: Tensor, query: Tensor, sources: Tensor) -> Tensor:
         if self.item_projection is None:
             return super().score_pairs(user_blocks, query, sources)
-        hidden = self.query_projection(query).unsqueeze(1) + self.item_projection(sources)  # (B, S, h)
-        return self.num_sources * (self._softmax(hidden) * (user_blocks * sources).sum(-1)).sum(1)
+        return (self.pair_weights(query, sources) * (user_blocks * sources).sum(-1)).sum(1)
 
     def score_all(self, user_blocks: Tensor, query: Tensor, sources: Tensor) -> Tensor:
         if self.item_projection is None:
@@ -341,6 +363,7 @@ def make_fusion(
     combine: str = "sum",
     attention_dim: int = 32,
     condition_on_item: bool = False,
+    bounded_attention: bool = True,
 ) -> Fusion:
     """The fusion module for ``mode`` (one of :data:`FUSION_MODES`); late weights are learned.
 
@@ -354,7 +377,7 @@ def make_fusion(
         return LateFusion(num_sources)
     if mode == "hybrid":
         return HybridFusion(num_sources, dim, combine)
-    return AttentionFusion(num_sources, query_dim, dim, attention_dim, condition_on_item)
+    return AttentionFusion(num_sources, query_dim, dim, attention_dim, condition_on_item, bounded_attention)
 
 
 class PairMLP(nn.Module):

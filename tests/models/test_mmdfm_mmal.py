@@ -16,9 +16,10 @@ from modalrec.config import build
 from modalrec.errors import ConfigError
 from modalrec.evaluate.evaluator import FullRankingEvaluator
 from modalrec.models import ModelInputs
-from modalrec.models.base import NotSupported
+from modalrec.models.base import NotSupported, TrainBatch
 from modalrec.models.mmal import MMAL, MMALConfig
 from modalrec.models.mmdfm import MMDFM, MMDFMConfig
+from modalrec.nn import bpr_loss
 from modalrec.nn.fusion import FUSION_MODES
 from modalrec.train.run import seed_everything
 
@@ -65,7 +66,7 @@ def test_fm_score_by_hand() -> None:
     """
     features = {"image": torch.ones(1, 3), "text": torch.ones(1, 2)}
     inputs = ModelInputs(1, 1, torch.tensor([0]), torch.tensor([0]), features)
-    model = MMDFM(MMDFMConfig(embedding_dim=2), inputs).eval()
+    model = MMDFM(MMDFMConfig(embedding_dim=2, item_interactions=True), inputs).eval()
     with torch.no_grad():
         model.user_fields.weight.copy_(torch.tensor([[1.0, 2.0]]))
         model.item_id.weight.copy_(torch.tensor([[0.0, 1.0]]))
@@ -233,3 +234,59 @@ def test_cold_items_are_scored_from_content_alone(build_model: object) -> None:
     after = model.eval().score(users)  # eval() again drops cached embeddings
     assert torch.allclose(before[:, COLD_ITEM], after[:, COLD_ITEM])
     assert not torch.allclose(before[:, 0], after[:, 0])
+
+
+@pytest.mark.parametrize("model_class, config_class", [(MMDFM, MMDFMConfig), (MMAL, MMALConfig)])
+def test_content_dropout_acts_only_while_training(model_class: type, config_class: type) -> None:
+    seed_everything(0)
+    plain = randomise(model_class(config_class(), inputs_with_cold_item()))
+    dropped = model_class(config_class(content_dropout=0.5), inputs_with_cold_item())
+    dropped.load_state_dict(plain.state_dict())
+    users = torch.arange(6)
+    with torch.no_grad():
+        assert torch.allclose(dropped.eval().score(users), plain.eval().score(users))
+        dropped.train()
+        first, second = dropped.score(users), dropped.score(users)
+    assert not torch.allclose(first, second)  # a fresh dropout mask on each call
+    with pytest.raises(ConfigError, match="content_dropout"):
+        config_class(content_dropout=1.0)
+
+
+def penalty_of(model: nn.Module, batch: object) -> float:
+    """The loss minus its ranking term: reg_weight times the L2 penalty (reg_weight is 1 below)."""
+    with torch.no_grad():
+        scores = model.score(batch.users)  # type: ignore[attr-defined, operator]
+        ranking = bpr_loss(scores.gather(1, batch.positive_items[:, None]),  # type: ignore[attr-defined]
+                           scores.gather(1, batch.negative_items[:, None]))  # type: ignore[attr-defined]
+        return (model.loss(batch) - ranking).item()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_mmdfm_penalty_sees_the_fusion_weights_only_when_asked(weighted: bool) -> None:
+    """Late weights w = (1/2, 1/4, 1/4) scale the user blocks by S w = (1.5, 0.75, 0.75) in the penalty."""
+    model = randomise(mmdfm(fusion="late", reg_weight=1.0, reg_weighted_user=weighted)).train()
+    with torch.no_grad():
+        model.fusion.logits.copy_(torch.tensor([2.0, 1.0, 1.0]).log())  # type: ignore[union-attr, operator]
+    batch = TrainBatch(torch.tensor([0, 3]), torch.tensor([1, 2]), torch.tensor([5, 6]))
+    blocks = model.user_fields(batch.users).detach().view(2, 3, -1)
+    scale = torch.tensor([1.5, 0.75, 0.75]) if weighted else torch.ones(3)
+    fields = model.item_fields().detach()
+    items = torch.cat([batch.positive_items, batch.negative_items])
+    expected = ((scale[None, :, None] * blocks).pow(2).sum() + fields[items].pow(2).sum()
+                + model.item_bias.weight[items].pow(2).sum()) / 4
+    assert penalty_of(model, batch) == pytest.approx(expected.item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("attended", [True, False])
+def test_mmal_penalty_is_on_the_attended_item_vector_when_asked(attended: bool) -> None:
+    seed_everything(0)
+    model = randomise(MMAL(MMALConfig(reg_weight=1.0, reg_attended=attended), inputs_with_cold_item())).train()
+    batch = TrainBatch(torch.tensor([0, 3]), torch.tensor([1, 2]), torch.tensor([5, 6]))
+    with torch.no_grad():
+        user = model.user_embedding(batch.users)
+        weights = 3 * model.modality_weights(batch.users)[:, 0]  # (B, S), the same for every item
+        items = torch.stack([batch.positive_items, batch.negative_items], 1)  # (B, 2)
+        sources = model.item_sources()[items]  # (B, 2, S, d)
+        item_part = (weights[:, None, :, None] * sources).sum(2) if attended else sources
+        expected = (user.pow(2).sum() + item_part.pow(2).sum()) / 4
+    assert penalty_of(model, batch) == pytest.approx(expected.item(), rel=1e-4)

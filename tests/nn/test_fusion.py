@@ -94,6 +94,18 @@ def test_attention_weights_sum_to_one_and_differ_between_users(condition_on_item
     assert differs_by_item == condition_on_item
 
 
+@pytest.mark.parametrize("bounded", [True, False])
+def test_bounded_attention_keeps_every_source_within_one_logit_of_the_shared_prior(bounded: bool) -> None:
+    fusion = AttentionFusion(S, query_dim=6, source_dim=D, attention_dim=8, bounded=bounded)
+    with torch.no_grad():
+        fusion.source_outputs.mul_(100.0)  # a user term that would saturate the softmax
+        fusion.source_logits.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    _, query, sources = random_inputs(S)
+    logits = fusion.source_weights(query, sources)[:, 0].log()  # (B, S), up to a constant per user
+    deviation = logits - logits.mean(1, keepdim=True) - (fusion.source_logits - fusion.source_logits.mean())
+    assert (deviation.abs().max() <= 2.0) == bounded  # tanh moves each logit by at most 1
+
+
 def test_user_attention_factors_into_weighted_user_blocks() -> None:
     fusion = AttentionFusion(S, query_dim=6, source_dim=D)
     user_blocks, query, sources = random_inputs(S)
