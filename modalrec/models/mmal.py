@@ -61,11 +61,20 @@ class MMAL(Recommender):
     attention (Chen et al., 2017) weighs them for user u:
 
     .. math::
-        a_{uis} = \mathrm{softmax}_s\big(\mathbf w^\top \mathrm{ReLU}(W_u \mathbf p_u + W_x \mathbf x_{is}
-        + \mathbf k_s + \mathbf b)\big), \qquad
-        \hat y_{ui} = \mathbf p_u^\top\, S \sum_s a_{uis}\, \mathbf x_{is}, \qquad
+        a_{uis} = \mathrm{softmax}_s\big(c_s + \tanh\big(\mathbf w_s^\top \mathrm{ReLU}(W_u \mathbf p_u
+        + W_x \mathbf x_{is} + \mathbf b)\big)\big), \qquad
+        \hat y_{ui} = \mathbf p_u^\top \bar{\mathbf x}_{ui}, \quad
+        \bar{\mathbf x}_{ui} = S \sum_s a_{uis}\, \mathbf x_{is}, \qquad
         \mathcal L = \mathrm{BPR} + \tfrac{\lambda}{2B}\sum \big(\lVert\mathbf p_u\rVert^2
-        + \lVert\mathbf x_{i\cdot}\rVert^2 + \lVert\mathbf x_{j\cdot}\rVert^2\big)
+        + \lVert\bar{\mathbf x}_{ui}\rVert^2 + \lVert\bar{\mathbf x}_{uj}\rVert^2\big)
+
+    Two choices differ from ACF, both for the same failure (see :class:`modalrec.nn.fusion.AttentionFusion`):
+    with ACF's unbounded logits and the penalty on the raw sources, every user ended with weight 1.0000 on
+    the ID on ml100k-posters, so the model was BPR with its ID scores tripled free of the penalty and the
+    content unused. Here the logits are a learned :math:`c_s` per source plus a tanh-bounded user term
+    (``bounded_attention``), and the penalty is on the attended item vector :math:`\bar{\mathbf x}` the
+    user meets (``reg_attended``). The weights then stay user-specific (mean 0.68 ID, 0.12 image, 0.20 text,
+    standard deviation about 0.07 across users).
 
     With ``attention="user"`` (default) the :math:`W_x\mathbf x_{is}` term is dropped: the weights
     :math:`a_{us}` depend on the user only, like MAML's user-specific modality attention (Liu et al., 2019),
