@@ -657,8 +657,10 @@ def _add_page_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/images/{item_id:path}", tags=["page"], response_class=FileResponse,
              responses={200: {"content": {kind: picture for kind in PICTURE_TYPES}, "description": "the picture"}})
-    def image(item_id: Annotated[str, PathParam(min_length=1, max_length=MAX_PATH_CHARS)]) -> FileResponse:
+    def image(item_id: Annotated[str, PathParam(max_length=MAX_PATH_CHARS)]) -> FileResponse:
         """The item's picture, read only from the dataset's content folder (or the uploads of new items)."""
+        # item_id may be empty even for /images/%0A: Starlette's route pattern ends in $, which matches before
+        # a final newline; it then names no item like any other unknown id
         item = service.catalogue.index.get(item_id)
         path = None if item is None else service.catalogue.picture_file(item)
         media = mimetypes.guess_type(path.name)[0] if path is not None else None
