@@ -327,6 +327,7 @@ def parse_args() -> argparse.Namespace:
                         help="leave glibc's allocator as it is (modalrec's trainer calls keep_freed_memory)")
     parser.add_argument("--no-floor", action="store_true", help="skip the kernel floor (one more epoch)")
     parser.add_argument("--no-quality", action="store_true", help="skip time to quality on (a)")
+    parser.add_argument("--no-speed", action="store_true", help="only time to quality (with --datasets a)")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's top operators")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per child process")
@@ -346,7 +347,7 @@ def main() -> None:
     print(f"bench/speed.py  torch {torch.__version__}  python {sys.version.split()[0]}  cpus {os.cpu_count()}  "
           f"device {args.device}")
     for threads in (int(t) for t in args.threads.split(",")):
-        for letter in letters:
+        for letter in [] if args.no_speed else letters:
             epochs = args.epochs or DEFAULT_EPOCHS[letter]
             results = {}
             for model in models:
