@@ -165,7 +165,9 @@ class TfidfSvd:
             )
         svd = TruncatedSVD(n_components=components, random_state=self.seed)
         # One BLAS thread: far faster on matrices this small and bit-reproducible across machines.
-        with threadpool_limits(limits=1):
+        # errstate: scikit-learn divides by the total variance for explained_variance_ratio_ (unused here),
+        # which is 0 when every text is the same.
+        with threadpool_limits(limits=1), np.errstate(invalid="ignore", divide="ignore"):
             reduced = svd.fit_transform(tfidf)
         self._vectorizer, self._svd = vectorizer, svd
         logger.debug("tfidf_svd: %d texts, %d terms -> %d dimensions", n_texts, n_features, components)
