@@ -25,8 +25,10 @@ def keep_freed_memory() -> bool:
     Process-wide and idempotent. The costs: memory freed by the process is not given back to the system
     until it exits, so the resident size stays at its peak; and a loop that keeps small results while it
     frees large temporaries can fragment the heap, each freed block being split by the small ones (the
-    chunked kNN build grew by its similarity block per chunk until it reused one buffer). The training loop
-    and the evaluator were measured flat (Baby: +0.06 GiB; Elec-sized LightGCN: 2.1 GiB peak against 2.95).
+    chunked kNN build grew by its similarity block per chunk until it reused one buffer). Measured: the
+    evaluator +0.06 GiB on Baby, Elec-sized LightGCN 2.4 GiB peak against 2.95, but Elec-sized FREEDOM
+    14.75 GiB against 3.85 (kNN build, per-epoch pruned graph and bench/speed.py's kept product arguments
+    interleaved with 65-260 MB temporaries). Hence opt-in: call it where the peak can afford it.
     """
     global _applied
     if _applied:
