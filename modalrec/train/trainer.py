@@ -11,7 +11,7 @@ import random
 import time
 import warnings
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from modalrec.config import EvalConfig, TrainConfig
 from modalrec.data.sampler import NegativeSampler
 from modalrec.data.split import Split
 from modalrec.errors import ConfigError, ModalrecError, NotFittedError, RunFolderError
-from modalrec.evaluate.evaluator import FullRankingEvaluator, MetricTable
+from modalrec.evaluate.evaluator import FullRankingEvaluator, JointEvaluator, MetricTable
 from modalrec.evaluate.metrics import parse_metric_name
 from modalrec.io_utils import write_torch
 from modalrec.models.base import Recommender, TrainBatch
@@ -235,8 +235,13 @@ class Trainer:
         return total / max(batches, 1)
 
     def evaluate(self, part: str) -> MetricTable:
+        return self.evaluate_splits([part])[part]
+
+    def evaluate_splits(self, parts: Sequence[str]) -> dict[str, MetricTable]:
+        """Tables of several splits; splits that rank alike share one scoring and ranking of each user."""
         self.model.eval()
-        return self.evaluators[part].evaluate(self.model.score, self.device)
+        return JointEvaluator({part: self.evaluators[part] for part in parts}).evaluate(self.model.score,
+                                                                                      self.device)
 
     def _update_best(self, value: float, epoch: int) -> None:
         if value > self.progress.best_value:
@@ -255,8 +260,8 @@ class Trainer:
         if not self.dist.is_main:  # rank 0 reports for the job
             return TrainResult(self.progress.best_epoch, self.progress.epoch, self.progress.train_seconds, {}, {},
                                self.progress.history)
-        valid = self.evaluate("valid")
-        test = self.evaluate("test") if evaluate_test else None
+        tables = self.evaluate_splits(["valid", "test"] if evaluate_test else ["valid"])
+        valid, test = tables["valid"], tables.get("test")
         return TrainResult(
             best_epoch=self.progress.best_epoch,
             epochs=self.progress.epoch,

@@ -21,13 +21,13 @@ def test_trials_never_touch_test_and_the_best_is_tested_once(
     tiny_mmrec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parts: list[str] = []
-    original = trainer_module.Trainer.evaluate
+    original = trainer_module.Trainer.evaluate_splits
 
-    def spy(self: trainer_module.Trainer, part: str) -> object:
-        parts.append(part)
-        return original(self, part)
+    def spy(self: trainer_module.Trainer, names: list[str]) -> object:
+        parts.extend(names)
+        return original(self, names)
 
-    monkeypatch.setattr(trainer_module.Trainer, "evaluate", spy)
+    monkeypatch.setattr(trainer_module.Trainer, "evaluate_splits", spy)
     out = tmp_path / "tuning"
     result = tune(tiny_mmrec, "bpr", 3, out, overrides=["epochs=3", "progress=false", "batch_size=16"])
     assert parts.count("test") == 1 and parts[-1] == "test"
