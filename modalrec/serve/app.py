@@ -52,7 +52,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from modalrec.errors import ConfigError, ModalrecError
+from modalrec.errors import ConfigError, ModalrecError, WriteError
 from modalrec.evaluate.evaluator import top_k_deterministic
 from modalrec.models.base import NotSupported, Recommender
 from modalrec.serve.ab import DEFAULT_SALT, Router, ab_report, format_report
@@ -461,6 +461,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModalrecError)
     async def library_error(request: Request, exc: ModalrecError) -> JSONResponse:
         return error_response(400, str(exc))
+
+    @app.exception_handler(WriteError)
+    async def write_error(request: Request, exc: WriteError) -> JSONResponse:  # full disk: the server's fault
+        return error_response(503, str(exc))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -15,6 +15,7 @@ Schema::
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import threading
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from modalrec.errors import ModalrecError
+from modalrec.errors import ModalrecError, WriteError
 
 FEEDBACK_FILE = "feedback.sqlite"
 EVENTS = ("impression", "click", "purchase")
@@ -87,24 +88,29 @@ class FeedbackStore:
         """Store ``events`` in one transaction; returns once they are on disk."""
         received = time.time()
         rows = [(e.user_id, e.item_id, e.event, e.timestamp, e.arm, received) for e in events]
-        with self._lock:
-            self._connection.execute("BEGIN IMMEDIATE")
-            try:
-                self._connection.executemany(
-                    "INSERT INTO feedback (user_id, item_id, event, timestamp, arm, received_at) "
+        self._write("INSERT INTO feedback (user_id, item_id, event, timestamp, arm, received_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)", rows)
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
-            self._connection.execute("COMMIT")
 
     def set_experiment(self, values: dict[str, str]) -> None:
         """Record how the experiment is set up (arms' runs, split, salt); later values replace earlier ones."""
+        self._write("INSERT OR REPLACE INTO experiment (key, value) VALUES (?, ?)", list(values.items()))
+
+    def _write(self, statement: str, rows: Sequence[tuple[object, ...]]) -> None:
+        """All ``rows`` or none: one transaction, rolled back on any failure. A full disk or a read-only
+        database raises WriteError; the connection stays usable."""
         with self._lock:
-            self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany("INSERT OR REPLACE INTO experiment (key, value) VALUES (?, ?)",
-                                         list(values.items()))
-            self._connection.execute("COMMIT")
+            try:
+                self._connection.execute("BEGIN IMMEDIATE")
+                try:
+                    self._connection.executemany(statement, rows)
+                    self._connection.execute("COMMIT")
+                except BaseException:
+                    if self._connection.in_transaction:
+                        self._connection.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                code = errno.ENOSPC if "full" in str(exc) else errno.EIO
+                raise WriteError(self.path, OSError(code, str(exc))) from None
 
     def experiment(self) -> dict[str, str]:
         with self._lock:

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from modalrec.cli.main import main
 from modalrec.cli.serve_cmd import add_serve_parsers
-from modalrec.errors import ConfigError, ModalrecError
+from modalrec.errors import ConfigError, ModalrecError, WriteError
 from modalrec.serve.ab import (
     Router,
     format_report,
@@ -91,6 +91,26 @@ def test_feedback_is_stored_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
         mode = store._connection.execute("PRAGMA journal_mode").fetchone()[0]
         sync = store._connection.execute("PRAGMA synchronous").fetchone()[0]
     assert (mode, sync) == ("wal", 2)  # 2 = FULL
+
+
+def test_a_failed_experiment_write_rolls_back_and_the_store_keeps_working(tmp_path: Path) -> None:
+    with FeedbackStore(tmp_path / "f.sqlite") as store:
+        store.set_experiment({"salt": "s1"})
+        with pytest.raises(sqlite3.Error):
+            store.set_experiment({"salt": "s2", "arms": object()})  # type: ignore[dict-item]
+        store.append([FeedbackEvent("u", "i", "click", 1.0, "A")])
+        assert store.experiment() == {"salt": "s1"} and store.count() == 1
+
+
+def test_a_full_database_is_a_write_error_and_keeps_what_was_stored(tmp_path: Path) -> None:
+    with FeedbackStore(tmp_path / "f.sqlite") as store:
+        store.append([FeedbackEvent("u", "i", "click", 1.0, "A")])
+        pages = store._connection.execute("PRAGMA page_count").fetchone()[0]
+        store._connection.execute(f"PRAGMA max_page_count = {pages}")  # the "disk" is now full
+        big = [FeedbackEvent(f"user-{n}" * 20, "i", "click", float(n), "A") for n in range(2000)]
+        with pytest.raises(WriteError, match="full"):
+            store.append(big)
+        assert store.count() == 1
 
 
 def test_acknowledged_feedback_survives_a_killed_process(tmp_path: Path) -> None:
