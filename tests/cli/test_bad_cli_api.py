@@ -148,12 +148,17 @@ def test_a_real_process_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bad_api")
     rows, features = block_dataset()
     data = write_mmrec(root / "data", rows, features={"image": features})
     assert main(["train", "--data", str(data), "--model", "bpr", "--out", str(root / "run"), *FAST]) == 0
-    return TestClient(create_app(load_service([root / "run"])), raise_server_exceptions=False)
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def client(trained_run: Path) -> TestClient:
+    return TestClient(create_app(load_service([trained_run])), raise_server_exceptions=False)
 
 
 JSON = {"content-type": "application/json"}
@@ -202,15 +207,6 @@ def test_unusual_but_valid_requests_are_answered(client: TestClient) -> None:
 
 
 # --- a damaged run folder --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("damaged_run")
-    rows, features = block_dataset()
-    data = write_mmrec(root / "data", rows, features={"image": features})
-    assert main(["train", "--data", str(data), "--model", "bpr", "--out", str(root / "run"), *FAST]) == 0
-    return root / "run"
 
 
 @pytest.mark.parametrize(("damaged", "command", "words"), [
