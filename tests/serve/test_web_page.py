@@ -5,6 +5,7 @@ Skipped where Playwright or ``/usr/bin/chromium`` is missing; ``.ci/run`` instal
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,39 +69,46 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     listener.close()
 
 
-def test_pick_a_user_see_pictures_and_arm_then_click_for_similar_items(server: tuple[str, Path],
-                                                                        tmp_path: Path) -> None:
-    url, db = server
+@contextlib.contextmanager
+def browser_page(home: Path) -> Iterator[Any]:
+    """A fresh headless Chromium page (20 s timeouts), closed afterwards."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
-                                             env={**os.environ, "HOME": str(tmp_path)})
+                                             env={**os.environ, "HOME": str(home)})
         try:
             page = browser.new_page()
             page.set_default_timeout(20_000)
-            page.goto(url + "/")
-            page.fill("#user-input", "0")
-            page.fill("#k-input", "6")
-            page.click("#show-button")
-            page.wait_for_selector("#recommendations .card")
-            cards = page.locator("#recommendations .card")
-            assert cards.count() == 6
-            assert page.text_content("#arm") == "A" and page.text_content("#source") == "model"
-            page.wait_for_function("Array.from(document.querySelectorAll('#recommendations img'))"
-                                   ".every(img => img.complete && img.naturalWidth === 48)")
-            first_item = cards.first.get_attribute("data-item")
-            assert cards.first.locator(".title").text_content() == f"Poster {first_item}"
-            page.wait_for_selector("#history .card")
-            assert page.locator("#history .card").count() == 2  # the user's training items
-
-            cards.first.click()
-            page.wait_for_selector("#similar .card")
-            assert page.text_content("#similar-to") == f"Poster {first_item}"
-            similar = page.locator("#similar .card")
-            assert similar.count() == 11
-            assert first_item not in [similar.nth(i).get_attribute("data-item") for i in range(similar.count())]
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+            yield page
         finally:
             browser.close()
+
+
+def test_pick_a_user_see_pictures_and_arm_then_click_for_similar_items(server: tuple[str, Path],
+                                                                        tmp_path: Path) -> None:
+    url, db = server
+    with browser_page(tmp_path) as page:
+        page.goto(url + "/")
+        page.fill("#user-input", "0")
+        page.fill("#k-input", "6")
+        page.click("#show-button")
+        page.wait_for_selector("#recommendations .card")
+        cards = page.locator("#recommendations .card")
+        assert cards.count() == 6
+        assert page.text_content("#arm") == "A" and page.text_content("#source") == "model"
+        page.wait_for_function("Array.from(document.querySelectorAll('#recommendations img'))"
+                               ".every(img => img.complete && img.naturalWidth === 48)")
+        first_item = cards.first.get_attribute("data-item")
+        assert cards.first.locator(".title").text_content() == f"Poster {first_item}"
+        page.wait_for_selector("#history .card")
+        assert page.locator("#history .card").count() == 2  # the user's training items
+
+        cards.first.click()
+        page.wait_for_selector("#similar .card")
+        assert page.text_content("#similar-to") == f"Poster {first_item}"
+        similar = page.locator("#similar .card")
+        assert similar.count() == 11
+        assert first_item not in [similar.nth(i).get_attribute("data-item") for i in range(similar.count())]
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the page posts feedback without waiting for the answer
         with sqlite3.connect(db) as connection:
@@ -113,18 +122,11 @@ def test_pick_a_user_see_pictures_and_arm_then_click_for_similar_items(server: t
 def test_the_api_docs_render_without_network(server: tuple[str, Path], tmp_path: Path) -> None:
     url, _ = server
     outside: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
-                                             env={**os.environ, "HOME": str(tmp_path)})
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(20_000)
-            page.on("request", lambda request: None if request.url.startswith(url) else outside.append(request.url))
-            page.goto(url + "/docs")
-            page.wait_for_selector("#docs .op")
-            shown = page.locator("#docs .op .path")
-            paths = {shown.nth(i).text_content() for i in range(shown.count())}
-        finally:
-            browser.close()
+    with browser_page(tmp_path) as page:
+        page.on("request", lambda request: None if request.url.startswith(url) else outside.append(request.url))
+        page.goto(url + "/docs")
+        page.wait_for_selector("#docs .op")
+        shown = page.locator("#docs .op .path")
+        paths = {shown.nth(i).text_content() for i in range(shown.count())}
     assert {"/recommend", "/similar", "/items", "/feedback", "/health", "/metrics", "/ab/report"} <= paths
     assert outside == []

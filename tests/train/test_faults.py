@@ -323,6 +323,18 @@ def _raw_shop(folder: Path, titles: tuple[str, ...]) -> Path:
     return folder
 
 
+def _full_disk_when_replacing(monkeypatch: pytest.MonkeyPatch, name_suffix: str) -> None:
+    """The atomic writers' final rename fails with ENOSPC for targets ending in ``name_suffix``."""
+    real_replace = os.replace
+
+    def replace(source: object, target: object) -> None:
+        if str(target).endswith(name_suffix):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("modalrec.io_utils.os.replace", replace)
+
+
 def _build(raw: Path, out: Path) -> None:
     tables = read_raw_tables(raw / "interactions.csv", raw / "items.csv")
     build_dataset(tables, [ModalitySpec("text", ("title",), "tfidf")], out)
@@ -333,14 +345,7 @@ def test_a_failed_dataset_build_keeps_the_earlier_build(tmp_path: Path, monkeypa
     _build(_raw_shop(tmp_path / "raw", ("red shoe", "blue shoe", "green hat", "red hat")), out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     _raw_shop(tmp_path / "raw", ("red boot", "blue boot", "green cap", "red cap"))
-    real_replace = os.replace
-
-    def full_disk_at_manifest(source: object, target: object) -> None:
-        if str(target).endswith("manifest.json"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_replace(source, target)  # type: ignore[arg-type]
-
-    monkeypatch.setattr("modalrec.io_utils.os.replace", full_disk_at_manifest)
+    _full_disk_when_replacing(monkeypatch, "manifest.json")
     with pytest.raises(WriteError, match="manifest.json"):
         _build(tmp_path / "raw", out)
     monkeypatch.undo()
@@ -452,14 +457,7 @@ def test_full_disk_during_training_keeps_a_resumable_run(tiny_mmrec: Path, tmp_p
 def test_full_disk_while_starting_leaves_no_run(tiny_mmrec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    real_replace = os.replace
-
-    def full_at_split(source: object, target: object) -> None:
-        if str(target).endswith("split.npz"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_replace(source, target)  # type: ignore[arg-type]
-
-    monkeypatch.setattr("modalrec.io_utils.os.replace", full_at_split)
+    _full_disk_when_replacing(monkeypatch, "split.npz")
     assert _train(tiny_mmrec, out) == 2
     assert "split.npz: cannot write" in _one_error_line(capsys)
     assert sorted(p.name for p in out.iterdir()) == []  # not a half-written run folder
