@@ -126,7 +126,8 @@ def _setup(spec: dict[str, Any], model_values: dict[str, Any], train_values: dic
                               model_inputs(prepared.dataset, prepared.split))
     model_seconds = time.perf_counter() - start
     train = build(TrainConfig, {"progress": False, "patience": 0, "device": spec["device"],
-                                "threads": spec["threads"], **train_values}, section="train")
+                                "threads": spec["threads"], "fused_optimizer": spec.get("fused_optimizer", False),
+                                **train_values}, section="train")
     trainer = Trainer(model, prepared.split, train, EvalConfig(), seed=spec["seed"])
     return trainer, data_seconds, model_seconds
 
@@ -325,6 +326,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--eval-repeats", type=int, default=None, help="timed evaluations (default: a 3, b 3, c 1)")
     parser.add_argument("--system-malloc", action="store_true",
                         help="leave glibc's allocator as it is (modalrec's trainer calls keep_freed_memory)")
+    parser.add_argument("--fused-optimizer", action="store_true",
+                        help="train with train.fused_optimizer=true (Adam's fused kernel; equal up to rounding)")
     parser.add_argument("--no-floor", action="store_true", help="skip the kernel floor (one more epoch)")
     parser.add_argument("--no-quality", action="store_true", help="skip time to quality on (a)")
     parser.add_argument("--no-speed", action="store_true", help="only time to quality (with --datasets a)")
@@ -345,7 +348,7 @@ def main() -> None:
     letters = [x.strip() for x in args.datasets.split(",") if x.strip()]
     models = [x.strip() for x in args.models.split(",") if x.strip()]
     print(f"bench/speed.py  torch {torch.__version__}  python {sys.version.split()[0]}  cpus {os.cpu_count()}  "
-          f"device {args.device}")
+          f"device {args.device}  adam {'fused' if args.fused_optimizer else 'foreach'}")
     for threads in (int(t) for t in args.threads.split(",")):
         for letter in [] if args.no_speed else letters:
             epochs = args.epochs or DEFAULT_EPOCHS[letter]
@@ -354,6 +357,7 @@ def main() -> None:
                 spec = {"job": "speed", "dataset": DATASETS[letter], "model": model, "epochs": epochs,
                         "eval_repeats": args.eval_repeats or DEFAULT_EVAL_REPEATS[letter],
                         "system_malloc": args.system_malloc, "threads": threads, "device": args.device,
+                        "fused_optimizer": args.fused_optimizer,
                         "seed": args.seed, "floor": not args.no_floor, "profile": args.profile}
                 results[model] = run_child(spec, args.timeout)
                 print(f"  [{DATASETS[letter]} {model}: {json.dumps(_summary(results[model]))}]", file=sys.stderr)
@@ -362,7 +366,8 @@ def main() -> None:
             quality = {}
             for model in models:
                 spec = {"job": "quality", "dataset": "ml100k", "model": model, "threads": threads,
-                        "device": args.device, "seed": args.seed, "system_malloc": args.system_malloc}
+                        "device": args.device, "seed": args.seed, "system_malloc": args.system_malloc,
+                        "fused_optimizer": args.fused_optimizer}
                 quality[model] = run_child(spec, args.timeout)
                 print(f"  [time to quality {model}: {json.dumps(_summary(quality[model]))}]", file=sys.stderr)
             print_quality_table(quality)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+import modalrec.train.trainer as trainer_module
+from modalrec.cli.main import main
 
 PROBE = """
 import resource, torch
@@ -30,3 +34,14 @@ def test_freed_pages_are_reused() -> None:
     assert applied == "True" and again == "True"
     assert int(before) > 10 * 10_000  # each 64 MiB temporary faulted in anew: 16,384 pages
     assert int(after) < 1_000
+
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_trainer_applies_it_only_when_asked(enabled: bool, tiny_mmrec: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bool] = []
+    monkeypatch.setattr(trainer_module, "keep_freed_memory", lambda: calls.append(True) or True)
+    assert main(["train", "--data", str(tiny_mmrec), "--model", "bpr", "--out", str(tmp_path / "run"),
+                 "--set", "epochs=1", "--set", "progress=false", "--set", f"keep_freed_memory={str(enabled).lower()}"]) == 0
+    assert calls == ([True] if enabled else [])

@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from modalrec.cli.main import main
+from modalrec.config import TrainConfig
+from modalrec.train.trainer import make_adam
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--set", "epochs=3", "--set", "batch_size=16", "--set", "progress=false", "--set", "device=cpu"]
@@ -74,3 +76,22 @@ def test_a_fresh_process_gets_the_same_numbers(tiny_mmrec: Path, tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert record(tmp_path / "here") == record(tmp_path / "there")
     assert same_weights(tmp_path / "here", tmp_path / "there")
+
+
+def adam_after_steps(config: TrainConfig | None, steps: int = 20) -> torch.Tensor:
+    """A (50, 8) parameter after ``steps`` Adam steps on seeded gradients; None: torch's own default Adam."""
+    parameter = torch.nn.Parameter(torch.ones(50, 8))
+    optimizer = torch.optim.Adam([parameter], lr=0.01) if config is None else make_adam([parameter], config)
+    gradients = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        parameter.grad = torch.randn(parameter.shape, generator=gradients)
+        optimizer.step()
+    return parameter.detach()
+
+
+def test_the_trainers_adam_equals_torchs_default_bit_for_bit_and_fused_up_to_rounding() -> None:
+    default = adam_after_steps(None)
+    assert torch.equal(adam_after_steps(TrainConfig(learning_rate=0.01)), default)
+    fused = adam_after_steps(TrainConfig(learning_rate=0.01, fused_optimizer=True))
+    assert torch.allclose(fused, default, atol=1e-6)
+    assert not torch.equal(default, torch.ones(50, 8))  # the steps moved the parameter
