@@ -36,6 +36,7 @@ class MMGCNConfig:
     reg_weight: float = 1e-3  # lambda on the batch's ID embeddings and user preference vectors
     output_reg_weight: float = 1e-2  # L2 on the batch's fused user and item vectors, what the score dots (0: paper)
     id_branch: bool = True  # add the ID embeddings smoothed LightGCN-style to the fused vectors (not in the paper)
+    linear_output: bool = False  # drop the last layer's LeakyReLU, so a modality's vectors are signed (not in the paper)
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
 
     def __post_init__(self) -> None:
@@ -77,12 +78,16 @@ class MMGCNLayer(nn.Module):
             if linear.bias is not None:
                 nn.init.zeros_(linear.bias)
 
-    def forward(self, x: Tensor, id_embedding: Tensor, aggregate: Callable[[Tensor], Tensor]) -> Tensor:
+    def forward(
+        self, x: Tensor, id_embedding: Tensor, aggregate: Callable[[Tensor], Tensor], activate: bool = True
+    ) -> Tensor:
         neighbourhood = F.leaky_relu(aggregate(self.neighbour_weight(x)))  # h
         own = F.leaky_relu(self.self_weight(x)) + id_embedding  # u_hat, i_hat
         if self.concat:
-            return F.leaky_relu(self.combine(torch.cat([neighbourhood, own], dim=1)))
-        return F.leaky_relu(self.combine(neighbourhood) + own)
+            combined = self.combine(torch.cat([neighbourhood, own], dim=1))
+        else:
+            combined = self.combine(neighbourhood) + own
+        return F.leaky_relu(combined) if activate else combined
 
 
 class ModalityBranch(nn.Module):
@@ -102,6 +107,7 @@ class ModalityBranch(nn.Module):
         self.user_preference = nn.Embedding(num_users, config.embedding_dim)  # u_m
         self.feature_projection = nn.Linear(features.shape[1], config.embedding_dim)  # P_m
         self.layers = nn.ModuleList(MMGCNLayer(config.embedding_dim, config.concat) for _ in range(config.num_layers))
+        self.linear_output = config.linear_output
 
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.user_preference.weight)
@@ -123,8 +129,8 @@ class ModalityBranch(nn.Module):
         return self.convolve(x, torch.zeros_like(x), lambda h: h)
 
     def convolve(self, x: Tensor, id_embedding: Tensor, aggregate: Callable[[Tensor], Tensor]) -> Tensor:
-        for layer in self.layers:
-            x = layer(x, id_embedding, aggregate)
+        for number, layer in enumerate(self.layers, start=1):
+            x = layer(x, id_embedding, aggregate, activate=not (self.linear_output and number == len(self.layers)))
         return x
 
 
