@@ -36,7 +36,7 @@ class MMGCNConfig:
     reg_weight: float = 1e-3  # lambda on the batch's ID embeddings and user preference vectors
     output_reg_weight: float = 1e-2  # L2 on the batch's fused user and item vectors, what the score dots (0: paper)
     id_branch: bool = True  # add the ID embeddings smoothed LightGCN-style to the fused vectors (not in the paper)
-    linear_output: bool = False  # drop the last layer's LeakyReLU, so a modality's vectors are signed (not in the paper)
+    modality_gate: bool = False  # scale each modality's vectors by a learned scalar that starts at 0 (needs id_branch)
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
 
     def __post_init__(self) -> None:
@@ -51,6 +51,8 @@ class MMGCNConfig:
             raise ConfigError("model.aggregation", f"expected one of {choices}, got '{self.aggregation}'")
         if self.fusion not in FUSIONS:
             raise ConfigError("model.fusion", f"expected one of {', '.join(FUSIONS)}, got '{self.fusion}'")
+        if self.modality_gate and not self.id_branch:
+            raise ConfigError("model.modality_gate", "needs model.id_branch=true: with every gate at 0 nothing would learn")
 
 
 class MMGCNLayer(nn.Module):
@@ -78,16 +80,12 @@ class MMGCNLayer(nn.Module):
             if linear.bias is not None:
                 nn.init.zeros_(linear.bias)
 
-    def forward(
-        self, x: Tensor, id_embedding: Tensor, aggregate: Callable[[Tensor], Tensor], activate: bool = True
-    ) -> Tensor:
+    def forward(self, x: Tensor, id_embedding: Tensor, aggregate: Callable[[Tensor], Tensor]) -> Tensor:
         neighbourhood = F.leaky_relu(aggregate(self.neighbour_weight(x)))  # h
         own = F.leaky_relu(self.self_weight(x)) + id_embedding  # u_hat, i_hat
         if self.concat:
-            combined = self.combine(torch.cat([neighbourhood, own], dim=1))
-        else:
-            combined = self.combine(neighbourhood) + own
-        return F.leaky_relu(combined) if activate else combined
+            return F.leaky_relu(self.combine(torch.cat([neighbourhood, own], dim=1)))
+        return F.leaky_relu(self.combine(neighbourhood) + own)
 
 
 class ModalityBranch(nn.Module):
@@ -107,7 +105,6 @@ class ModalityBranch(nn.Module):
         self.user_preference = nn.Embedding(num_users, config.embedding_dim)  # u_m
         self.feature_projection = nn.Linear(features.shape[1], config.embedding_dim)  # P_m
         self.layers = nn.ModuleList(MMGCNLayer(config.embedding_dim, config.concat) for _ in range(config.num_layers))
-        self.linear_output = config.linear_output
 
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.user_preference.weight)
@@ -129,8 +126,8 @@ class ModalityBranch(nn.Module):
         return self.convolve(x, torch.zeros_like(x), lambda h: h)
 
     def convolve(self, x: Tensor, id_embedding: Tensor, aggregate: Callable[[Tensor], Tensor]) -> Tensor:
-        for number, layer in enumerate(self.layers, start=1):
-            x = layer(x, id_embedding, aggregate, activate=not (self.linear_output and number == len(self.layers)))
+        for layer in self.layers:
+            x = layer(x, id_embedding, aggregate)
         return x
 
 
@@ -212,6 +209,7 @@ class MMGCN(Recommender):
             adjacency = normalized_adjacency(inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items)
             self.register_buffer("adjacency", adjacency, persistent=False)
         self.id_embedding = nn.Embedding(num_nodes, config.embedding_dim)
+        self.gates = nn.Parameter(torch.zeros(len(tables))) if config.modality_gate else None
         self.branches = nn.ModuleDict(
             {m: ModalityBranch(m, table, inputs.num_users, config) for m, table in tables.items()}
         )
@@ -228,7 +226,13 @@ class MMGCN(Recommender):
     def modality_representations(self) -> dict[str, Tensor]:
         """``{modality: X_m^(L)}``, users in the first U rows. Shapes: (U+I, d) each."""
         id_embedding = self.warm_nodes * self.id_embedding.weight  # cold items: 0
-        return {m: branch(id_embedding, self.aggregate) for m, branch in self.branches.items()}
+        return self.gated({m: branch(id_embedding, self.aggregate) for m, branch in self.branches.items()})
+
+    def gated(self, vectors: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Each modality's vectors times its learned gate, when ``modality_gate``."""
+        if self.gates is None:
+            return vectors
+        return {m: gate * vector for gate, (m, vector) in zip(self.gates, vectors.items(), strict=True)}
 
     def id_representation(self) -> Tensor:
         """The ID branch :math:`\bar E_{id}`, the mean of the ID embeddings over L propagation steps
@@ -257,7 +261,8 @@ class MMGCN(Recommender):
         Shapes: {modality: (N, F_m)} -> (N, d) or (N, M*d), comparable with ``compute_embeddings().items``.
         """
         device = self.id_embedding.weight.device
-        vectors = [branch.new_items(features[branch.modality].to(device)) for branch in self.modality_branches()]
+        vectors = list(self.gated({b.modality: b.new_items(features[b.modality].to(device))
+                                   for b in self.modality_branches()}).values())
         if self.config.id_branch:  # no ID embedding and no edges: the ID branch is zero
             vectors.append(torch.zeros_like(vectors[0]))
         return self.fuse(vectors)

@@ -190,3 +190,31 @@ def test_output_penalty_is_on_the_vectors_the_score_dots() -> None:
         ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
         expected = (user.pow(2).sum() + positive.pow(2).sum() + negative.pow(2).sum()) / 4
         assert (model.loss(batch) - ranking).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_modality_gates_start_closed_so_training_starts_from_the_id_branch() -> None:
+    model = tiny_model(modality_gate=True).eval()
+    vectors = model.embeddings()
+    users, items = torch.split(model.id_representation(), [NUM_USERS, NUM_ITEMS])
+    assert torch.equal(vectors.users, users) and torch.equal(vectors.items, items)
+    new_items = model.content_item_vectors({"image": torch.randn(2, 5), "text": torch.randn(2, 3)})
+    assert torch.equal(new_items, torch.zeros(2, 8))  # no ID, no edges, every gate closed
+
+
+def test_modality_gates_learn_and_then_let_content_in() -> None:
+    model = tiny_model(modality_gate=True).train()
+    batch = TrainBatch(USERS, ITEMS, torch.tensor([4, 5, 4, 5, 4, 5, 4]))
+    model.loss(batch).backward()
+    assert model.gates is not None and model.gates.grad is not None
+    assert bool((model.gates.grad != 0).all())
+    with torch.no_grad():
+        model.gates.fill_(0.5)
+    scaled = model.modality_representations()["image"]
+    with torch.no_grad():
+        model.gates.fill_(1.0)
+    assert torch.allclose(scaled, 0.5 * model.modality_representations()["image"])
+
+
+def test_modality_gates_need_the_id_branch() -> None:
+    with pytest.raises(ConfigError, match="id_branch"):
+        MMGCNConfig(modality_gate=True, id_branch=False)
