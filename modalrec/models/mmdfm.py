@@ -66,6 +66,8 @@ class MMDFMConfig:
     config=MMDFMConfig,
     description="MMDFM: factorization machine over user, item and modality fields (DeepFM-style), four fusion modes",
     uses_content=True,
+    # chosen on validation recall@20 (ml100k-posters, seed 2024): 0.0005 beat 0.001 in all four fusion modes
+    training_defaults={"learning_rate": 5e-4},
 )
 class MMDFM(Recommender):
     r"""A factorization machine whose fields are the user id, the item id and one dense field per modality.
