@@ -37,6 +37,7 @@ class MMALConfig:
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
     content_dropout: float = 0.0  # dropout on the scaled content features while training
     reg_attended: bool = True  # L2 on the attended item vector S*sum_s a*x_s (what p_u meets), not on the sources
+    item_bias: bool = False  # add b_i + beta.f_i to the score: an ID bias and a content bias, as in VBPR
 
     def __post_init__(self) -> None:
         check_choice("model.attention", self.attention, ATTENTION_KINDS)
@@ -84,6 +85,9 @@ class MMAL(Recommender):
     here). ``"user_item"`` keeps ACF's full form; :meth:`score` then evaluates every (user, item) pair in item
     chunks and there are no embeddings.
 
+    ``item_bias`` adds VBPR's two bias terms to every score, :math:`b_i + \boldsymbol\beta^\top\mathbf f_i` (an ID
+    bias and a content bias, both under the penalty); the embeddings then carry one more column (1 for users).
+
     :meth:`modality_weights` gives the weights for explanation, named by ``modality_names``
     (``["id", "image", "text"]`` with both modalities). Cold items (no training interaction) have
     :math:`\mathbf e_i = 0`, so they are scored from content alone.
@@ -110,6 +114,8 @@ class MMAL(Recommender):
         self.user_embedding = nn.Embedding(inputs.num_users, dim)  # p_u
         self.item_id = nn.Embedding(inputs.num_items, dim)  # e_i
         self.feature_projection = ModalityProjection(self.modality_dims, dim, config.feature_hidden_dim)  # g_m
+        self.id_bias = nn.Embedding(inputs.num_items, 1) if config.item_bias else None  # b_i
+        self.content_bias = nn.Linear(self.content.shape[1], 1, bias=False) if config.item_bias else None  # beta
         self.attention = AttentionFusion(len(self.modality_names), dim, dim, config.attention_dim,
                                          condition_on_item=config.attention == "user_item",
                                          bounded=config.bounded_attention)
@@ -118,6 +124,24 @@ class MMAL(Recommender):
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_id.weight)
+        if self.id_bias is not None and self.content_bias is not None:
+            nn.init.zeros_(self.id_bias.weight)
+            nn.init.zeros_(self.content_bias.weight)
+
+    def biases(self, content: Tensor, id_bias: Tensor | None = None) -> Tensor | None:
+        """b_i + beta.f_i per item (b_i = 0 for cold and new items), or None without ``item_bias``.
+
+        Shapes: scaled content (N, F), ID biases (N, 1) -> (N,).
+        """
+        if self.content_bias is None:
+            return None
+        first_order = self.content_bias(content)
+        return (first_order if id_bias is None else first_order + id_bias).squeeze(1)
+
+    def catalogue_biases(self) -> Tensor | None:
+        """The catalogue's item biases, cold items without b_i. Shape: (I,)."""
+        id_bias = None if self.id_bias is None else self.warm * self.id_bias.weight
+        return self.biases(self.content, id_bias)
 
     def sources_of(self, content: Tensor, id_source: Tensor) -> Tensor:
         """Item sources from scaled content and the ID embedding. Shapes: (N, F), (N, d) -> (N, S, d)."""
@@ -139,7 +163,9 @@ class MMAL(Recommender):
             raise NotSupported("mmal with attention='user_item' has no item vectors: it does not factor")
         content = self.scaler({m: features[m].to(self.content.device) for m in self.modality_names[1:]})
         no_id = content.new_zeros(len(content), self.config.embedding_dim)
-        return self.attention.item_vectors(self.sources_of(content, no_id))
+        vectors = self.attention.item_vectors(self.sources_of(content, no_id))
+        bias = self.biases(content)
+        return vectors if bias is None else torch.cat([vectors, bias.unsqueeze(1)], dim=1)
 
     def user_blocks(self, user: Tensor) -> Tensor:
         """The user vector repeated once per source. Shapes: (B, d) -> (B, S, d)."""
@@ -149,15 +175,24 @@ class MMAL(Recommender):
         if not self.attention.factorizes:
             raise NotSupported("mmal with attention='user_item' weighs each (user, item) pair: not a dot product")
         user = self.user_embedding.weight
-        return Embeddings(self.attention.user_vectors(self.user_blocks(user), user),
-                          self.attention.item_vectors(self.item_sources()))
+        users = self.attention.user_vectors(self.user_blocks(user), user)
+        items = self.attention.item_vectors(self.item_sources())
+        bias = self.catalogue_biases()
+        if bias is None:
+            return Embeddings(users, items)
+        return Embeddings(torch.cat([users, users.new_ones(len(users), 1)], dim=1),
+                          torch.cat([items, bias.unsqueeze(1)], dim=1))
 
     def score(self, users: Tensor, items: Tensor | None = None) -> Tensor:
         if self.attention.factorizes:
             return super().score(users, items)
         sources = self.item_sources() if items is None else self.item_sources()[items]
         user = self.user_embedding(users)
-        return self.attention.score_all(self.user_blocks(user), user, sources)
+        scores = self.attention.score_all(self.user_blocks(user), user, sources)
+        bias = self.catalogue_biases()
+        if bias is None:
+            return scores
+        return scores + (bias if items is None else bias[items])
 
     def modality_weights(self, users: Tensor, items: Tensor | None = None) -> Tensor:
         """Attention weight of each source for each user and item, ordered as ``modality_names``; rows sum to 1.
@@ -174,11 +209,17 @@ class MMAL(Recommender):
         user = self.user_embedding(batch.users)  # (B, d)
         blocks = self.user_blocks(user)
         positive, negative = sources[batch.positive_items], sources[batch.negative_items]  # (B, S, d)
-        ranking = bpr_loss(self.attention.score_pairs(blocks, user, positive),
-                           self.attention.score_pairs(blocks, user, negative))
+        positive_scores = self.attention.score_pairs(blocks, user, positive)
+        negative_scores = self.attention.score_pairs(blocks, user, negative)
+        bias = self.catalogue_biases()
+        biases: tuple[Tensor, ...] = ()
+        if bias is not None:
+            biases = (bias[batch.positive_items], bias[batch.negative_items])
+            positive_scores, negative_scores = positive_scores + biases[0], negative_scores + biases[1]
+        ranking = bpr_loss(positive_scores, negative_scores)
         if self.config.reg_attended:
             positive, negative = self.attended(user, positive), self.attended(user, negative)
-        return ranking + self.config.reg_weight * l2_penalty(user, positive, negative)
+        return ranking + self.config.reg_weight * l2_penalty(user, positive, negative, *biases)
 
     def attended(self, user: Tensor, sources: Tensor) -> Tensor:
         r"""The item vector that user b's score reads, :math:`S\sum_s a_{uis}\mathbf x_{is}`.

@@ -290,3 +290,32 @@ def test_mmal_penalty_is_on_the_attended_item_vector_when_asked(attended: bool) 
         item_part = (weights[:, None, :, None] * sources).sum(2) if attended else sources
         expected = (user.pow(2).sum() + item_part.pow(2).sum()) / 4
     assert penalty_of(model, batch) == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_mmal_item_bias_adds_an_id_and_a_content_bias_to_every_score() -> None:
+    seed_everything(0)
+    model = randomise(MMAL(MMALConfig(item_bias=True), inputs_with_cold_item())).eval()
+    assert model.id_bias is not None and model.content_bias is not None
+    vectors = model.embeddings()
+    with torch.no_grad():
+        content_bias = model.content_bias(model.content).squeeze(1)
+        by_hand = model.id_bias.weight.squeeze(1) + content_bias
+        by_hand[COLD_ITEM] = content_bias[COLD_ITEM]  # a cold item has no b_i
+        attended = model.attention.item_vectors(model.item_sources())
+    assert torch.equal(vectors.users[:, -1], torch.ones(len(vectors.users)))
+    assert torch.allclose(vectors.items[:, -1], by_hand, atol=1e-6)
+    assert torch.allclose(vectors.items[:, :-1], attended)
+    users = torch.arange(6)
+    assert torch.allclose(model.score(users), vectors.users[users] @ vectors.items.T, atol=1e-5)
+
+
+def test_mmal_item_bias_reaches_new_items_and_the_loss() -> None:
+    seed_everything(0)
+    model = randomise(MMAL(MMALConfig(item_bias=True), inputs_with_cold_item())).eval()
+    split, features = block_split()
+    new = model.content_item_vectors({m: t[COLD_ITEM : COLD_ITEM + 1] for m, t in features.items()})
+    assert torch.allclose(new, model.embeddings().items[COLD_ITEM : COLD_ITEM + 1], atol=1e-6)
+    batch = TrainBatch(torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([2, 3]))
+    model.train().loss(batch).backward()
+    assert model.id_bias is not None and model.id_bias.weight.grad is not None
+    assert bool((model.id_bias.weight.grad[[0, 1, 2, 3]] != 0).all())
