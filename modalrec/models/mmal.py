@@ -37,7 +37,7 @@ class MMALConfig:
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
     content_dropout: float = 0.0  # dropout on the scaled content features while training
     reg_attended: bool = True  # L2 on the attended item vector S*sum_s a*x_s (what p_u meets), not on the sources
-    item_bias: bool = False  # add b_i + beta.f_i to the score: an ID bias and a content bias, as in VBPR
+    item_bias: bool = True  # add b_i + beta.f_i to the score: an ID bias and a content bias, as in VBPR
 
     def __post_init__(self) -> None:
         check_choice("model.attention", self.attention, ATTENTION_KINDS)
@@ -53,6 +53,9 @@ class MMALConfig:
     config=MMALConfig,
     description="MMAL: user-aware attention over an item's ID and modality embeddings (ACF/MAML-style), BPR",
     uses_content=True,
+    # chosen on validation recall@20 (ml100k-posters, seed 2024): 0.3553 against 0.3436 at the Trainer's
+    # lr 0.001; the slower rate plateaus for long stretches, so a patience of 20 stopped some seeds early
+    training_defaults={"learning_rate": 5e-4, "patience": 40},
 )
 class MMAL(Recommender):
     r"""Items as a user-aware attention-weighted combination of their ID and modality embeddings.

@@ -188,7 +188,7 @@ def test_mmal_modality_weights_explain_each_user() -> None:
 
 def test_mmal_user_item_attention_is_scored_directly() -> None:
     seed_everything(0)
-    model = randomise(MMAL(MMALConfig(attention="user_item"), inputs_with_cold_item())).eval()
+    model = randomise(MMAL(MMALConfig(attention="user_item", item_bias=False), inputs_with_cold_item())).eval()
     users = torch.tensor([0, 3])
     with torch.no_grad():
         weights = model.modality_weights(users)  # (B, I, S), now different per item
@@ -288,7 +288,8 @@ def test_mmal_penalty_is_on_the_attended_item_vector_when_asked(attended: bool) 
         items = torch.stack([batch.positive_items, batch.negative_items], 1)  # (B, 2)
         sources = model.item_sources()[items]  # (B, 2, S, d)
         item_part = (weights[:, None, :, None] * sources).sum(2) if attended else sources
-        expected = (user.pow(2).sum() + item_part.pow(2).sum()) / 4
+        biases = model.catalogue_biases()[items]  # (B, 2): b_i + beta.f_i, penalised too
+        expected = (user.pow(2).sum() + item_part.pow(2).sum() + biases.pow(2).sum()) / 4
     assert penalty_of(model, batch) == pytest.approx(expected.item(), rel=1e-4)
 
 
