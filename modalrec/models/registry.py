@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 from modalrec.errors import ModalrecError, UnknownNameError
 
 M = TypeVar("M", bound=type)
+# train settings a model needs: fixed, or chosen from its config (e.g. MMDFM's learning rate per fusion mode)
+TrainingDefaults = Mapping[str, Any] | Callable[[Any], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -19,11 +21,17 @@ class ModelEntry:
     description: str
     uses_content: bool
     # train settings this model needs, used where the user's config file and --set leave them unset
-    training_defaults: Mapping[str, Any] = field(default_factory=dict)
+    training_defaults: TrainingDefaults = field(default_factory=dict)
 
-    def train_section(self, chosen: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``train`` settings the user chose, over this model's training defaults."""
-        return {**self.training_defaults, **chosen}
+    def defaults_for(self, model_config: Any = None) -> Mapping[str, Any]:
+        """This model's training defaults for ``model_config`` (None: the model's default config)."""
+        if not callable(self.training_defaults):
+            return self.training_defaults
+        return self.training_defaults(self.config_class() if model_config is None else model_config)
+
+    def train_section(self, chosen: Mapping[str, Any], model_config: Any = None) -> dict[str, Any]:
+        """The ``train`` settings the user chose, over this model's training defaults for ``model_config``."""
+        return {**self.defaults_for(model_config), **chosen}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -35,19 +43,21 @@ def register_model(
     config: type,
     description: str,
     uses_content: bool = False,
-    training_defaults: Mapping[str, Any] | None = None,
+    training_defaults: TrainingDefaults | None = None,
 ) -> Callable[[M], M]:
     """Class decorator adding a model under ``name``; registering a name twice is an error.
 
     ``training_defaults`` are ``train`` settings (e.g. ``{"learning_rate": 0.002}``) that replace the
-    Trainer's defaults for this model only; a config file or ``--set`` still overrides them.
+    Trainer's defaults for this model only, or a function of the model's config that returns them; a config
+    file or ``--set`` still overrides them.
     """
 
     def decorator(cls: M) -> M:
         if name in _REGISTRY:
             raise ModalrecError(f"the model '{name}' is already registered by {_REGISTRY[name].model_class.__name__}")
         cls.name = name  # type: ignore[attr-defined]
-        _REGISTRY[name] = ModelEntry(name, cls, config, description, uses_content, dict(training_defaults or {}))
+        defaults = training_defaults if callable(training_defaults) else dict(training_defaults or {})
+        _REGISTRY[name] = ModelEntry(name, cls, config, description, uses_content, defaults)
         return cls
 
     return decorator

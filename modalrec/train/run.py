@@ -122,8 +122,9 @@ def resolve_config(
     entry = get_model(name)
     types = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "model": entry.config_class}
     merged = apply_overrides(sections, overrides or [], types)
-    merged["train"] = entry.train_section(merged.get("train", {}))
     file = Path(config_file) if config_file else None
+    model: Any = build(entry.config_class, merged.get("model", {}), section="model", file=file)
+    merged["train"] = entry.train_section(merged.get("train", {}), model)
     return RunConfig(
         data_path=str(Path(data_path).resolve()),
         model_name=name,
@@ -131,7 +132,7 @@ def resolve_config(
         data=build(DataConfig, merged.get("data", {}), section="data", file=file),
         train=build(TrainConfig, merged.get("train", {}), section="train", file=file),
         eval=build(EvalConfig, merged.get("eval", {}), section="eval", file=file),
-        model=build(entry.config_class, merged.get("model", {}), section="model", file=file),
+        model=model,
     )
 
 

@@ -15,7 +15,7 @@ TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def models_with_training_defaults() -> list[ModelEntry]:
-    return [entry for entry in available_models() if entry.training_defaults]
+    return [entry for entry in available_models() if entry.defaults_for()]
 
 
 def test_train_section_puts_the_users_choices_over_the_models_defaults() -> None:
@@ -26,7 +26,7 @@ def test_train_section_puts_the_users_choices_over_the_models_defaults() -> None
 
 @pytest.mark.parametrize("entry", available_models(), ids=lambda e: e.name)
 def test_every_training_default_is_a_valid_train_setting(entry: ModelEntry) -> None:
-    assert set(entry.training_defaults) <= TRAIN_KEYS
+    assert set(entry.defaults_for()) <= TRAIN_KEYS
     resolve_config("data", entry.name)  # builds TrainConfig from them without a ConfigError
 
 
@@ -47,11 +47,22 @@ def test_smore_trains_with_its_own_defaults_unless_the_user_sets_them(tmp_path: 
 def test_training_defaults_are_recorded_in_the_resolved_config_and_read_back() -> None:
     config = resolve_config("data", "smore", seed=3)
     recorded = config.to_dict()["train"]
-    for key, value in get_model("smore").training_defaults.items():
+    for key, value in get_model("smore").defaults_for().items():
         assert recorded[key] == value
     assert RunConfig.from_dict(config.to_dict()) == config
 
 
 def test_a_model_without_training_defaults_keeps_the_trainer_defaults() -> None:
-    assert not get_model("lightgcn").training_defaults
+    assert not get_model("lightgcn").defaults_for()
     assert resolve_config("data", "lightgcn").train == TrainConfig()
+
+
+def test_mmdfm_chooses_its_learning_rate_by_fusion_mode() -> None:
+    early = resolve_config("data", "mmdfm", overrides=["model.fusion=early"])
+    late = resolve_config("data", "mmdfm", overrides=["model.fusion=late"])
+    assert early.train.learning_rate == 5e-4
+    assert late.train.learning_rate == TrainConfig().learning_rate
+    assert resolve_config("data", "mmdfm").train.learning_rate == 5e-4  # early is the default mode
+    chosen = resolve_config("data", "mmdfm", overrides=["model.fusion=early", "train.learning_rate=0.003"])
+    assert chosen.train.learning_rate == 0.003
+    assert RunConfig.from_dict(early.to_dict()) == early
