@@ -60,7 +60,8 @@ def test_a_model_without_training_defaults_keeps_the_trainer_defaults() -> None:
 def test_mmdfm_chooses_its_learning_rate_by_fusion_mode() -> None:
     early = resolve_config("data", "mmdfm", overrides=["model.fusion=early"])
     late = resolve_config("data", "mmdfm", overrides=["model.fusion=late"])
-    assert early.train.learning_rate == 5e-4
+    hybrid = resolve_config("data", "mmdfm", overrides=["model.fusion=hybrid"])
+    assert early.train.learning_rate == hybrid.train.learning_rate == 5e-4
     assert late.train.learning_rate == TrainConfig().learning_rate
     assert resolve_config("data", "mmdfm").train.learning_rate == 5e-4  # early is the default mode
     chosen = resolve_config("data", "mmdfm", overrides=["model.fusion=early", "train.learning_rate=0.003"])
