@@ -38,7 +38,6 @@ class MMGCNConfig:
     output_reg_weight: float = 1e-2  # L2 on the batch's fused user and item vectors, what the score dots (0: paper)
     id_branch: bool = True  # add the ID embeddings smoothed LightGCN-style to the fused vectors (not in the paper)
     modality_gate: bool = True  # scale each modality's vectors by a learned scalar that starts at 0 (needs id_branch)
-    own_id_table: bool = False  # the ID branch propagates a table of its own, not the branches' shared E_id
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
 
     def __post_init__(self) -> None:
@@ -53,8 +52,6 @@ class MMGCNConfig:
             raise ConfigError("model.aggregation", f"expected one of {choices}, got '{self.aggregation}'")
         if self.fusion not in FUSIONS:
             raise ConfigError("model.fusion", f"expected one of {', '.join(FUSIONS)}, got '{self.fusion}'")
-        if self.own_id_table and not self.id_branch:
-            raise ConfigError("model.own_id_table", "needs model.id_branch=true: the table feeds the ID branch")
         if self.modality_gate and not self.id_branch:
             raise ConfigError("model.modality_gate", "needs model.id_branch=true (with every gate at 0 nothing would "
                               "learn); for the paper's model set model.modality_gate=false too")
@@ -188,8 +185,6 @@ class MMGCN(Recommender):
     - ``modality_gate`` (needs ``id_branch``): each modality's vectors are multiplied by a learned scalar
       :math:`g_m` that starts at 0 (as ReZero, Bachlechner et al., UAI 2021, does for residual branches), so
       training starts from the ID branch and lets each modality in as far as it lowers the loss.
-    - ``own_id_table`` (needs ``id_branch``): the ID branch propagates an embedding table of its own, so with
-      the gates closed the model is exactly LightGCN, and the modality branches' :math:`E_{id}` is separate.
 
     Items with no training interaction (cold start) have their ID embedding
     fixed at zero and only their self-loop in :math:`\tilde A`, so their representation comes from their
@@ -221,7 +216,6 @@ class MMGCN(Recommender):
             adjacency = normalized_adjacency(inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items)
             self.register_buffer("adjacency", adjacency, persistent=False)
         self.id_embedding = nn.Embedding(num_nodes, config.embedding_dim)
-        self.branch_ids = nn.Embedding(num_nodes, config.embedding_dim) if config.own_id_table else None
         self.gates = nn.Parameter(torch.zeros(len(tables))) if config.modality_gate else None
         self.branches = nn.ModuleDict(
             {m: ModalityBranch(m, table, inputs.num_users, config) for m, table in tables.items()}
@@ -230,8 +224,6 @@ class MMGCN(Recommender):
 
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.id_embedding.weight)
-        if self.branch_ids is not None:
-            nn.init.xavier_uniform_(self.branch_ids.weight)
         for branch in self.modality_branches():
             branch.reset_parameters()
 
@@ -252,11 +244,7 @@ class MMGCN(Recommender):
     def id_representation(self) -> Tensor:
         """The ID branch :math:`\bar E_{id}`, the mean of the ID embeddings over L propagation steps
         (zero for cold items, which have no edges). Shapes: (U+I, d)."""
-        return mean_of_layers(self.adjacency, self.warm_nodes * self.id_branch_table().weight, self.config.num_layers)
-
-    def id_branch_table(self) -> nn.Embedding:
-        """The ID branch's layer 0: its own table with ``own_id_table``, else the branches' shared E_id."""
-        return self.id_embedding if self.branch_ids is None else self.branch_ids
+        return mean_of_layers(self.adjacency, self.warm_nodes * self.id_embedding.weight, self.config.num_layers)
 
     def representations(self) -> list[Tensor]:
         """What :meth:`fuse` combines: each modality's ``X_m^(L)``, then the ID branch if there is one."""
@@ -293,10 +281,11 @@ class MMGCN(Recommender):
         positive_scores = (user * positive).sum(1)
         negative_scores = (user * negative).sum(1)
         output_reg = l2_penalty(user, positive, negative) if self.config.output_reg_weight > 0 else 0.0
-        rows = (batch.users, self.num_users + batch.positive_items, self.num_users + batch.negative_items)
-        tables = [self.id_embedding] if self.branch_ids is None else [self.id_embedding, self.branch_ids]
+        ids = self.id_embedding.weight
         reg = l2_penalty(
-            *(table.weight[nodes] for table in tables for nodes in rows),
+            ids[batch.users],
+            ids[self.num_users + batch.positive_items],
+            ids[self.num_users + batch.negative_items],
             *(branch.user_preference(batch.users) for branch in self.modality_branches()),
         )
         ranking = bpr_loss(positive_scores, negative_scores)

@@ -220,32 +220,3 @@ def test_modality_gates_learn_and_then_let_content_in() -> None:
 def test_modality_gates_need_the_id_branch() -> None:
     with pytest.raises(ConfigError, match="id_branch"):
         MMGCNConfig(modality_gate=True, id_branch=False)
-
-
-def test_own_id_table_feeds_only_the_id_branch() -> None:
-    model = tiny_model(own_id_table=True).eval()
-    assert model.branch_ids is not None
-    before_branch, before_modalities = model.id_representation(), model.modality_representations()
-    with torch.no_grad():
-        model.id_embedding.weight.add_(1.0)
-    assert torch.equal(model.id_representation(), before_branch)  # the shared E_id no longer reaches it
-    assert not torch.equal(model.modality_representations()["image"], before_modalities["image"])
-    with torch.no_grad():
-        model.branch_ids.weight.add_(1.0)
-    assert not torch.equal(model.id_representation(), before_branch)
-
-
-def test_own_id_table_is_under_the_id_penalty_too() -> None:
-    model = tiny_model(reg_weight=1.0, output_reg_weight=0.0, own_id_table=True).train()
-    assert model.branch_ids is not None
-    batch = TrainBatch(torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([4, 5]))
-    with torch.no_grad():
-        vectors = model.compute_embeddings()
-        user, positive, negative = (vectors.users[batch.users], vectors.items[batch.positive_items],
-                                    vectors.items[batch.negative_items])
-        ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
-        nodes = torch.cat([batch.users, NUM_USERS + batch.positive_items, NUM_USERS + batch.negative_items])
-        tables = model.id_embedding.weight[nodes].pow(2).sum() + model.branch_ids.weight[nodes].pow(2).sum()
-        preferences = sum(b.user_preference(batch.users).pow(2).sum() for b in model.modality_branches())
-        expected = (tables + preferences) / 4
-        assert (model.loss(batch) - ranking).item() == pytest.approx(float(expected), rel=1e-5)
