@@ -92,7 +92,6 @@ class _LossModule(nn.Module):
         return self.model.loss(batch)
 
 
-
 def make_adam(parameters: list[nn.Parameter], config: TrainConfig) -> torch.optim.Adam:
     """Adam over ``parameters``, one multi-tensor kernel per step. On CPU PyTorch otherwise loops over the
     tensors, 2.2x slower at the same result, bit for bit; ``train.fused_optimizer`` uses the fused kernel,
@@ -100,6 +99,7 @@ def make_adam(parameters: list[nn.Parameter], config: TrainConfig) -> torch.opti
     fused = config.fused_optimizer
     return torch.optim.Adam(parameters or [nn.Parameter(torch.zeros(0))], lr=config.learning_rate,
                             weight_decay=config.weight_decay, foreach=not fused, fused=fused or None)
+
 
 class Trainer:
     """Trains any :class:`Recommender` on a :class:`Split` with BPR triples and early stopping.
