@@ -52,6 +52,9 @@ class MMGCNConfig:
             raise ConfigError("model.aggregation", f"expected one of {choices}, got '{self.aggregation}'")
         if self.fusion not in FUSIONS:
             raise ConfigError("model.fusion", f"expected one of {', '.join(FUSIONS)}, got '{self.fusion}'")
+        if self.modality_gate and self.fusion == "concat":
+            raise ConfigError("model.modality_gate", "cannot open with fusion=concat: the score holds g_m^2 u_m.i_m, "
+                              "whose gradient at g_m = 0 is 0; set model.modality_gate=false or model.fusion=sum")
         if self.modality_gate and not self.id_branch:
             raise ConfigError("model.modality_gate", "needs model.id_branch=true (with every gate at 0 nothing would "
                               "learn); for the paper's model set model.modality_gate=false too")

@@ -195,7 +195,7 @@ def test_output_penalty_is_on_the_vectors_the_score_dots() -> None:
 
 
 def test_modality_gates_start_closed_so_training_starts_from_the_id_branch() -> None:
-    model = tiny_model(modality_gate=True).eval()
+    model = tiny_model(modality_gate=True, fusion="sum").eval()
     vectors = model.embeddings()
     users, items = torch.split(model.id_representation(), [NUM_USERS, NUM_ITEMS])
     assert torch.equal(vectors.users, users) and torch.equal(vectors.items, items)
@@ -220,3 +220,10 @@ def test_modality_gates_learn_and_then_let_content_in() -> None:
 def test_modality_gates_need_the_id_branch() -> None:
     with pytest.raises(ConfigError, match="id_branch"):
         MMGCNConfig(modality_gate=True, id_branch=False)
+
+
+def test_modality_gates_cannot_open_with_concatenation() -> None:
+    # the score holds g^2 u_m.i_m: at g = 0 its gradient is 0, so the gates would stay shut (found on ml100k,
+    # where such a run scored like the ID branch alone)
+    with pytest.raises(ConfigError, match="fusion=concat"):
+        MMGCNConfig(modality_gate=True, fusion="concat")
