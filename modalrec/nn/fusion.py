@@ -272,6 +272,7 @@ class AttentionFusion(Fusion):
         attention_dim: h, the attention MLP's hidden width (default 32).
         condition_on_item: also condition on the item's sources (default False, which factors).
         bounded: pass the user (and item) term through tanh (default True).
+        shared_logits: learn the shared :math:`c_s` (default True); False keeps them at 0.
 
     Shapes: K = S blocks; weights (B, S) (user) or (B, N, S) (user and item).
     """
@@ -284,6 +285,7 @@ class AttentionFusion(Fusion):
         attention_dim: int = 32,
         condition_on_item: bool = False,
         bounded: bool = True,
+        shared_logits: bool = True,
     ) -> None:
         super().__init__(num_sources)
         self.num_blocks = num_sources
@@ -292,7 +294,7 @@ class AttentionFusion(Fusion):
         self.item_projection = nn.Linear(source_dim, attention_dim, bias=False) if condition_on_item else None  # W_x
         self.source_outputs = nn.Parameter(torch.empty(num_sources, attention_dim))  # w_s
         nn.init.normal_(self.source_outputs, std=attention_dim**-0.5)
-        self.source_logits = nn.Parameter(torch.zeros(num_sources))  # c_s, shared by every user
+        self.source_logits = nn.Parameter(torch.zeros(num_sources), requires_grad=shared_logits)  # c_s
         self.bounded = bounded
 
     def _softmax(self, hidden: Tensor) -> Tensor:

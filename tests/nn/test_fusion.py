@@ -106,6 +106,19 @@ def test_bounded_attention_keeps_every_source_within_one_logit_of_the_shared_pri
     assert (deviation.abs().max() <= 2.0) == bounded  # tanh moves each logit by at most 1
 
 
+@pytest.mark.parametrize("shared_logits", [True, False])
+def test_shared_logits_are_learned_only_when_asked(shared_logits: bool) -> None:
+    fusion = AttentionFusion(S, query_dim=6, source_dim=D, attention_dim=8, shared_logits=shared_logits)
+    user_blocks, query, sources = random_inputs(S)
+    optimiser = torch.optim.Adam(fusion.parameters(), lr=0.1)
+    for _ in range(3):
+        optimiser.zero_grad()
+        fusion.score_pairs(user_blocks, query, sources[:B]).sum().backward()
+        optimiser.step()
+    assert bool((fusion.source_logits != 0).any()) == shared_logits
+    assert not torch.allclose(fusion.source_weights(query, sources)[0], fusion.source_weights(query, sources)[1])
+
+
 def test_user_attention_factors_into_weighted_user_blocks() -> None:
     fusion = AttentionFusion(S, query_dim=6, source_dim=D)
     user_blocks, query, sources = random_inputs(S)
