@@ -154,13 +154,13 @@ class BM3(Recommender):
 
     def loss(self, batch: TrainBatch) -> Tensor:
         users, items = self.online_embeddings()
-        user, item = users[batch.users], items[batch.positive_items]  # (B, d) each
+        user, item = users.index_select(0, batch.users), items.index_select(0, batch.positive_items)  # (B, d) each
         user_target, item_target = self.target_view(user), self.target_view(item)
         reconstruction = bootstrap_loss(self.predictor(user), item_target) + bootstrap_loss(
             self.predictor(item), user_target
         )
         modality = user.new_zeros(())
-        for features in self.modality_embeddings(self.item_content()[batch.positive_items]):
+        for features in self.modality_embeddings(self.item_content().index_select(0, batch.positive_items)):
             predicted = self.predictor(features)
             modality = modality + bootstrap_loss(predicted, item_target)  # inter-modality alignment
             modality = modality + bootstrap_loss(predicted, self.target_view(features))  # masked features

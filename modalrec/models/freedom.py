@@ -203,15 +203,16 @@ class FREEDOM(Recommender):
         total = user.new_zeros(())
         for projection, features in zip(self.projections, parts, strict=True):
             projected = projection(features)  # (unique items, content_dim)
-            total = total + bpr_loss((user * projected[positive]).sum(1), (user * projected[negative]).sum(1))
+            total = total + bpr_loss((user * projected.index_select(0, positive)).sum(1),
+                                     (user * projected.index_select(0, negative)).sum(1))
         return total
 
     def loss(self, batch: TrainBatch) -> Tensor:
         vectors = self.compute_embeddings()
-        user = vectors.users[batch.users]
-        ranking = bpr_loss(
-            (user * vectors.items[batch.positive_items]).sum(1), (user * vectors.items[batch.negative_items]).sum(1)
-        )
+        user = vectors.users.index_select(0, batch.users)
+        positive = vectors.items.index_select(0, batch.positive_items)
+        negative = vectors.items.index_select(0, batch.negative_items)
+        ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
         loss = ranking + self.config.reg_weight * l2_penalty(
             self.user_embedding(batch.users),
             self.item_embedding(batch.positive_items),

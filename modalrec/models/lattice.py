@@ -178,7 +178,8 @@ class LATTICE(Recommender):
 
     def loss(self, batch: TrainBatch) -> Tensor:
         vectors = self.compute_embeddings()
-        user = vectors.users[batch.users]
-        positive, negative = vectors.items[batch.positive_items], vectors.items[batch.negative_items]
+        user = vectors.users.index_select(0, batch.users)
+        positive = vectors.items.index_select(0, batch.positive_items)
+        negative = vectors.items.index_select(0, batch.negative_items)
         ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
         return ranking + self.config.reg_weight * l2_penalty(user, positive, negative)

@@ -210,14 +210,15 @@ class LGMRec(Recommender):
         for part, batch_nodes in enumerate((batch.users, batch.positive_items)):
             nodes, counts = torch.unique(batch_nodes, return_counts=True)
             for first, second in itertools.combinations(views, 2):
-                nce = info_nce(first[part][nodes], second[part], nodes, self.config.tau)
+                nce = info_nce(first[part].index_select(0, nodes), second[part], nodes, self.config.tau)
                 loss = loss + (counts * nce).sum()
         return loss
 
     def loss(self, batch: TrainBatch) -> Tensor:
         final, global_views, _ = self.forward_views()
         users, items = torch.split(final, [self.num_users, self.num_items])
-        user, positive, negative = users[batch.users], items[batch.positive_items], items[batch.negative_items]
+        user = users.index_select(0, batch.users)
+        positive, negative = items.index_select(0, batch.positive_items), items.index_select(0, batch.negative_items)
         ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
         contrastive = self.hypergraph_contrastive_loss(global_views, batch)
         regularization = l2_penalty(user, positive, negative)

@@ -75,6 +75,6 @@ class LightGCN(Recommender):
     def loss(self, batch: TrainBatch) -> Tensor:
         # one gather for users, positives and negatives: one scatter in the backward pass instead of three
         nodes = torch.cat([batch.users, self.num_users + batch.positive_items, self.num_users + batch.negative_items])
-        user, positive, negative = self.propagate_layers()[nodes].chunk(3)
-        reg = l2_penalty(*self.embedding.weight[nodes].chunk(3))
+        user, positive, negative = self.propagate_layers().index_select(0, nodes).chunk(3)
+        reg = l2_penalty(*self.embedding.weight.index_select(0, nodes).chunk(3))
         return bpr_loss((user * positive).sum(1), (user * negative).sum(1)) + self.config.reg_weight * reg

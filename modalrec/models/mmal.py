@@ -216,13 +216,14 @@ class MMAL(Recommender):
         sources = self.item_sources()
         user = self.user_embedding(batch.users)  # (B, d)
         blocks = self.user_blocks(user)
-        positive, negative = sources[batch.positive_items], sources[batch.negative_items]  # (B, S, d)
+        positive = sources.index_select(0, batch.positive_items)  # (B, S, d)
+        negative = sources.index_select(0, batch.negative_items)
         positive_scores = self.attention.score_pairs(blocks, user, positive)
         negative_scores = self.attention.score_pairs(blocks, user, negative)
         bias = self.catalogue_biases()
         biases: tuple[Tensor, ...] = ()
         if bias is not None:
-            biases = (bias[batch.positive_items], bias[batch.negative_items])
+            biases = (bias.index_select(0, batch.positive_items), bias.index_select(0, batch.negative_items))
             positive_scores, negative_scores = positive_scores + biases[0], negative_scores + biases[1]
         ranking = bpr_loss(positive_scores, negative_scores)
         if self.config.reg_attended:

@@ -270,15 +270,15 @@ class MMDFM(Recommender):
         fields, item_vectors = self.item_side()
         user_fields = self.user_fields(batch.users)
         user = self.user_vectors(user_fields)
-        positive = (user * item_vectors[batch.positive_items]).sum(1)
-        negative = (user * item_vectors[batch.negative_items]).sum(1)
+        positive = (user * item_vectors.index_select(0, batch.positive_items)).sum(1)
+        negative = (user * item_vectors.index_select(0, batch.negative_items)).sum(1)
         ranking = bpr_loss(positive, negative)
         if self.deep is not None:
-            positive = positive + self.deep(user_fields, fields[batch.positive_items].flatten(1))
-            negative = negative + self.deep(user_fields, fields[batch.negative_items].flatten(1))
+            positive = positive + self.deep(user_fields, fields.index_select(0, batch.positive_items).flatten(1))
+            negative = negative + self.deep(user_fields, fields.index_select(0, batch.negative_items).flatten(1))
             ranking = ranking + bpr_loss(positive, negative)
         reg = l2_penalty(user[:, :-1] if self.config.reg_weighted_user else user_fields,
-                         fields[batch.positive_items], fields[batch.negative_items],
+                         fields.index_select(0, batch.positive_items), fields.index_select(0, batch.negative_items),
                          self.item_bias(batch.positive_items), self.item_bias(batch.negative_items))
         return ranking + self.config.reg_weight * reg
 

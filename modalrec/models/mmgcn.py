@@ -282,16 +282,17 @@ class MMGCN(Recommender):
 
     def loss(self, batch: TrainBatch) -> Tensor:
         vectors = self.compute_embeddings()
-        user = vectors.users[batch.users]
-        positive, negative = vectors.items[batch.positive_items], vectors.items[batch.negative_items]
+        user = vectors.users.index_select(0, batch.users)
+        positive = vectors.items.index_select(0, batch.positive_items)
+        negative = vectors.items.index_select(0, batch.negative_items)
         positive_scores = (user * positive).sum(1)
         negative_scores = (user * negative).sum(1)
         output_reg = l2_penalty(user, positive, negative) if self.config.output_reg_weight > 0 else 0.0
         ids = self.id_embedding.weight
         reg = l2_penalty(
-            ids[batch.users],
-            ids[self.num_users + batch.positive_items],
-            ids[self.num_users + batch.negative_items],
+            ids.index_select(0, batch.users),
+            ids.index_select(0, self.num_users + batch.positive_items),
+            ids.index_select(0, self.num_users + batch.negative_items),
             *(branch.user_preference(batch.users) for branch in self.modality_branches()),
         )
         ranking = bpr_loss(positive_scores, negative_scores)

@@ -237,7 +237,8 @@ class SMORE(Recommender):
             if self.config.contrast_distinct:
                 nodes = torch.unique(nodes) + offset
                 positives = torch.arange(len(nodes), device=nodes.device)
-                loss = loss + info_nce(side[nodes], behaviour[nodes], positives, self.config.tau).mean()
+                loss = loss + info_nce(side.index_select(0, nodes), behaviour.index_select(0, nodes), positives,
+                                       self.config.tau).mean()
             else:
                 loss = loss + batch_rows_info_nce(side, behaviour, nodes + offset, self.config.tau)
         return loss
@@ -245,7 +246,8 @@ class SMORE(Recommender):
     def loss(self, batch: TrainBatch) -> Tensor:
         behaviour, side = self.forward_views()
         users, items = torch.split(behaviour + side, [self.num_users, self.num_items])
-        user, positive, negative = users[batch.users], items[batch.positive_items], items[batch.negative_items]
+        user = users.index_select(0, batch.users)
+        positive, negative = items.index_select(0, batch.positive_items), items.index_select(0, batch.negative_items)
         ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
         contrastive = self.side_behaviour_contrast(side, behaviour, batch)
         regularization = l2_penalty(user, positive, negative)

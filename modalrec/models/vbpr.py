@@ -108,6 +108,6 @@ class VBPR(Recommender):
         items = self.item_vectors()
         ones = torch.ones(len(batch.users), 1, device=self.content.device)
         user = torch.cat([self.user_id(batch.users), self.user_content(batch.users), ones], 1)
-        positive, negative = items[batch.positive_items], items[batch.negative_items]
+        positive, negative = items.index_select(0, batch.positive_items), items.index_select(0, batch.negative_items)
         ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
         return ranking + self.config.reg_weight * l2_penalty(user[:, :-1], positive, negative)

@@ -14,6 +14,7 @@ from modalrec.config import EvalConfig, TrainConfig
 from modalrec.data.split import Pairs, Split
 from modalrec.evaluate.evaluator import FullRankingEvaluator
 from modalrec.models import ModelInputs, Recommender, available_models
+from modalrec.models.base import TrainBatch
 from modalrec.models.io import load_model, save_model
 from modalrec.train.run import seed_everything
 from modalrec.train.trainer import Trainer
@@ -71,6 +72,32 @@ def test_score_shapes(name: str) -> None:
     assert model.score(users).shape == (3, split.num_items)
     assert model.score(users, torch.tensor([1, 2])).shape == (3, 2)
     assert torch.allclose(model.score(users, torch.tensor([1, 2])), model.score(users)[:, [1, 2]])
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_two_threads_give_bit_identical_gradients(name: str) -> None:
+    """A batch that repeats rows many times, backpropagated twice with two threads. The backward of
+    ``table[index]`` adds a repeated row's gradients in a varying order with more than one thread (a
+    different last bit from run to run); the models gather with ``index_select``, which adds them in order."""
+    model, split = build(name)
+    pairs = torch.randint(0, len(split.train.users), (4096,), generator=torch.Generator().manual_seed(0))
+    batch = TrainBatch(torch.from_numpy(split.train.users)[pairs], torch.from_numpy(split.train.items)[pairs],
+                       torch.randint(0, split.num_items, (4096,), generator=torch.Generator().manual_seed(1)))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        pytest.skip(f"{name} is solved in closed form: no gradients")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        gradients = []
+        for _ in range(2):
+            model.zero_grad()
+            torch.manual_seed(0)  # the same dropout masks and graph samples both times
+            model.train().loss(batch).backward()
+            gradients.append([p.grad.clone() for p in parameters if p.grad is not None])
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(*gradients, strict=True))
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
