@@ -146,7 +146,7 @@ def _evaluate_both(trainer: Any) -> None:
 
 def _evaluate_joint(trainer: Any, joint: Any) -> None:
     trainer.model.eval()
-    joint.evaluate(trainer.model.score, trainer.device)
+    joint.evaluate(trainer.model.ranking_scorer(), trainer.device)
 
 
 def speed_job(spec: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def run_demo(
 def cold_item_recall(run: LoadedRun, k: int = 20) -> float:
     """Test recall@k counting only items that have no training interaction (cold start)."""
     evaluator = cold_item_evaluator(run.split, run.config.eval)
-    return evaluator.evaluate(run.model.score, run.device).mean()[f"recall@{k}"]
+    return evaluator.evaluate(run.model.ranking_scorer(), run.device).mean()[f"recall@{k}"]
 
 
 def format_leaderboard(rows: list[LeaderboardRow], data_dir: Path) -> str:

@@ -168,7 +168,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                                 "(hold some out with --set data.cold_item_fraction=0.1 when training)")
     else:
         evaluator = make_evaluators(run.split, run.config.eval)[args.split]
-    metrics = evaluator.evaluate(run.model.score, run.device).mean()
+    metrics = evaluator.evaluate(run.model.ranking_scorer(), run.device).mean()
     label = f"{args.split} (cold items, {len(evaluator.users)} users)" if args.cold_items else args.split
     if args.json:
         print(json.dumps(metrics, indent=2))

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from modalrec.errors import ModalrecError
+from modalrec.evaluate.evaluator import DotProductScores, ScoreFn
 
 
 class NotSupported(ModalrecError):
@@ -93,6 +94,19 @@ class Recommender(nn.Module, abc.ABC):
         vectors = self.embeddings()
         item_vectors = vectors.items if items is None else vectors.items[items]
         return vectors.users[users] @ item_vectors.T
+
+    def ranking_scorer(self) -> ScoreFn:
+        """``users -> scores over all items``, for the evaluator: when ``score`` is the dot product of
+        ``embeddings()``, the :class:`DotProductScores` of those embeddings, which the evaluator computes into
+        a buffer of its own. Call it in eval mode."""
+        if type(self).score is Recommender.score:
+            try:
+                vectors = self.embeddings()
+            except NotSupported:
+                pass
+            else:
+                return DotProductScores(vectors.users, vectors.items)
+        return self.score
 
     def train(self, mode: bool = True) -> Recommender:
         self._cached_embeddings = None

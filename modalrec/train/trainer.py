@@ -251,8 +251,8 @@ class Trainer:
     def evaluate_splits(self, parts: Sequence[str]) -> dict[str, MetricTable]:
         """Tables of several splits; splits that rank alike share one scoring and ranking of each user."""
         self.model.eval()
-        return JointEvaluator({part: self.evaluators[part] for part in parts}).evaluate(self.model.score,
-                                                                                      self.device)
+        joint = JointEvaluator({part: self.evaluators[part] for part in parts})
+        return joint.evaluate(self.model.ranking_scorer(), self.device)
 
     def _update_best(self, value: float, epoch: int) -> None:
         if value > self.progress.best_value:

@@ -9,7 +9,15 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from modalrec.evaluate.evaluator import FullRankingEvaluator, top_k_deterministic
+import modalrec.evaluate.evaluator as evaluator_module
+from modalrec.evaluate.evaluator import (
+    DotProductScores,
+    FullRankingEvaluator,
+    JointEvaluator,
+    _best_chunks,
+    _largest_sorted,
+    top_k_deterministic,
+)
 
 
 def naive_metrics(scores: np.ndarray, train: sp.csr_matrix, test: sp.csr_matrix, k: int) -> dict[str, float]:
@@ -90,3 +98,58 @@ def test_k_larger_than_catalogue_is_padded_with_misses() -> None:
     metrics = FullRankingEvaluator(test, train, ks=(5,)).evaluate(lambda users: scores[users]).mean()
     assert metrics["recall@5"] == 1.0
     assert metrics["precision@5"] == pytest.approx(1 / 5)
+
+
+def test_small_cpu_blocks_match_the_naive_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    scores, train, test = random_problem(4)
+    monkeypatch.setattr(evaluator_module, "CPU_BLOCK_BYTES", 4 * scores.shape[1] * 3)  # three users per block
+    got = FullRankingEvaluator(test, train, ks=(5,)).evaluate(lambda users: torch.from_numpy(scores)[users]).mean()
+    for name, value in naive_metrics(scores, train, test, 5).items():
+        assert got[f"{name}@5"] == pytest.approx(value, abs=1e-9), name
+
+
+def test_joint_tables_equal_each_evaluator_alone() -> None:
+    scores, train, valid = random_problem(5)
+    _, _, test = random_problem(6)
+    test = sp.csr_matrix(test.toarray() * (train.toarray() == 0))
+    evaluators = {"valid": FullRankingEvaluator(valid, train, (5, 10)), "test": FullRankingEvaluator(test, train, (5, 10))}
+    score = lambda users: torch.from_numpy(scores)[users]  # noqa: E731
+    joint = JointEvaluator(evaluators)
+    assert len(joint.groups) == 1  # one ranking serves both splits
+    tables = joint.evaluate(score)
+    for name, evaluator in evaluators.items():
+        alone = evaluator.evaluate(score)
+        assert np.array_equal(tables[name].users, alone.users)
+        for metric, values in alone.per_user.items():
+            assert np.array_equal(tables[name].per_user[metric], values), (name, metric)
+
+
+@pytest.mark.parametrize("block_bytes", [4 * 40 * 4, 8 * 2**20])
+def test_dot_product_scores_rank_like_their_function(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
+    """Computed into the evaluator's buffer, block by block, they give the tables of the plain product, ties
+    (integer vectors) included."""
+    monkeypatch.setattr(evaluator_module, "CPU_BLOCK_BYTES", block_bytes)
+    generator = torch.Generator().manual_seed(7)
+    users, items = torch.randint(-2, 3, (57, 3), generator=generator), torch.randint(-2, 3, (40, 3), generator=generator)
+    dot = DotProductScores(users.float(), items.float())
+    _, train, test = random_problem(7)
+    evaluator = FullRankingEvaluator(test, train, ks=(5, 10))
+    plain = evaluator.evaluate(lambda batch: dot.user_vectors[batch] @ dot.item_vectors.T)
+    buffered = evaluator.evaluate(dot)
+    for metric, values in plain.per_user.items():
+        assert np.array_equal(buffered.per_user[metric], values), metric
+    expected = naive_metrics((users @ items.T).float().numpy(), train, test, 10)
+    assert buffered.mean()["ndcg@10"] == pytest.approx(expected["ndcg"], abs=1e-9)
+
+
+def test_cpu_selection_matches_torch_topk() -> None:
+    generator = torch.Generator().manual_seed(8)
+    values = torch.randn(64, 300, generator=generator)  # distinct values: one right answer
+    picked, columns = _largest_sorted(values, 21)
+    expected_values, expected_columns = torch.topk(values, 21, dim=1)
+    assert torch.equal(picked, expected_values) and torch.equal(columns, expected_columns)
+    best, certain = _best_chunks(values, 21)
+    assert torch.equal(best.sort(1).values, expected_columns.sort(1).values)
+    assert bool(certain.all())
+    values[:, :22] = 10.0  # the 21st and 22nd largest are equal: not certain
+    assert not bool(_best_chunks(values, 21)[1].any())

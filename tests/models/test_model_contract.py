@@ -12,7 +12,7 @@ import torch
 
 from modalrec.config import EvalConfig, TrainConfig
 from modalrec.data.split import Pairs, Split
-from modalrec.evaluate.evaluator import FullRankingEvaluator
+from modalrec.evaluate.evaluator import DotProductScores, FullRankingEvaluator
 from modalrec.models import ModelInputs, Recommender, available_models
 from modalrec.models.base import TrainBatch
 from modalrec.models.io import load_model, save_model
@@ -123,6 +123,21 @@ def test_learns_tiny_dataset(name: str) -> None:
     nothing = sp.csr_matrix(train.shape, dtype=np.float32)
     recall = FullRankingEvaluator(train, nothing, ks=(BLOCK,)).evaluate(model.eval().score).mean()
     assert recall[f"recall@{BLOCK}"] == 1.0
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_ranking_scorer_ranks_like_score(name: str) -> None:
+    """What the trainer evaluates with (the embeddings' product, computed into the evaluator's buffer, for
+    the models whose score is that product) gives the tables of ``score`` itself."""
+    model, split = build(name)
+    fit(model, split, epochs=2)
+    model.eval()
+    scorer = model.ranking_scorer()
+    assert isinstance(scorer, DotProductScores) == (type(model).score is Recommender.score)
+    evaluator = FullRankingEvaluator(split.matrix("valid"), split.matrix("train"), ks=(1, BLOCK))
+    expected, got = evaluator.evaluate(model.score), evaluator.evaluate(scorer)
+    for metric, values in expected.per_user.items():
+        assert np.array_equal(got.per_user[metric], values), metric
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
