@@ -4,7 +4,6 @@ Recommendation", ACM Multimedia 2021. https://arxiv.org/abs/2104.09036
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
@@ -17,6 +16,7 @@ from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatc
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import content_tables, standardize, warm_item_mask
+from modalrec.nn.graph import csr_from_coo
 from modalrec.nn.knn import knn_graph
 from modalrec.nn.sparse import mean_of_layers
 
@@ -151,9 +151,7 @@ class LATTICE(Recommender):
             values += [alpha[m] * (1 - lam) * coo.values(), alpha[m] * lam * self.original_values[m]]
         size = (self.num_items, self.num_items)
         graph = torch.sparse_coo_tensor(torch.cat(indices, 1), torch.cat(values), size, check_invariants=False)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return graph.coalesce().to_sparse_csr()
+        return csr_from_coo(graph)
 
     def item_graph(self) -> Tensor:
         """A: rebuilt in eval mode; in training mode built at the epoch's first call and then reused detached."""

@@ -7,13 +7,13 @@ FREEDOM- and LATTICE-style models run at 60,000+ items.
 
 from __future__ import annotations
 
-import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from modalrec.errors import ConfigError
+from modalrec.nn.graph import csr_from_coo
 
 NORMALIZATIONS = ("sym", "row", "none")
 
@@ -84,9 +84,7 @@ def _sparse(rows: Tensor, cols: Tensor, values: Tensor, size: int, normalization
     coo = torch.sparse_coo_tensor(
         torch.stack([rows, cols]), values, (size, size), check_invariants=False, device=values.device
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return coo.coalesce().to_sparse_csr()
+    return csr_from_coo(coo)
 
 
 def weighted_sum(graphs: list[Tensor], weights: list[float]) -> Tensor:
@@ -95,6 +93,4 @@ def weighted_sum(graphs: list[Tensor], weights: list[float]) -> Tensor:
     total = parts[0]
     for part in parts[1:]:
         total = total + part
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return total.coalesce().to_sparse_csr()
+    return csr_from_coo(total)

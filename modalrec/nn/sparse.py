@@ -7,14 +7,13 @@ the backward pass is one more sparse product, about 7x faster on CPU than autogr
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
-from modalrec.nn.graph import propagate, sparse_matmul
+from modalrec.nn.graph import csr_from_coo, propagate, sparse_matmul
 
 USER_ITEM_NORMALIZATIONS = ("none", "mean", "sym")
 
@@ -32,13 +31,6 @@ class _ConstantSpMM(torch.autograd.Function):
         return None, None, sparse_matmul(ctx.transpose, grad)
 
 
-def to_csr(matrix: Tensor) -> Tensor:
-    """A sparse COO or CSR tensor as a coalesced CSR tensor."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return matrix.to_sparse_coo().coalesce().to_sparse_csr()
-
-
 class SparseOperator(nn.Module):
     """Applies a constant sparse matrix ``M`` (not trained, not saved: rebuilt from the data on load).
 
@@ -54,8 +46,8 @@ class SparseOperator(nn.Module):
     def __init__(self, matrix: Tensor) -> None:
         super().__init__()
         coo = matrix.to_sparse_coo().coalesce()
-        self.register_buffer("matrix", to_csr(coo), persistent=False)
-        self.register_buffer("transpose", to_csr(coo.t()), persistent=False)
+        self.register_buffer("matrix", csr_from_coo(coo), persistent=False)
+        self.register_buffer("transpose", csr_from_coo(coo.t()), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return _ConstantSpMM.apply(self.matrix, self.transpose, x)
@@ -105,7 +97,7 @@ def elementwise_max(graphs: list[Tensor]) -> Tensor:
     pooled = torch.full((len(keys),), -torch.inf, dtype=values.dtype, device=values.device)
     pooled = pooled.scatter_reduce(0, position, values, reduce="amax")
     indices = torch.stack([keys // size[1], keys % size[1]])
-    return to_csr(torch.sparse_coo_tensor(indices, pooled, size, check_invariants=False, device=pooled.device))
+    return csr_from_coo(torch.sparse_coo_tensor(indices, pooled, size, check_invariants=False, device=pooled.device))
 
 
 def mean_of_layers(adjacency: Tensor, x: Tensor, num_layers: int) -> Tensor:
