@@ -173,8 +173,9 @@ class _SplitTargets:
     """The users of one split, as positions in the plan's users, and the items they are to find."""
 
     rows: Tensor  # (R,) ascending
-    targets: Tensor  # (T,) sorted flat positions ``row * num_items + item``
     num_relevant: Tensor  # (R,) targets per row
+    target_rows: Tensor  # (T,) each target's row in ``rows``
+    target_items: Tensor  # (T,) each target's item
 
 
 @dataclass(frozen=True)
@@ -275,9 +276,9 @@ def _plan(group: Mapping[str, FullRankingEvaluator], block_rows: int) -> _Plan:
 def _split_targets(targets: sp.csr_matrix, users: np.ndarray) -> _SplitTargets:
     counts = np.diff(targets.indptr)[users]
     rows = np.flatnonzero(counts > 0)
-    sub = targets[users[rows]]
-    positions = np.repeat(rows, counts[rows]) * targets.shape[1] + sub.indices.astype(np.int64)
-    return _SplitTargets(torch.from_numpy(rows), torch.from_numpy(positions), torch.from_numpy(counts[rows]))
+    target_rows = np.repeat(np.arange(len(rows)), counts[rows])
+    target_items = targets[users[rows]].indices.astype(np.int64)
+    return _SplitTargets(*(torch.from_numpy(a) for a in (rows, counts[rows], target_rows, target_items)))
 
 
 @torch.no_grad()
@@ -291,8 +292,7 @@ def _rank_and_measure(
     tables = {}
     for name, evaluator in group.items():
         part = plan.splits[name]
-        rows = part.rows.to(top.device)
-        hits = _find(top[rows], rows, part.targets.to(top.device), num_items)
+        hits = _hits(top[part.rows.to(top.device)], part.target_rows.to(top.device), part.target_items.to(top.device))
         hits = torch.nn.functional.pad(hits, (0, max_k - hits.shape[1]))  # catalogues smaller than k
         metrics = ranking_metrics(hits, part.num_relevant.to(top.device), ks)
         tables[name] = MetricTable(evaluator.users, {metric: v.cpu().numpy() for metric, v in metrics.items()})
@@ -317,14 +317,17 @@ def _rank(plan: _Plan, score: ScoreFn, device: torch.device, num_items: int, k: 
     return top
 
 
-def _find(top: Tensor, rows: Tensor, targets: Tensor, num_items: int) -> Tensor:
-    """(R, k) bool: whether item ``top[r, j]`` of row ``rows[r]`` is one of the sorted target positions
-    (a binary search)."""
-    if len(targets) == 0:
-        return torch.zeros(top.shape, dtype=torch.bool, device=top.device)
-    positions = rows.unsqueeze(1) * num_items + top
-    found = torch.searchsorted(targets, positions).clamp_(max=len(targets) - 1)
-    return targets[found] == positions
+def _hits(top: Tensor, target_rows: Tensor, target_items: Tensor) -> Tensor:
+    """(R, k) bool: whether item ``top[r, j]`` is a target of row r. Each target is compared with its row's k
+    items (it appears there at most once): measured 8x faster on Amazon Baby than a binary search of the
+    ranked items among all targets.
+
+    Shapes: top (R, k), target_rows (T,), target_items (T,) -> (R, k).
+    """
+    found_target, rank = torch.nonzero(top.index_select(0, target_rows) == target_items.unsqueeze(1), as_tuple=True)
+    hits = torch.zeros(top.shape, dtype=torch.bool, device=top.device)
+    hits[target_rows[found_target], rank] = True
+    return hits
 
 
 def _block_positions(matrix: sp.csr_matrix, users: np.ndarray, block_rows: int) -> list[Tensor]:
