@@ -93,7 +93,7 @@ def _best_chunks(maxima: Tensor, width: int) -> tuple[Tensor, Tensor]:
 
     Shapes: maxima (B, C), C > width -> (B, width), (B,).
     """
-    if maxima.device.type != "cpu":
+    if not _selects_with_numpy(maxima):
         best, chunks = torch.topk(maxima, width + 1, dim=1)
         return chunks[:, :width], best[:, width - 1] > best[:, width]
     array, count = maxima.detach().numpy(), maxima.shape[1]
@@ -111,12 +111,17 @@ def _largest_sorted(values: Tensor, width: int) -> tuple[Tensor, Tensor]:
 
     Shapes: values (B, L), L >= width -> (B, width), (B, width).
     """
-    if values.device.type != "cpu":
+    if not _selects_with_numpy(values):
         return torch.topk(values, width, dim=1)
     array, count = values.detach().numpy(), values.shape[1]
     columns = torch.from_numpy(np.argpartition(array, count - width, axis=1)[:, count - width :])
     picked, order = torch.gather(values, 1, columns).sort(dim=1, descending=True)
     return picked, torch.gather(columns, 1, order)
+
+
+def _selects_with_numpy(values: Tensor) -> bool:
+    """Whether the selections run in numpy (CPU tensors) rather than ``torch.topk`` (other devices)."""
+    return values.device.type == "cpu"
 
 
 def _top_k_with_ties(scores: Tensor, k: int) -> Tensor:

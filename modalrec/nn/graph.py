@@ -40,8 +40,8 @@ def normalized_adjacency(
 
 def csr_from_coo(matrix: Tensor) -> Tensor:
     """A sparse COO (or CSR) matrix as coalesced CSR, with int32 indices when they fit. MKL's sparse product
-    takes int32 indices as they are and copies int64 ones on every call: measured 1.25x faster on
-    ml100k's user-item graph, with the same result bit for bit.
+    takes int32 indices as they are and copies int64 ones on every call: measured 1.25x faster on a graph
+    of ml100k's size (2,625 nodes, 163k entries, d=64), with the same result bit for bit.
 
     Shapes: (R, C) -> (R, C).
     """

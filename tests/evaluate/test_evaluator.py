@@ -56,7 +56,11 @@ def random_problem(seed: int, users: int = 57, items: int = 40) -> tuple[np.ndar
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("batch", [1, 7, 1000])
-def test_batched_matches_naive_loop(seed: int, batch: int) -> None:
+@pytest.mark.parametrize("numpy_selection", [True, False])  # False: torch.topk, as on a GPU
+def test_batched_matches_naive_loop(
+    seed: int, batch: int, numpy_selection: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(evaluator_module, "_selects_with_numpy", lambda values: numpy_selection)
     scores, train, test = random_problem(seed)
     evaluator = FullRankingEvaluator(test, train, ks=(5, 10), user_batch_size=batch)
     table = torch.from_numpy(scores)
@@ -153,3 +157,16 @@ def test_cpu_selection_matches_torch_topk() -> None:
     assert bool(certain.all())
     values[:, :22] = 10.0  # the 21st and 22nd largest are equal: not certain
     assert not bool(_best_chunks(values, 21)[1].any())
+
+
+@pytest.mark.parametrize("numpy_selection", [True, False])  # False: torch.topk, as on a GPU
+@pytest.mark.parametrize("k", [20, 50])
+def test_top_k_of_distinct_scores_is_their_sorted_order(
+    numpy_selection: bool, k: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Distinct scores settle every row in the chunked search (700 items: 2-4 per chunk), with masked items."""
+    monkeypatch.setattr(evaluator_module, "_selects_with_numpy", lambda values: numpy_selection)
+    scores = torch.randn(50, 700, generator=torch.Generator().manual_seed(9))
+    scores[::3, ::7] = -torch.inf
+    expected = torch.argsort(-scores, dim=1, stable=True)[:, :k]
+    assert torch.equal(top_k_deterministic(scores, k), expected)
