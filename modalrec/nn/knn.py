@@ -7,7 +7,6 @@ FREEDOM- and LATTICE-style models run at 60,000+ items.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor

@@ -116,7 +116,8 @@ def test_joint_tables_equal_each_evaluator_alone() -> None:
     scores, train, valid = random_problem(5)
     _, _, test = random_problem(6)
     test = sp.csr_matrix(test.toarray() * (train.toarray() == 0))
-    evaluators = {"valid": FullRankingEvaluator(valid, train, (5, 10)), "test": FullRankingEvaluator(test, train, (5, 10))}
+    evaluators = {"valid": FullRankingEvaluator(valid, train, (5, 10)),
+                  "test": FullRankingEvaluator(test, train, (5, 10))}
     score = lambda users: torch.from_numpy(scores)[users]  # noqa: E731
     joint = JointEvaluator(evaluators)
     assert len(joint.groups) == 1  # one ranking serves both splits
@@ -134,7 +135,8 @@ def test_dot_product_scores_rank_like_their_function(monkeypatch: pytest.MonkeyP
     (integer vectors) included."""
     monkeypatch.setattr(evaluator_module, "CPU_BLOCK_BYTES", block_bytes)
     generator = torch.Generator().manual_seed(7)
-    users, items = torch.randint(-2, 3, (57, 3), generator=generator), torch.randint(-2, 3, (40, 3), generator=generator)
+    users = torch.randint(-2, 3, (57, 3), generator=generator)
+    items = torch.randint(-2, 3, (40, 3), generator=generator)
     dot = DotProductScores(users.float(), items.float())
     _, train, test = random_problem(7)
     evaluator = FullRankingEvaluator(test, train, ks=(5, 10))
