@@ -28,8 +28,9 @@ def keep_freed_memory() -> bool:
     chunked kNN build grew by its similarity block per chunk until it reused one buffer). Measured: the
     evaluator +0.06 GiB on Baby, Elec-sized LightGCN 2.4 GiB peak against 2.95, but Elec-sized FREEDOM
     14.75 GiB against 3.85 (kNN build, per-epoch pruned graph and bench/speed.py's kept product arguments
-    interleaved with 65-260 MB temporaries). Hence opt-in, where the peak can afford it: ``train.keep_freed_memory``
-    makes the Trainer call it.
+    interleaved with 65-260 MB temporaries); 5.85 GiB once the evaluator filled one 8 MiB buffer and the
+    graphs kept int32 indices. Hence opt-in, where the peak can afford it: ``train.keep_freed_memory`` makes
+    the Trainer call it.
     """
     global _applied
     if _applied:
