@@ -157,10 +157,11 @@ class DotProductScores:
     def __call__(self, users: Tensor) -> Tensor:
         return self.user_vectors[users] @ self.item_vectors.T
 
-    def into(self, users: Tensor, out: Tensor) -> Tensor | None:
-        """The scores written into ``out`` (len(users), num_items), or None when the vectors are not float32."""
-        if self.user_vectors.dtype != torch.float32 or self.item_vectors.dtype != torch.float32:
-            return None
+    def is_float32(self) -> bool:
+        return self.user_vectors.dtype == self.item_vectors.dtype == torch.float32
+
+    def into(self, users: Tensor, out: Tensor) -> Tensor:
+        """The scores written into ``out``, a float32 (len(users), num_items) tensor."""
         return torch.mm(self.user_vectors.index_select(0, users), self.item_vectors.T, out=out)
 
 
@@ -309,15 +310,14 @@ def _rank_and_measure(
 def _rank(plan: _Plan, score: ScoreFn, device: torch.device, num_items: int, k: int) -> Tensor:
     """(plan users, min(k, num_items)) item indices, best first, training items excluded."""
     top = torch.empty(plan.num_users, min(k, num_items), dtype=torch.long, device=device)
-    buffer = None
+    dot = score if isinstance(score, DotProductScores) and score.is_float32() and plan.blocks else None
+    if dot is not None:  # the first block is the largest
+        buffer = torch.empty(len(plan.blocks[0].users), num_items, dtype=torch.float32, device=device)
     for block in plan.blocks:
         users = block.users.to(device)
-        scores = None
-        if isinstance(score, DotProductScores):
-            if buffer is None:  # the first block is the largest
-                buffer = torch.empty(len(users), num_items, dtype=torch.float32, device=device)
-            scores = score.into(users, buffer[: len(users)])
-        if scores is None:
+        if dot is not None:
+            scores = dot.into(users, buffer[: len(users)])
+        else:
             scores = score(users).float().contiguous()
         scores.view(-1).index_fill_(0, block.excluded.to(device), -torch.inf)
         top[block.start : block.start + len(users)] = top_k_deterministic(scores, k)
