@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import yaml
 
 from modalrec.errors import ConfigError
+from modalrec.metric_names import parse_metric_name
 
 T = TypeVar("T")
 
@@ -96,8 +97,6 @@ class TrainConfig:
             raise ConfigError("train", "patience, threads and weight_decay must be >= 0")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError("train.device", f"expected auto, cpu, cuda or cuda:N, got '{self.device}'")
-        from modalrec.evaluate.metrics import parse_metric_name
-
         try:
             parse_metric_name(self.early_stop_metric)
         except ValueError as exc:

@@ -66,7 +66,7 @@ def _add_data(sub: Any) -> Any:
 def _data_info(args: argparse.Namespace) -> int:
     from modalrec.config import DataConfig, apply_overrides, build, read_config_file
     from modalrec.data.summary import summarize
-    from modalrec.train.run import prepare_data
+    from modalrec.data.prepare import prepare_data
 
     sections = read_config_file(args.config) if args.config else {}
     merged = apply_overrides({"data": sections.get("data", {})}, args.overrides, {"data": DataConfig})
@@ -156,7 +156,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from modalrec.evaluate.cold import cold_item_evaluator
     from modalrec.io_utils import read_json
     from modalrec.train.run import METRICS_FILE, load_run
-    from modalrec.train.trainer import make_evaluators
+    from modalrec.evaluate.evaluator import make_evaluators
 
     run = load_run(args.run, device=args.device)
     if args.cold_items:
@@ -267,7 +267,7 @@ def _add_benchmark(sub: Any) -> None:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from modalrec.evaluate.benchmark import format_markdown, run_benchmark
+    from modalrec.experiments.benchmark import format_markdown, run_benchmark
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     report = run_benchmark(args.data, models, list(range(1, args.seeds + 1)), Path(args.out),
@@ -293,7 +293,7 @@ def _add_tune(sub: Any) -> None:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from modalrec.train.tune import tune
+    from modalrec.experiments.tune import tune
 
     result = tune(args.data, args.model, args.trials, Path(args.out), metric=args.metric, seed=args.seed,
                   config_file=args.config, overrides=args.overrides, timeout=args.timeout)

@@ -40,8 +40,9 @@ import numpy as np
 import pandas as pd
 
 import modalrec
-from modalrec.data.dataset import FeatureTable
+from modalrec.features.table import FeatureTable
 from modalrec.data.tables import column_as_float, column_as_id, column_as_int, read_parquet, read_table, require_columns
+from modalrec.device import check_device_name, resolve_device
 from modalrec.errors import ConfigError, DataFormatError, ModalrecError
 from modalrec.features.base import MODALITY_KINDS, Content, create_extractor, get_extractor
 from modalrec.features.extract import ExtractionResult, extract_table
@@ -432,11 +433,7 @@ def _check_specs(raw: RawDataset, specs: Sequence[ModalitySpec]) -> None:
 
 def resolve_extraction_device(name: str) -> str:
     """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
-    from modalrec.train.trainer import resolve_device
-
-    if not (name in ("auto", "cpu", "cuda") or name.startswith("cuda:")):
-        raise ConfigError("--device", f"expected auto, cpu, cuda or cuda:N, got '{name}'")
-    return str(resolve_device(name))
+    return str(resolve_device(check_device_name(name, "--device")))
 
 
 def deduplicate_items(items: pd.DataFrame, items_file: Path) -> tuple[pd.DataFrame, list[Problem]]:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from modalrec.errors import DataFormatError
+from modalrec.features.table import FeatureTable
 from modalrec.io_utils import write_with
 
 
@@ -56,25 +57,6 @@ class IdMap:
     def load(cls, path: str | Path, column: str) -> IdMap:
         frame = pd.read_csv(path, dtype={column: str}, keep_default_na=False)
         return cls(frame[column].to_numpy(dtype=object))
-
-
-@dataclass(frozen=True)
-class FeatureTable:
-    """One modality's item features: row ``i`` belongs to item index ``i``.
-
-    Items without content hold a fill value (the mean of the present rows) and are flagged in ``missing``.
-    """
-
-    values: np.ndarray  # (num_items, dim) float32
-    missing: np.ndarray  # (num_items,) bool
-    source: str = ""
-
-    @property
-    def dim(self) -> int:
-        return int(self.values.shape[1])
-
-    def subset(self, keep: np.ndarray) -> FeatureTable:
-        return dataclasses.replace(self, values=self.values[keep], missing=self.missing[keep])
 
 
 @dataclass(frozen=True)

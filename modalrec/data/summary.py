@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modalrec.train.run import PreparedData
+from modalrec.data.prepare import PreparedData
 
 
 def summarize(prepared: PreparedData) -> str:

@@ -8,7 +8,7 @@ Ties are broken deterministically: among equal scores the lower item index ranks
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,9 +16,11 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from modalrec.config import EvalConfig
+from modalrec.data.split import Split
 from modalrec.evaluate.metrics import ranking_metrics
+from modalrec.models.scoring import DotProductScores, ScoreFn
 
-ScoreFn = Callable[[Tensor], Tensor]  # (B,) user indices -> (B, num_items) scores
 MAX_CHUNK_SIZE = 16  # items per chunk in _chunked_top; larger chunks measured slower at 63,001 items
 CPU_BLOCK_BYTES = 8 * 2**20  # scores per block of users on the CPU
 
@@ -140,29 +142,6 @@ def _top_k_with_ties(scores: Tensor, k: int) -> Tensor:
     chosen = torch.gather(scores, 1, indices)
     order = torch.sort(chosen, dim=1, descending=True, stable=True).indices
     return torch.gather(indices, 1, order)
-
-
-@dataclass(frozen=True)
-class DotProductScores:
-    """Scores that are dot products, ``user_vectors[users] @ item_vectors.T``. A score function like any
-    other, which the evaluator can also compute into one buffer that it reuses for every block of users
-    (Amazon Baby's evaluation measured 1.05-1.2x faster than with a fresh score block per 1,024 users).
-
-    Shapes: user_vectors (num_users, d), item_vectors (num_items, d).
-    """
-
-    user_vectors: Tensor
-    item_vectors: Tensor
-
-    def __call__(self, users: Tensor) -> Tensor:
-        return self.user_vectors[users] @ self.item_vectors.T
-
-    def is_float32(self) -> bool:
-        return self.user_vectors.dtype == self.item_vectors.dtype == torch.float32
-
-    def into(self, users: Tensor, out: Tensor) -> Tensor:
-        """The scores written into ``out``, a float32 (len(users), num_items) tensor."""
-        return torch.mm(self.user_vectors.index_select(0, users), self.item_vectors.T, out=out)
 
 
 @dataclass(frozen=True)
@@ -355,3 +334,13 @@ def _binary_csr(matrix: sp.csr_matrix) -> sp.csr_matrix:
     result.sum_duplicates()
     result.eliminate_zeros()
     return result
+
+
+def make_evaluators(split: Split, eval_config: EvalConfig) -> dict[str, FullRankingEvaluator]:
+    """Valid ranks with training items masked; test also masks valid items when configured."""
+    train = split.matrix("train")
+    test_exclude = train + split.matrix("valid") if eval_config.mask_valid_at_test else train
+    return {
+        "valid": FullRankingEvaluator(split.matrix("valid"), train, eval_config.ks, eval_config.user_batch_size),
+        "test": FullRankingEvaluator(split.matrix("test"), test_exclude, eval_config.ks, eval_config.user_batch_size),
+    }

@@ -10,15 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-METRICS = ("recall", "precision", "ndcg", "hit", "map", "mrr")
+from modalrec.metric_names import METRICS, parse_metric_name
 
-
-def parse_metric_name(name: str) -> tuple[str, int]:
-    """``"recall@20"`` -> ``("recall", 20)``; raises ValueError naming the valid metrics."""
-    metric, _, k = name.partition("@")
-    if metric not in METRICS or not k.isdigit() or int(k) < 1:
-        raise ValueError(f"expected METRIC@K with METRIC one of {', '.join(METRICS)}, got '{name}'")
-    return metric, int(k)
+__all__ = ["METRICS", "FUNCTIONS", "parse_metric_name", "ranking_metrics"]
 
 
 def recall(hits: Tensor, num_relevant: Tensor, k: int) -> Tensor:

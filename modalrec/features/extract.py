@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from modalrec.data.dataset import FeatureTable
+from modalrec.features.table import FeatureTable
 from modalrec.errors import DataFormatError
 from modalrec.features.base import Content, ContentError, Extractor
 from modalrec.features.cache import FeatureCache, content_hash

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from modalrec.errors import ModalrecError
-from modalrec.evaluate.evaluator import DotProductScores, ScoreFn
+from modalrec.models.scoring import DotProductScores, ScoreFn
 
 
 class NotSupported(ModalrecError):

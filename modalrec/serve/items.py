@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from modalrec.data.dataset import FeatureTable
+from modalrec.features.table import FeatureTable
 from modalrec.errors import ModalrecError
 from modalrec.features.base import ContentError, Extractor, create_extractor, get_extractor
 from modalrec.io_utils import write_bytes, write_with

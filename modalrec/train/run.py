@@ -36,7 +36,8 @@ from modalrec.config import (
     to_dict,
 )
 from modalrec.data.dataset import Dataset
-from modalrec.data.filtering import FilterReport, filter_dataset
+from modalrec.data.prepare import PreparedData, prepare_data
+from modalrec.data.filtering import filter_dataset
 from modalrec.data.readers import load_dataset
 from modalrec.data.split import Split, make_split
 from modalrec.errors import ConfigError, RunFolderError, WriteError
@@ -57,7 +58,8 @@ from modalrec.train.manifest import (
     read_manifest,
     write_manifest,
 )
-from modalrec.train.trainer import CHECKPOINT_FILE, Trainer, TrainResult, resolve_device
+from modalrec.device import resolve_device
+from modalrec.train.trainer import CHECKPOINT_FILE, Trainer, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -134,18 +136,6 @@ def resolve_config(
         eval=build(EvalConfig, merged.get("eval", {}), section="eval", file=file),
         model=model,
     )
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    dataset: Dataset
-    split: Split
-    report: FilterReport
-
-
-def prepare_data(data_path: str | Path, config: DataConfig) -> PreparedData:
-    dataset, report = filter_dataset(load_dataset(data_path, config), config)
-    return PreparedData(dataset, make_split(dataset, config), report)
 
 
 def model_inputs(dataset: Dataset, split: Split) -> ModelInputs:

@@ -25,7 +25,8 @@ from modalrec.config import EvalConfig, TrainConfig
 from modalrec.data.sampler import NegativeSampler
 from modalrec.data.split import Split
 from modalrec.errors import ConfigError, ModalrecError, NotFittedError, RunFolderError
-from modalrec.evaluate.evaluator import FullRankingEvaluator, JointEvaluator, MetricTable
+from modalrec.device import resolve_device
+from modalrec.evaluate.evaluator import FullRankingEvaluator, JointEvaluator, MetricTable, make_evaluators
 from modalrec.evaluate.metrics import parse_metric_name
 from modalrec.io_utils import write_torch
 from modalrec.models.base import Recommender, TrainBatch
@@ -61,24 +62,6 @@ class _Progress:
     evaluations_without_improvement: int = 0
     train_seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ModalrecError(f"train.device={name} but no CUDA device is available; use device=cpu or auto")
-    return torch.device(name)
-
-
-def make_evaluators(split: Split, eval_config: EvalConfig) -> dict[str, FullRankingEvaluator]:
-    """Valid ranks with training items masked; test also masks valid items when configured."""
-    train = split.matrix("train")
-    test_exclude = train + split.matrix("valid") if eval_config.mask_valid_at_test else train
-    return {
-        "valid": FullRankingEvaluator(split.matrix("valid"), train, eval_config.ks, eval_config.user_batch_size),
-        "test": FullRankingEvaluator(split.matrix("test"), test_exclude, eval_config.ks, eval_config.user_batch_size),
-    }
 
 
 class _LossModule(nn.Module):

@@ -12,7 +12,8 @@ import torch
 
 from modalrec.config import EvalConfig, TrainConfig
 from modalrec.data.split import Pairs, Split
-from modalrec.evaluate.evaluator import DotProductScores, FullRankingEvaluator
+from modalrec.evaluate.evaluator import FullRankingEvaluator
+from modalrec.models.scoring import DotProductScores
 from modalrec.models import ModelInputs, Recommender, available_models
 from modalrec.models.base import TrainBatch
 from modalrec.models.io import load_model, save_model

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from modalrec.errors import ConfigError, ModalrecError
-from modalrec.evaluate import benchmark as bench
+from modalrec.experiments import benchmark as bench
 from modalrec.evaluate.significance import paired_test
 
 FAST = ["epochs=3", "progress=false", "batch_size=16"]

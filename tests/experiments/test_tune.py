@@ -9,7 +9,7 @@ import pytest
 
 from modalrec.errors import ConfigError
 from modalrec.train import trainer as trainer_module
-from modalrec.train.tune import Dimension, search_space, tune
+from modalrec.experiments.tune import Dimension, search_space, tune
 
 
 def test_search_space_follows_the_config_fields() -> None:

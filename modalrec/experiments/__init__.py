@@ -1,0 +1,1 @@
+"""Experiments built on training runs: multi-seed benchmarks with paired tests, and hyper-parameter tuning."""
