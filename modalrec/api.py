@@ -1,0 +1,514 @@
+"""The public Python API: load a dataset, train models, compare them, recommend and explain.
+
+Everything here is re-exported by the package (``import modalrec; modalrec.train(...)``) and is the
+stable surface; the modules underneath may change between versions. The command line is a thin layer
+over the same functions, so a run trained from Python can be served, evaluated or compared from the
+shell and the other way round.
+
+Example:
+    ```python
+    import modalrec
+
+    shop = modalrec.load_dataset("demo")
+    run = modalrec.train(shop, "vbpr", config={"epochs": 20}, out="runs/vbpr")
+    run.evaluate("test")["recall@20"]
+    run.recommend(["U0001"], k=5)
+    ```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modalrec.config import DataConfig, apply_overrides, build
+from modalrec.errors import ConfigError, ModalrecError
+
+DEMO_NAME = "demo"
+"""The name :func:`load_dataset` accepts for the embedded demo shop."""
+
+DEFAULT_DEMO_FOLDER = Path("modalrec-demo") / "data" / "shop"
+"""Where the demo shop goes by default: the folder ``modalrec demo`` (``make demo``) also uses."""
+
+ConfigLike = Mapping[str, Any] | str | Path | None
+"""Settings for :func:`train`: ``None``, a TOML/YAML file, or a mapping of keys to values."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset on disk together with the ``data`` settings that read, filter and split it.
+
+    Create one with :func:`load_dataset`. It is only a reference: :func:`train` reads the files again
+    (and records their SHA-256 hashes in the run's manifest).
+
+    Attributes:
+        path: The dataset folder or interactions file.
+        data: ``data`` settings (keys of the ``[data]`` config section) given to :func:`load_dataset`.
+        num_users: Users after filtering.
+        num_items: Items after filtering, cold ones included.
+        num_interactions: Interactions after filtering.
+        modalities: Names of the item feature tables (``image``, ``text``, ...); empty for ID-only data.
+        summary: The text ``modalrec data info`` prints for this dataset.
+    """
+
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+    num_users: int = 0
+    num_items: int = 0
+    num_interactions: int = 0
+    modalities: tuple[str, ...] = ()
+    summary: str = ""
+
+    def __str__(self) -> str:
+        return self.summary
+
+    def items(self) -> pd.DataFrame:
+        """The raw items table (id, title, picture path, ...) when the dataset has one, else an empty frame.
+
+        Returns:
+            One row per item, indexed by item id; picture paths are as written in the table.
+        """
+        from modalrec.serve.items import read_content_source, read_items_table
+
+        return read_items_table(read_content_source(self.path))
+
+
+def load_dataset(
+    path_or_name: str | Path,
+    *,
+    data: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    demo: Mapping[str, Any] | None = None,
+) -> Dataset:
+    """Read a dataset, check it, and return a reference to it.
+
+    Args:
+        path_or_name: A dataset folder or interactions file in any format ``modalrec train --data``
+            reads (the MMRec layout, a CSV/TSV/Parquet table, MovieLens, or a folder written by
+            ``modalrec data build``), or ``"demo"`` for the embedded demo shop.
+        data: ``data`` settings, e.g. ``{"split": "user_time", "min_user_interactions": 5}`` (see
+            ``modalrec config keys``).
+        out: For ``"demo"``: the folder to generate the shop in (default ``modalrec-demo/data/shop``,
+            or a sibling named after ``demo`` when that is given). An up-to-date shop there is reused.
+        demo: For ``"demo"``: generator settings (fields of
+            ``modalrec.data.demo_shop.ShopConfig``), e.g. ``{"image_extractor": "handcrafted",
+            "text_extractor": "tfidf"}`` for features that take a second instead of about 20.
+
+    Returns:
+        The dataset, with its sizes, modalities and a printable summary.
+
+    Raises:
+        DataFormatError: If the files cannot be read as documented (the message names file and line).
+        ConfigError: If a ``data`` or ``demo`` key is unknown or has a wrong value.
+    """
+    from modalrec.data.prepare import prepare_data
+    from modalrec.data.summary import summarize
+
+    settings = dict(data or {})
+    path = _demo_folder(out, demo) if str(path_or_name) == DEMO_NAME else Path(path_or_name)
+    config = build(DataConfig, apply_overrides({}, _override_strings(settings), {"data": DataConfig})
+                   .get("data", {}), section="data")
+    prepared = prepare_data(path, config)
+    dataset = prepared.dataset
+    return Dataset(
+        path=path.resolve(),
+        data=settings,
+        num_users=dataset.num_users,
+        num_items=dataset.num_items,
+        num_interactions=dataset.num_interactions,
+        modalities=tuple(sorted(dataset.features)),
+        summary=summarize(prepared),
+    )
+
+
+def _demo_folder(out: str | Path | None, demo: Mapping[str, Any] | None) -> Path:
+    from modalrec.data.demo_shop import ShopConfig, build_demo_dataset
+
+    known = set(ShopConfig.__dataclass_fields__)
+    unknown = sorted(set(demo or {}) - known)
+    if unknown:
+        raise ConfigError(f"demo.{unknown[0]}", f"unknown key; expected one of: {', '.join(sorted(known))}")
+    config = ShopConfig(**dict(demo or {}))
+    if out is None:
+        out = DEFAULT_DEMO_FOLDER
+        if demo:
+            tag = hashlib.sha256(json.dumps(dict(demo), sort_keys=True).encode()).hexdigest()[:8]
+            out = DEFAULT_DEMO_FOLDER.with_name(f"shop-{tag}")
+    return build_demo_dataset(Path(out), config)
+
+
+def _as_dataset_path(dataset: Dataset | str | Path) -> tuple[Path, dict[str, Any]]:
+    if isinstance(dataset, Dataset):
+        return dataset.path, dataset.data
+    if str(dataset) == DEMO_NAME:
+        loaded = load_dataset(DEMO_NAME)
+        return loaded.path, loaded.data
+    return Path(dataset), {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+
+def _override_strings(settings: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``{"train": {"epochs": 5}, "reg_weight": 0.1}`` -> ``["train.epochs=5", "reg_weight=0.1"]``.
+
+    Values are written as JSON (which the config loader reads back as YAML), strings as they are.
+    ``data.features`` stays a mapping: ``data.features.image=path``.
+    """
+    strings: list[str] = []
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            strings += _override_strings(value, f"{name}.")
+        elif isinstance(value, str):
+            strings.append(f"{name}={value}")
+        else:
+            strings.append(f"{name}={json.dumps(list(value) if isinstance(value, tuple) else value)}")
+    return strings
+
+
+def _config_parts(config: ConfigLike) -> tuple[str | None, list[str]]:
+    if config is None:
+        return None, []
+    if isinstance(config, str | Path):
+        return str(config), []
+    return None, _override_strings(config)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+def available_models() -> pd.DataFrame:
+    """The registered models.
+
+    Returns:
+        One row per model, indexed by ``name``, with the columns ``description`` (one line) and
+        ``uses_content`` (True when the model reads item features such as images and text).
+    """
+    from modalrec.models.registry import available_models as entries
+
+    rows = [{"name": e.name, "description": e.description, "uses_content": e.uses_content} for e in entries()]
+    return pd.DataFrame(rows).set_index("name")
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+class Run:
+    """A run folder: a trained model with its config, split, metrics and history.
+
+    Made by :func:`train` or :func:`load_run`. The model and data are loaded on first use and kept.
+
+    Attributes:
+        path: The run folder.
+        device: Where the model is loaded to score (``cpu``, ``cuda``, ``cuda:N`` or ``auto``).
+    """
+
+    def __init__(self, path: str | Path, *, device: str = "cpu") -> None:
+        from modalrec.train.run import read_run_config
+
+        self.path = Path(path)
+        self.device = device
+        self._config = read_run_config(self.path)  # fails early on a folder that holds no run
+        self._loaded: Any = None
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, model={self.model_name!r})"
+
+    @property
+    def model_name(self) -> str:
+        """The registered name of the run's model."""
+        return str(self._config.model_name)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The resolved config (data path, seed and the ``data``, ``train``, ``eval``, ``model`` sections)."""
+        return dict(self._config.to_dict())
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """``metrics.json``: ``valid`` and ``test`` metrics at the best epoch, ``best_epoch``, ``epochs``,
+        ``train_seconds``.
+
+        Raises:
+            RunFolderError: If the run has not finished (no ``metrics.json``).
+        """
+        from modalrec.errors import RunFolderError
+        from modalrec.io_utils import read_json
+        from modalrec.train.run import METRICS_FILE
+
+        path = self.path / METRICS_FILE
+        if not path.is_file():
+            raise RunFolderError(f"{self.path}: the run has not finished (no {METRICS_FILE})")
+        document = read_json(path)
+        if not isinstance(document, dict):
+            raise RunFolderError(f"{path}: expected a JSON object")
+        return document
+
+    def history(self) -> pd.DataFrame:
+        """``history.csv``: one row per epoch with the loss, seconds and validation metrics."""
+        return pd.read_csv(self.path / "history.csv")
+
+    def _run(self) -> Any:
+        if self._loaded is None:
+            from modalrec.train.run import load_run as load_run_folder
+
+            self._loaded = load_run_folder(self.path, device=self.device)
+        return self._loaded
+
+    def evaluate(self, split: str = "test", *, cold_items: bool = False) -> dict[str, float]:
+        """Reload the best model and compute every metric on a split (full ranking, training items masked).
+
+        Args:
+            split: ``"test"`` or ``"valid"``.
+            cold_items: Count only test interactions with items that have no training interaction.
+
+        Returns:
+            Metric name (``recall@20``, ``ndcg@10``, ...) to its mean over evaluated users.
+
+        Raises:
+            ModalrecError: If ``split`` is unknown, or ``cold_items`` is asked of a run without cold items.
+        """
+        from modalrec.evaluate.cold import cold_item_evaluator
+        from modalrec.evaluate.evaluator import make_evaluators
+
+        if split not in ("test", "valid"):
+            raise ModalrecError(f"evaluate: split must be 'test' or 'valid', got '{split}'")
+        run = self._run()
+        if cold_items:
+            if split != "test":
+                raise ModalrecError("evaluate: cold_items applies to the test split")
+            evaluator = cold_item_evaluator(run.split, run.config.eval)
+            if not len(evaluator.users):
+                raise ModalrecError(f"evaluate: {self.path} has no test interaction with a cold item "
+                                    "(hold some out with data.cold_item_fraction=0.1 when training)")
+        else:
+            evaluator = make_evaluators(run.split, run.config.eval)[split]
+        metrics: dict[str, float] = evaluator.evaluate(run.model.ranking_scorer(), run.device).mean()
+        return metrics
+
+    def recommend(
+        self, users: str | Iterable[str] | None = None, k: int = 10, *, items: str | Path | None = None
+    ) -> pd.DataFrame:
+        """The k best items for each user, never one of the user's training items.
+
+        Args:
+            users: One user id or several, as in the dataset; ``None`` for every user.
+            k: Items per user (a user with fewer unseen items gets fewer rows).
+            items: An items table (CSV/TSV/Parquet with ``item_id`` and ``title``/``image`` columns) to
+                take titles and pictures from; by default the dataset's own, when it has one.
+
+        Returns:
+            Columns ``user_id, rank, item_id, score`` in the dataset's own ids, rank 1 first, plus
+            ``title`` and ``image`` (the picture's path) when the items table gives them.
+
+        Raises:
+            ModalrecError: If ``k < 1`` or a user id is not in the dataset.
+        """
+        from modalrec.serve.recommend import recommend_for_users
+
+        if k < 1:
+            raise ModalrecError(f"recommend: k must be >= 1, got {k}")
+        chosen = None if users is None else ([users] if isinstance(users, str) else [str(u) for u in users])
+        rows = recommend_for_users(self._run(), chosen, k)
+        return self._with_item_details(rows, items)
+
+    def explain(self, user: str, k: int = 10, *, items: str | Path | None = None) -> pd.DataFrame:
+        """How much each modality contributed to each of a user's top-k items.
+
+        Models with attention over modalities report their attention weights; for the other content
+        models a modality's contribution is the drop in score when its features are replaced by their
+        mean over items.
+
+        Args:
+            user: A user id as in the dataset.
+            k: Items to explain.
+            items: An items table to take titles and pictures from (see :meth:`recommend`).
+
+        Returns:
+            Columns ``rank, item_id, score, method`` (``attention`` or ``ablation``), one column per
+            modality, and ``title``/``image`` when known.
+
+        Raises:
+            ModalrecError: If the model reads no item content, ``k < 1`` or the user is unknown.
+        """
+        from modalrec.serve.explain import explain_user
+
+        if k < 1:
+            raise ModalrecError(f"explain: k must be >= 1, got {k}")
+        explanations = explain_user(self._run(), str(user), k)
+        rows = pd.DataFrame([
+            {"rank": e.rank, "item_id": e.item_id, "score": e.score, "method": e.method, **e.contributions}
+            for e in explanations
+        ])
+        return self._with_item_details(rows, items)
+
+    def _with_item_details(self, rows: pd.DataFrame, items: str | Path | None) -> pd.DataFrame:
+        details = item_details(self._config.data_path, items)
+        if details.empty or rows.empty:
+            return rows
+        return rows.join(details, on="item_id")
+
+
+def item_details(data_path: str | Path, items: str | Path | None = None) -> pd.DataFrame:
+    """Titles and picture paths by item id, from ``items`` or else the dataset's own items table.
+
+    Args:
+        data_path: The dataset folder or interactions file.
+        items: An items table with an ``item_id`` column and ``title`` (or ``name``) and/or ``image``.
+
+    Returns:
+        A frame indexed by item id with the columns it could fill among ``title`` and ``image``
+        (pictures as absolute paths); empty when nothing is known.
+    """
+    from modalrec.serve.items import ContentSource, read_content_source, read_items_table
+
+    if items is not None:
+        table_path = Path(items)
+        if not table_path.is_file():
+            raise ModalrecError(f"{table_path}: items table not found")
+        header = read_items_table(ContentSource(table_path.parent, table_path)).columns
+        source = ContentSource(table_path.parent, table_path, "item_id",
+                               next((c for c in ("title", "name") if c in header), None),
+                               "image" if "image" in header else None)
+    else:
+        source = read_content_source(data_path)
+    table = read_items_table(source)
+    if table.empty:
+        if items is not None:
+            raise ModalrecError(f"{items}: expected an items table with an 'item_id' column")
+        return pd.DataFrame()
+    base = source.items_file.parent if source.items_file else Path(data_path)
+    details = pd.DataFrame(index=table.index.astype(str))
+    if source.title_col:
+        details["title"] = table[source.title_col].to_numpy()
+    if source.image_col:
+        details["image"] = [str((base / value).resolve()) if value else None for value in table[source.image_col]]
+    return details
+
+
+def train(
+    dataset: Dataset | str | Path,
+    model: str,
+    *,
+    config: ConfigLike = None,
+    out: str | Path | None = None,
+    seed: int | None = None,
+    overwrite: bool = False,
+) -> Run:
+    """Train one model and write a run folder (the same folder ``modalrec train`` writes).
+
+    The epoch is chosen on the validation split (early stopping); the test split is evaluated once, with
+    the best epoch's weights.
+
+    Args:
+        dataset: A :class:`Dataset` from :func:`load_dataset`, a dataset path, or ``"demo"``.
+        model: A registered model name (see :func:`available_models`).
+        config: Settings: a TOML/YAML file, or a mapping such as ``{"epochs": 20, "model.reg_weight":
+            0.01}`` or ``{"train": {"epochs": 20}}``. Bare keys work where one section has them.
+        out: The run folder (default ``runs/<model>``).
+        seed: Seed for initialisation, shuffling and sampling (default 2024).
+        overwrite: Replace a run already in ``out``.
+
+    Returns:
+        The finished run.
+
+    Raises:
+        ConfigError: If a setting is unknown or invalid (checked before any training).
+        RunFolderError: If ``out`` already holds a run and ``overwrite`` is false.
+    """
+    from modalrec.train.run import resolve_config, train_run
+
+    path, data = _as_dataset_path(dataset)
+    config_file, overrides = _config_parts(config)
+    resolved = resolve_config(path, model, config_file=config_file, seed=seed,
+                              overrides=[*_override_strings(data, "data."), *overrides])
+    folder = Path(out) if out is not None else Path("runs") / resolved.model_name
+    train_run(resolved, folder, overwrite=overwrite)
+    return Run(folder)
+
+
+def load_run(path: str | Path, *, device: str = "cpu") -> Run:
+    """Open a run folder written by :func:`train`, ``modalrec train`` or ``modalrec benchmark``.
+
+    Args:
+        path: The run folder.
+        device: Where to score: ``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto``.
+
+    Raises:
+        RunFolderError: If the folder holds no run.
+    """
+    return Run(path, device=device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing models
+
+def benchmark(
+    dataset: Dataset | str | Path,
+    models: Iterable[str],
+    seeds: int | Iterable[int] = 3,
+    *,
+    config: ConfigLike = None,
+    out: str | Path = "benchmark",
+) -> pd.DataFrame:
+    """Train every model with every seed and compare them on the test split.
+
+    Writes ``results.md``, ``results.csv``, ``runs.csv`` and ``results.png`` into ``out`` and the runs
+    into ``out/runs/<model>-seed<seed>``. A finished run of the same config already there is reused, so an
+    interrupted benchmark continues where it stopped.
+
+    Args:
+        dataset: A :class:`Dataset`, a dataset path, or ``"demo"``.
+        models: Registered model names.
+        seeds: A number of seeds ``n`` (seeds 1..n) or the seeds themselves.
+        config: Settings applied to every run (see :func:`train`).
+        out: Folder for the runs and result files.
+
+    Returns:
+        One row per model, best mean test recall@20 first, indexed by ``model``: for each metric its
+        mean and ``<metric>_std`` over seeds, ``train_seconds``, ``seeds_ok`` and ``seeds_failed``.
+        The paired significance tests are in ``out/results.md``.
+
+    Raises:
+        ConfigError: If a model name or setting is invalid (checked before the first run).
+    """
+    from modalrec.experiments.benchmark import TABLE_METRICS, run_benchmark, summarize
+
+    path, data = _as_dataset_path(dataset)
+    seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    config_file, overrides = _config_parts(config)
+    names = [m.strip() for m in models if m.strip()]
+    if not names:
+        raise ConfigError("models", "no model given")
+    report = run_benchmark(path, names, seed_list, Path(out), config_file=config_file,
+                           overrides=[*_override_strings(data, "data."), *overrides])
+    rows = []
+    for summary in summarize(report):
+        row: dict[str, Any] = {"model": summary.model}
+        for metric in TABLE_METRICS:
+            row[metric], row[f"{metric}_std"] = summary.mean[metric], summary.std[metric]
+        row.update(train_seconds=summary.train_seconds, seeds_ok=summary.seeds_ok, seeds_failed=summary.seeds_failed)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+__all__ = [
+    "Dataset",
+    "Run",
+    "available_models",
+    "benchmark",
+    "item_details",
+    "load_dataset",
+    "load_run",
+    "train",
+]
