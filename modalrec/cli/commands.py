@@ -71,7 +71,7 @@ def _data_info(args: argparse.Namespace) -> int:
     sections = read_config_file(args.config) if args.config else {}
     merged = apply_overrides({"data": sections.get("data", {})}, args.overrides, {"data": DataConfig})
     config = build(DataConfig, merged.get("data", {}), section="data", file=args.config)
-    print(summarize(prepare_data(args.path, config)))
+    print(summarize(prepare_data(args.path, config, allow_repeats=True)))
     return 0
 
 
@@ -190,7 +190,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 # -- recommend ---------------------------------------------------------------------------------------
 
 def _add_recommend(sub: Any) -> None:
-    recommend = sub.add_parser("recommend", help="top-k items per user, training items excluded")
+    recommend = sub.add_parser("recommend", help="top-k items per user, training items excluded; a user not in "
+                                                 "the training data gets the most popular items (source: popular)")
     recommend.add_argument("--run", required=True, metavar="RUN_DIR")
     who = recommend.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", nargs="+", metavar="ID", help="user ids as in the dataset")
@@ -209,7 +210,7 @@ def _recommend(args: argparse.Namespace) -> int:
         raise ModalrecError(f"recommend: -k must be >= 1, got {args.k}")
     run = load_run(args.run, device=args.device)
     users = None if args.all_users else [str(u) for u in args.user]
-    rows = recommend_for_users(run, users, args.k)
+    rows = recommend_for_users(run, users, args.k, unknown="popular")
     write_recommendations(rows, args.out)
     if args.out:
         print(f"wrote {len(rows)} rows to {args.out}")

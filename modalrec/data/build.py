@@ -41,7 +41,15 @@ import pandas as pd
 
 import modalrec
 from modalrec.features.table import FeatureTable
-from modalrec.data.tables import column_as_float, column_as_id, column_as_int, read_parquet, read_table, require_columns
+from modalrec.data.tables import (
+    column_as_float,
+    column_as_id,
+    column_as_int,
+    read_parquet,
+    read_table,
+    require_columns,
+    shown_value,
+)
 from modalrec.device import check_device_name, resolve_device
 from modalrec.errors import ConfigError, DataFormatError, ModalrecError
 from modalrec.features.base import MODALITY_KINDS, Content, create_extractor, get_extractor
@@ -225,16 +233,21 @@ def read_any_table(path: Path) -> pd.DataFrame:
 
 
 def parse_timestamps(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    """Seconds since 1970: numbers as they are, else dates (ISO 8601 and the like) in UTC."""
+    """Seconds since 1970: numbers as they are, else dates (ISO 8601 and the like) in UTC.
+
+    The first row decides which: a column of numbers with one date in it (or the reverse) is reported at the
+    first row that does not fit, with its value, not at a row that does.
+    """
     values = frame[column]
-    if values.dtype.kind in "iuf" or pd.to_numeric(values, errors="coerce").notna().all():
+    numeric = values.dtype.kind in "iuf" or pd.to_numeric(values, errors="coerce").notna().all()
+    if numeric or (len(values) and pd.notna(pd.to_numeric(values.iloc[:1], errors="coerce").iloc[0])):
         return column_as_float(frame, column, path)
     dates = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     bad = dates.isna().to_numpy()
     if bad.any():
         line = int(frame.index[np.flatnonzero(bad)[0]])
-        raise DataFormatError(path, f"expected a number or a date, found {values.loc[line]!r}", line=line,
-                              field=column)
+        raise DataFormatError(path, f"expected a number or a date, found {shown_value(values.loc[line])}",
+                              line=line, field=column)
     return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from modalrec.config import DataConfig
 from modalrec.data.dataset import Dataset
 from modalrec.data.filtering import FilterReport, filter_dataset
 from modalrec.data.readers import load_dataset
 from modalrec.data.split import Split, make_split
+from modalrec.errors import DataFormatError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -21,7 +27,37 @@ class PreparedData:
     report: FilterReport
 
 
-def prepare_data(data_path: str | Path, config: DataConfig) -> PreparedData:
-    """Load ``data_path``, apply the k-core filter and make the split, as ``config`` says."""
+def prepare_data(data_path: str | Path, config: DataConfig, *, allow_repeats: bool = False) -> PreparedData:
+    """Load ``data_path``, apply the k-core filter and make the split, as ``config`` says.
+
+    Raises:
+        DataFormatError: If (with ``data.deduplicate=false``) a valid or test interaction repeats a training
+            pair of the same user: full-ranking evaluation never recommends a training item again, so such a
+            target could never be hit and every metric would be silently lower. ``allow_repeats`` (for
+            ``data info``) logs a warning instead.
+    """
     dataset, report = filter_dataset(load_dataset(data_path, config), config)
-    return PreparedData(dataset, make_split(dataset, config), report)
+    split = make_split(dataset, config)
+    if not config.deduplicate:
+        _check_repeats(dataset, split, allow_repeats)
+    return PreparedData(dataset, split, report)
+
+
+def _check_repeats(dataset: Dataset, split: Split, allow: bool) -> None:
+    train_keys = split.train.users * split.num_items + split.train.items
+    repeats = {part: np.isin(pairs.users * split.num_items + pairs.items, train_keys)
+               for part, pairs in (("valid", split.valid), ("test", split.test))}
+    count = sum(int(mask.sum()) for mask in repeats.values())
+    if not count:
+        return
+    part, mask = next((part, mask) for part, mask in repeats.items() if mask.any())
+    row = int(np.flatnonzero(mask)[0])
+    pairs = getattr(split, part)
+    example = (f"user '{dataset.user_ids.external[pairs.users[row]]}', "
+               f"item '{dataset.item_ids.external[pairs.items[row]]}'")
+    message = (f"data.deduplicate=false: {count} valid/test interactions repeat a training pair (first in {part}: "
+               f"{example}) and could never be recommended (evaluation excludes training items); set "
+               "data.deduplicate=true or remove the repeats")
+    if not allow:
+        raise DataFormatError(dataset.source, message)
+    log.warning("%s: %s", dataset.source, message)

@@ -89,10 +89,13 @@ def read_mmrec(path: Path, config: DataConfig) -> Dataset:
         if len(column) and column.max() >= MAX_INDEX:
             _raise_at(frame, inter, name, column >= MAX_INDEX, f"an index below 2^31 (the MMRec layout numbers "
                       f"{name[:4]}s 0..n-1; for arbitrary ids read the file as a table: data.format=table)")
-    user_ids = _mapping_or_identity(folder / "u_id_mapping.csv", "user_id", "userID", users)
+    users, user_ids = _interacting_only(users, _mapping_or_identity(folder / "u_id_mapping.csv", "user_id",
+                                                                    "userID", users), inter, "user")
     feature_files = sorted(folder.glob("*_feat.npy"))
     item_count = _mmrec_item_count(folder, items, feature_files)
     item_ids = _mapping_or_identity(folder / "i_id_mapping.csv", "item_id", "itemID", items, item_count)
+    if item_count is None and not (folder / "i_id_mapping.csv").exists():  # no content: a gap is not an item
+        items, item_ids = _interacting_only(items, item_ids, inter, "item")
     features = {f.name[: -len("_feat.npy")]: read_npy_features(f, len(item_ids)) for f in feature_files}
     return Dataset(
         name=inter.stem,
@@ -136,6 +139,22 @@ def _mmrec_item_count(folder: Path, items: np.ndarray, feature_files: list[Path]
             first, f"has {rows[first]} rows; expected at least {needed} (row i = item id i, largest itemID is {needed - 1})"
         )
     return rows[first]
+
+
+def _interacting_only(indices: np.ndarray, ids: IdMap, inter: Path, kind: str) -> tuple[np.ndarray, IdMap]:
+    """Drop the indices no interaction uses (gaps in the MMRec numbering), renumbering the rest 0..n-1.
+
+    An id that never occurs in the interactions is not a user (nor, without content, an item): keeping it
+    would give it an untrained embedding that ``recommend`` would answer from. The original ids are kept.
+    """
+    used = np.unique(indices)
+    if len(used) == len(ids):
+        return indices, ids
+    log.info("%s: %d %s ids in 0..%d never occur in the interactions; they are not %ss", inter,
+             len(ids) - len(used), kind, len(ids) - 1, kind)
+    renumber = np.full(len(ids), -1, dtype=np.int64)
+    renumber[used] = np.arange(len(used))
+    return renumber[indices], ids.subset(used)
 
 
 def _mapping_or_identity(

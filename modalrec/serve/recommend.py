@@ -13,22 +13,36 @@ from modalrec.evaluate.evaluator import top_k_deterministic
 from modalrec.io_utils import write_with
 from modalrec.train.run import LoadedRun
 
-COLUMNS = ["user_id", "rank", "item_id", "score"]
+COLUMNS = ["user_id", "rank", "item_id", "score", "source"]
+FALLBACKS = ("error", "popular")
 
 
-def recommend_for_users(run: LoadedRun, user_ids: list[str] | None, k: int, *, batch_size: int = 1024) -> pd.DataFrame:
+def recommend_for_users(run: LoadedRun, user_ids: list[str] | None, k: int, *, batch_size: int = 1024,
+                        unknown: str = "error") -> pd.DataFrame:
     """The k best items per user (all users when ``user_ids`` is None), training items excluded.
 
-    Returns a frame with columns ``user_id, rank, item_id, score`` (rank 1 first). A user with fewer than k
-    unseen items gets fewer rows.
+    Returns a frame with columns ``user_id, rank, item_id, score, source`` (rank 1 first). A user with fewer
+    than k unseen items gets fewer rows. ``source`` is ``model`` for a user the model was trained on. A user
+    id that is not in the training data raises with ``unknown="error"``; with ``unknown="popular"`` it gets
+    the k items with the most training interactions (``score`` = that count, ``source`` = ``popular``), the
+    service's fallback too.
     """
+    if unknown not in FALLBACKS:
+        raise ModalrecError(f"recommend: unknown={unknown!r}; expected one of {', '.join(FALLBACKS)}")
     if user_ids is None:
         users = np.arange(run.split.num_users)
+    elif unknown == "popular":
+        lookup = run.dataset.user_ids.lookup()
+        known = [u for u in user_ids if str(u) in lookup]
+        if len(known) < len(user_ids):
+            return _with_popular(run, user_ids, recommend_for_users(run, known, k, batch_size=batch_size), k)
+        users = np.asarray([lookup[str(u)] for u in user_ids], dtype=np.int64)
     else:
         try:
             users = run.dataset.user_ids.indices_of(user_ids, kind="user id")
         except DataFormatError as exc:
-            raise ModalrecError(f"recommend: {exc.detail}") from None
+            raise ModalrecError(f"recommend: {exc.detail} (an unknown user gets popular items only when asked)") \
+                from None
     seen = run.split.matrix("train")
     parts = []
     with torch.no_grad():
@@ -43,6 +57,17 @@ def recommend_for_users(run: LoadedRun, user_ids: list[str] | None, k: int, *, b
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
 
 
+def _with_popular(run: LoadedRun, user_ids: list[str], known: pd.DataFrame, k: int) -> pd.DataFrame:
+    """``known``'s rows plus the popular items for every user id it lacks, in the order of ``user_ids``."""
+    counts = np.bincount(run.split.train.items, minlength=run.split.num_items)
+    top = np.argsort(-counts, kind="stable")[:k]
+    popular = pd.DataFrame({"rank": np.arange(1, len(top) + 1), "item_id": run.dataset.item_ids.external[top],
+                            "score": counts[top].astype(np.float32), "source": "popular"})
+    by_user = {str(user): rows for user, rows in known.groupby("user_id", sort=False)} if len(known) else {}
+    parts = [by_user[str(u)] if str(u) in by_user else popular.assign(user_id=str(u))[COLUMNS] for u in user_ids]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+
+
 def _rows(run: LoadedRun, users: np.ndarray, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
     keep = np.isfinite(scores)  # masked (already seen) items never appear
     rank = np.broadcast_to(np.arange(1, items.shape[1] + 1), items.shape)
@@ -51,11 +76,12 @@ def _rows(run: LoadedRun, users: np.ndarray, items: np.ndarray, scores: np.ndarr
         "rank": rank[keep],
         "item_id": run.dataset.item_ids.external[items[keep]],
         "score": scores[keep],
+        "source": "model",
     })
 
 
 def write_recommendations(rows: pd.DataFrame, path: str | None) -> None:
-    """CSV ``user_id,rank,item_id,score`` to ``path`` (atomically) or to standard output."""
+    """CSV ``user_id,rank,item_id,score,source`` to ``path`` (atomically) or to standard output."""
     if path:
         write_with(path, lambda handle: rows.to_csv(handle, index=False, float_format="%.6g"))
     else:

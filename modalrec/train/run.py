@@ -41,13 +41,13 @@ from modalrec.data.filtering import filter_dataset
 from modalrec.data.readers import load_dataset
 from modalrec.data.split import Split, make_split
 from modalrec.errors import ConfigError, RunFolderError, WriteError
-from modalrec.io_utils import read_json, remove_temporary_files, write_json, write_with
+from modalrec.io_utils import TEMP_SUFFIX, read_json, remove_temporary_files, write_json, write_with
 from modalrec.models.base import ModelInputs, Recommender
 from modalrec.models.io import load_model, save_model
 from modalrec.models.registry import get_model
 from modalrec.train.distributed import DistContext, check_same_everywhere
 from modalrec.train.distributed import start as start_distributed
-from modalrec.train.lock import run_folder_lock
+from modalrec.train.lock import LOCK_NAME, run_folder_lock
 from modalrec.train.manifest import (
     MANIFEST_FILE,
     changed_data_files,
@@ -194,6 +194,7 @@ def train_run(
         return trainer.fit()
     manifest = new_manifest(config.to_dict(), prepared.dataset, prepared.split, trainer.device, context.world_size)
     with run_folder_lock(out), _write_errors(out):
+        _check_new_run_folder(out, overwrite)  # again: another `train` may have finished here meanwhile
         remove_temporary_files(out)
         for stale in (*RESULT_FILES, *START_FILES):
             (out / stale).unlink(missing_ok=True)
@@ -325,11 +326,24 @@ def metrics_document(result: TrainResult) -> dict[str, Any]:
 
 
 def _check_new_run_folder(out: Path, overwrite: bool) -> None:
+    """Refuse a file, a run (without ``overwrite``) and, even with it, a folder holding anything but a run."""
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"{out}: exists and is not a folder")
     holds_run = (out / CONFIG_FILE).exists() or (out / CHECKPOINT_FILE).exists()
     if holds_run and not overwrite:
         raise RunFolderError(f"{out}: already holds a run; pass --resume to continue it or --overwrite to replace it")
+    foreign = [] if holds_run or not out.is_dir() else foreign_entries(out)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise RunFolderError(f"{out}: is not empty and holds no modalrec run (found {shown}); a run needs a new or "
+                             "empty folder (--overwrite replaces only an earlier run)")
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """Names in ``folder`` that no run writes (a run's own files, its lock and temporary files are not)."""
+    own = {*START_FILES, *RESULT_FILES, LOCK_NAME}
+    return sorted(p.name for p in folder.iterdir()
+                  if p.name not in own and not (p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)))
 
 
 def _write_history(out: Path, history: list[dict[str, float]]) -> None:
