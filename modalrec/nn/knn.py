@@ -7,6 +7,10 @@ FREEDOM- and LATTICE-style models run at 60,000+ items.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -15,6 +19,23 @@ from modalrec.errors import ConfigError
 from modalrec.nn.graph import csr_from_coo
 
 NORMALIZATIONS = ("sym", "row", "none")
+
+_CONSTANT_TABLES_ALLOWED: ContextVar[bool] = ContextVar("constant_tables_allowed", default=False)
+
+
+@contextmanager
+def constant_tables_allowed() -> Iterator[None]:
+    """Within this block a table whose rows are all equal gets the self-loop graph (each item its own only
+    neighbour, a graph that says nothing about similarity) instead of a :class:`ConfigError`.
+
+    ``explain`` needs this: it measures a modality's contribution by replacing the modality with its mean
+    over items, and a model rebuilt on that table must still be able to build (or rebuild) its graphs.
+    """
+    token = _CONSTANT_TABLES_ALLOWED.set(True)
+    try:
+        yield
+    finally:
+        _CONSTANT_TABLES_ALLOWED.reset(token)
 
 
 def knn_graph(
@@ -46,7 +67,9 @@ def knn_graph(
         raise ConfigError("model.knn_k", f"asked for {k} neighbours, but there are {num_items} items (1..{num_items})")
     if normalization not in NORMALIZATIONS:
         raise ConfigError("normalization", f"expected one of {', '.join(NORMALIZATIONS)}, got '{normalization}'")
-    if bool((features.float().std(0) == 0).all()):
+    if _is_constant(features):
+        if _CONSTANT_TABLES_ALLOWED.get():
+            return _self_loops(num_items, k, features.device, normalization)
         raise ConfigError("model", f"modality '{name}' has zero variance across items; its kNN graph is meaningless")
     unit = F.normalize(features.float(), dim=1)
     device = unit.device  # every tensor made here lives beside the features (LATTICE rebuilds on CUDA)
@@ -68,6 +91,20 @@ def knn_graph(
     elif unit.requires_grad and torch.is_grad_enabled():  # LATTICE learns through the edge values
         values = (unit[rows] * unit[cols]).sum(1)
     return _sparse(rows, cols, values.reshape(-1), num_items, normalization)
+
+
+def _self_loops(num_items: int, k: int, device: torch.device, normalization: str) -> Tensor:
+    """Each item linked to itself with weight 1 and to its k-1 successors with weight 0: the self-loop graph
+    with the I * k stored values of a kNN graph, so code that stacks graphs of one size still can."""
+    rows = torch.arange(num_items, device=device).repeat_interleave(k)
+    offsets = torch.arange(k, device=device).repeat(num_items)
+    values = (offsets == 0).float()
+    return _sparse(rows, (rows + offsets) % num_items, values, num_items, normalization)
+
+
+def _is_constant(features: Tensor) -> bool:
+    table = features.detach().float()
+    return bool((table.std(0) == 0).all()) or bool((table == table[:1]).all())
 
 
 def _sparse(rows: Tensor, cols: Tensor, values: Tensor, size: int, normalization: str) -> Tensor:

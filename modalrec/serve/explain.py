@@ -3,7 +3,9 @@
 Models with attention over modalities report their weights (``modality_weights(users, items)`` with the
 names in ``modality_names``). For any other content model the contribution of a modality is the drop in
 score when that modality's features are replaced by their mean over items (the model is rebuilt on the
-ablated features with the same learned weights).
+ablated features with the same learned weights). A content kNN graph built from the ablated modality is
+the self-loop graph: with every item alike, no item is anyone's content neighbour
+(:func:`~modalrec.nn.knn.constant_tables_allowed`); the other modalities' graphs are rebuilt unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import Tensor
 from modalrec.errors import ModalrecError
 from modalrec.models.base import ModelInputs, Recommender
 from modalrec.models.registry import get_model
+from modalrec.nn.knn import constant_tables_allowed
 from modalrec.serve.recommend import recommend_for_users
 from modalrec.train.run import LoadedRun, model_inputs
 
@@ -64,10 +67,11 @@ def _ablation(run: LoadedRun, users: Tensor, items: Tensor) -> dict[str, Tensor]
     drops = {}
     for modality in used:
         ablated = _with_mean_features(inputs, modality)
-        model = type(run.model)(run.model.config, ablated)
-        model.load_state_dict(run.model.state_dict())
-        model.to(run.device).eval()
-        drops[modality] = original - model.score(users, items)[0].cpu()
+        with constant_tables_allowed():  # graph models rebuild (LENS, FREEDOM) or relearn (LATTICE) kNN graphs
+            model = type(run.model)(run.model.config, ablated)
+            model.load_state_dict(run.model.state_dict())
+            model.to(run.device).eval()
+            drops[modality] = original - model.score(users, items)[0].cpu()
     return drops
 
 
