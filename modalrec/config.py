@@ -21,13 +21,14 @@ from typing import Any, TypeVar
 
 import yaml
 
-from modalrec.errors import ConfigError
+from modalrec.errors import ConfigError, quoted
 from modalrec.metric_names import parse_metric_name
 
 T = TypeVar("T")
 
 SPLIT_METHODS = ("auto", "given", "random", "user_time", "global_time")
-DATA_FORMATS = ("auto", "mmrec", "table", "movielens")
+DATA_FORMATS = ("auto", "mmrec", "table", "movielens", "coldrec")
+EVAL_TASKS = ("overall", "warm", "cold")
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ class DataConfig:
     split: str = "auto"  # auto (given when present, else random) | given | random | user_time | global_time
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, valid, test
     split_seed: int = 2024
-    cold_item_fraction: float = 0.0  # hold out this fraction of items entirely: all their interactions go to test
+    cold_item_fraction: float = 0.0  # hold out this fraction of items entirely (item cold start, ColdRec's protocol)
+    cold_valid_share: float = 0.5  # of the held-out items, this share goes to cold-valid, the rest to cold-test
+    train_fraction: float = 1.0  # sparsity: keep this seeded fraction of each user's training interactions
 
     def __post_init__(self) -> None:
         _choice("data.format", self.format, DATA_FORMATS)
@@ -61,6 +64,10 @@ class DataConfig:
             raise ConfigError("data.split_ratios", f"must sum to 1, got {sum(self.split_ratios):g}")
         if not 0.0 <= self.cold_item_fraction < 1.0:
             raise ConfigError("data.cold_item_fraction", f"expected a fraction in [0, 1), got {self.cold_item_fraction}")
+        if not 0.0 <= self.cold_valid_share <= 1.0:
+            raise ConfigError("data.cold_valid_share", f"expected a fraction in [0, 1], got {self.cold_valid_share}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError("data.train_fraction", f"expected a fraction in (0, 1], got {self.train_fraction}")
         for name in ("min_user_interactions", "min_item_interactions", "split_seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"data.{name}", f"must be >= 0, got {getattr(self, name)}")
@@ -110,10 +117,17 @@ class EvalConfig:
     ks: tuple[int, ...] = (10, 20, 50)  # cut-offs for every metric
     user_batch_size: int = 1024  # users scored at once; bounds memory to user_batch_size x num_items
     mask_valid_at_test: bool = False  # also exclude validation items when ranking for the test split
+    task: str = "overall"  # overall (all items) | warm (warm items only) | cold (cold items only): drives early stopping
+    cold_candidates: str = "split"  # cold task ranks: split = that part's cold items | all = every cold item (ColdRec)
+    user_buckets: tuple[int, ...] = (5, 20)  # activity buckets by training interactions: 1-5, 6-20, 21+
 
     def __post_init__(self) -> None:
         if not self.ks or any(k < 1 for k in self.ks):
             raise ConfigError("eval.ks", f"expected positive cut-offs, got {self.ks}")
+        _choice("eval.task", self.task, EVAL_TASKS)
+        _choice("eval.cold_candidates", self.cold_candidates, ("split", "all"))
+        if any(b < 1 for b in self.user_buckets) or list(self.user_buckets) != sorted(set(self.user_buckets)):
+            raise ConfigError("eval.user_buckets", f"expected increasing positive bounds, got {self.user_buckets}")
         if self.user_batch_size < 1:
             raise ConfigError("eval.user_batch_size", "must be >= 1")
 
@@ -181,7 +195,7 @@ def coerce(value: Any, annotation: Any, key: str, file: str | Path | None = None
                 raise TypeError
             return {str(k): coerce(v, args[1], f"{key}.{k}", file) for k, v in value.items()}
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(key, f"expected {_type_name(annotation)}, found {value!r}", file=file) from None
+        raise ConfigError(key, f"expected {_type_name(annotation)}, found {quoted(value)}", file=file) from None
     raise ConfigError(key, f"unsupported type {annotation}", file=file)
 
 
@@ -196,9 +210,10 @@ def _parse_scalar(text: str) -> Any:
         except ValueError:
             pass
     try:
+        check_yaml_limits(text, Path("--set"))
         return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+    except (yaml.YAMLError, ConfigError, RecursionError):
+        return text  # kept as the string it is: the type check then names the key
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -243,32 +258,81 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError("--config", f"file not found: {path}")
     if path.suffix not in (".toml", ".yaml", ".yml"):
         raise ConfigError("--config", f"{path}: expected a .toml, .yaml or .yml file")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError("--config", f"{path}: {size} bytes; a config file may hold at most {MAX_CONFIG_BYTES}")
     text = _config_text(path)
     try:
         if path.suffix == ".toml":
             raw = tomllib.loads(text)
         else:
+            check_yaml_limits(text, path)
             raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         detail = " ".join(str(exc).split())
         raise ConfigError("--config", f"{path}: not valid {path.suffix[1:].upper()}: {detail}") from None
+    except RecursionError:
+        raise ConfigError("--config", f"{path}: nested too deeply (at most {MAX_CONFIG_DEPTH} levels)") from None
     if not isinstance(raw, dict):
         raise ConfigError("--config", f"{path}: expected a mapping of sections, found a {type(raw).__name__}")
     result: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "model_name":
             if not isinstance(value, str):
-                raise ConfigError(key, f"expected a model name (a string), found {value!r}", file=path)
+                raise ConfigError(key, f"expected a model name (a string), found {quoted(value)}", file=path)
             result[key] = value
         elif key in SECTIONS:
             if not isinstance(value, dict):
-                raise ConfigError(str(key), f"expected a section of key = value settings, found {value!r}", file=path)
+                raise ConfigError(str(key), f"expected a section of key = value settings, found {quoted(value)}", file=path)
             result[key] = value
         else:
             raise ConfigError(
                 str(key), f"unknown top-level key; expected sections {', '.join(SECTIONS)} or model_name", file=path
             )
     return result
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes; a megabyte is already absurd
+MAX_CONFIG_DEPTH = 16  # nesting of mappings and lists; sections and their tables need 3
+MAX_CONFIG_NODES = 10_000  # values after every alias is expanded: stops "billion laughs" before it expands
+
+
+def check_yaml_limits(text: str, path: Path) -> None:
+    """Refuse a YAML text whose nesting is deeper than :data:`MAX_CONFIG_DEPTH` or which, with its aliases
+    (``*name``) expanded, would hold more than :data:`MAX_CONFIG_NODES` values.
+
+    It walks the parser's event stream once, counting each anchored node's expanded size, so a file of a
+    few hundred bytes that would expand to gigabytes is refused after reading those few hundred bytes.
+    """
+    sizes: dict[str, int] = {}  # anchor -> expanded size of its node
+    stack: list[list[Any]] = [[0, None]]  # per open collection: [expanded size so far, its anchor]
+    total = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) > MAX_CONFIG_DEPTH:
+                raise ConfigError("--config", f"{path}: line {_line(event)}: nested deeper than "
+                                              f"{MAX_CONFIG_DEPTH} levels")
+            stack.append([1, event.anchor])
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            size, anchor = stack.pop()
+        elif isinstance(event, yaml.AliasEvent):
+            size, anchor = sizes.get(event.anchor or "", 1), None
+        elif isinstance(event, yaml.ScalarEvent):
+            size, anchor = 1, event.anchor
+        else:
+            continue
+        if anchor:
+            sizes[anchor] = size
+        stack[-1][0] += size
+        total = stack[0][0] + sum(open_size for open_size, _ in stack[1:])
+        if total > MAX_CONFIG_NODES:
+            raise ConfigError("--config", f"{path}: line {_line(event)}: with its aliases (*name) "
+                                          f"expanded the file would hold more than {MAX_CONFIG_NODES} values")
+
+
+def _line(event: yaml.Event) -> int | str:
+    return "?" if event.start_mark is None else event.start_mark.line + 1
 
 
 def _config_text(path: Path) -> str:

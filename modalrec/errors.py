@@ -3,15 +3,52 @@
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Iterable
 from pathlib import Path
 
 LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
 
+MAX_MESSAGE_CHARS = 300  # an error message never grows past this, whatever the input quoted in it
+MAX_QUOTED_CHARS = 80  # a value quoted from the input is cut to this
+
+
 def one_line(text: str) -> str:
     """``text`` with its line breaks (and the spaces around them) turned into single spaces."""
     return LINE_BREAKS.sub(" ", text.strip())
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters, its head and tail kept around a note of what was cut.
+
+    Messages quote input back (a value, a line of a file); a huge value must not make a huge message.
+    """
+    if len(text) <= limit:
+        return text
+    note = f" ...[{len(text) - limit} more characters]... "
+    keep = max(limit - len(note), 2)
+    head = keep * 3 // 4
+    return text[:head] + note + text[len(text) - (keep - head):]
+
+
+def quoted(value: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters. Nested containers are abbreviated while the
+    repr is built (:mod:`reprlib`), so a value that expands to gigabytes costs no more than a small one."""
+    return shorten(_BOUNDED_REPR.repr(value), limit)
+
+
+def _bounded_repr() -> reprlib.Repr:
+    bounded = reprlib.Repr()
+    bounded.maxlevel = 3
+    bounded.maxtuple = bounded.maxlist = bounded.maxarray = bounded.maxdict = bounded.maxset = 6
+    bounded.maxfrozenset = bounded.maxdeque = 6
+    bounded.maxstring = bounded.maxother = MAX_QUOTED_CHARS
+    bounded.maxlong = 40
+    return bounded
+
+
+_BOUNDED_REPR = _bounded_repr()
 
 
 class ModalrecError(Exception):
@@ -35,9 +72,9 @@ class DataFormatError(ModalrecError, ValueError):
         self.path = None if path is None else str(path)
         self.line = line
         self.field = field
-        message = one_line(message)
+        message = shorten(one_line(message))
         self.detail = message
-        where = self.path or "<data>"
+        where = shorten(self.path or "<data>", MAX_QUOTED_CHARS * 2)
         if line is not None:
             where += f":{line}"
         what = f"column '{field}': {message}" if field is not None else message
@@ -49,11 +86,11 @@ class ConfigError(ModalrecError, ValueError):
 
     def __init__(self, key: str, message: str, *, file: str | Path | None = None) -> None:
         self.key = key
-        message = one_line(message)
+        message = shorten(one_line(message))
         self.detail = message
         self.file = None if file is None else str(file)
-        prefix = f"{self.file}: " if self.file else ""
-        super().__init__(f"{prefix}config key '{key}': {message}")
+        prefix = f"{shorten(self.file, MAX_QUOTED_CHARS * 2)}: " if self.file else ""
+        super().__init__(f"{prefix}config key '{shorten(one_line(str(key)), MAX_QUOTED_CHARS)}': {message}")
 
 
 class UnknownNameError(ModalrecError, KeyError):

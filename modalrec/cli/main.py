@@ -9,7 +9,9 @@ import sys
 from modalrec import __version__
 from modalrec.cli import commands
 from modalrec.cli.runs_cmd import add_runs_parser
-from modalrec.errors import ModalrecError
+from modalrec.errors import ModalrecError, one_line, shorten
+
+MAX_ERROR_LINE = 800  # the one line an error prints, whatever it quotes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except ModalrecError as exc:
-        print(f"modalrec: error: {exc}", file=sys.stderr)
+        print(f"modalrec: error: {shorten(one_line(str(exc)), MAX_ERROR_LINE)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("modalrec: interrupted", file=sys.stderr)
