@@ -8,6 +8,7 @@ import logging
 import math
 import pickle
 import random
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from modalrec.config import EvalConfig, TrainConfig
 from modalrec.data.sampler import NegativeSampler
 from modalrec.data.split import Split
-from modalrec.errors import ConfigError, ModalrecError, NotFittedError, RunFolderError
+from modalrec.errors import ConfigError, ModalrecError, NotFittedError, RunFolderError, one_line, shorten
 from modalrec.device import resolve_device
 from modalrec.evaluate.evaluator import FullRankingEvaluator, JointEvaluator, MetricTable, make_evaluators
 from modalrec.evaluate.metrics import parse_metric_name
@@ -294,10 +295,16 @@ class Trainer:
         path = None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_FILE
         if path is None or not path.is_file():
             raise NotFittedError(f"{path}: no checkpoint to resume from")
+        payload = _read_checkpoint(path, self.device)
         try:
-            payload = torch.load(path, map_location=self.device, weights_only=False)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-            raise RunFolderError(f"{path}: cannot be read ({exc}); start the run again with --overwrite") from None
+            self._restore(payload)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            reason = one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise RunFolderError(f"{path}: does not fit this run ({shorten(reason)}); "
+                                 "start the run again with --overwrite") from None
+        log.info("resumed from %s at epoch %d", path, self.progress.epoch)
+
+    def _restore(self, payload: dict[str, Any]) -> None:
         self.model.load_state_dict(payload["model"])
         self.best_state = payload["best_model"]
         self.optimizer.load_state_dict(payload["optimizer"])
@@ -312,4 +319,35 @@ class Trainer:
         if payload.get("python_rng") is not None:
             random.setstate(payload["python_rng"])
         self.progress = _Progress(**payload["progress"])
-        log.info("resumed from %s at epoch %d", path, self.progress.epoch)
+
+
+CHECKPOINT_KEYS = ("model", "best_model", "optimizer", "generator", "torch_rng", "progress")
+
+
+def _numpy_globals() -> list[Any]:
+    """What a pickled numpy array refers to: its rebuild function, ndarray and the dtypes (no code runs)."""
+    rebuild = np.zeros(1).__reduce__()[0]
+    return [rebuild, np.ndarray, np.dtype, type(np.dtype(np.uint32)), type(np.dtype(np.float64))]
+
+
+def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """``checkpoint.pt`` through torch's weights-only unpickler: tensors, containers, numbers and numpy's
+    random state load; anything that would import or call other code is refused, so a crafted file in a run
+    folder cannot run code. A file without the keys a checkpoint holds is a RunFolderError naming them."""
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            payload = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f"it refers to {refused.group(1)}" if refused else "it holds more than tensors and numbers"
+        raise RunFolderError(f"{path}: refused: not a checkpoint modalrec wrote ({shorten(what)}); loading it "
+                             "could run code; start the run again with --overwrite") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        reason = one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise RunFolderError(f"{path}: cannot be read ({shorten(reason)}); "
+                             "start the run again with --overwrite") from None
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(payload, dict) or key not in payload]
+    if missing:
+        raise RunFolderError(f"{path}: not a complete checkpoint (missing {', '.join(missing)}); "
+                             "start the run again with --overwrite")
+    return payload
