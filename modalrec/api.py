@@ -115,7 +115,7 @@ def load_dataset(
 
     settings = dict(data or {})
     path = _demo_folder(out, demo) if str(path_or_name) == DEMO_NAME else Path(path_or_name)
-    config = build(DataConfig, apply_overrides({}, _override_strings(settings), {"data": DataConfig})
+    config = build(DataConfig, apply_overrides({}, _override_strings(settings, "data."), {"data": DataConfig})
                    .get("data", {}), section="data")
     prepared = prepare_data(path, config)
     dataset = prepared.dataset
@@ -309,7 +309,7 @@ class Run:
 
         Returns:
             Columns ``user_id, rank, item_id, score`` in the dataset's own ids, rank 1 first, plus
-            ``title`` and ``image`` (the picture's path) when the items table gives them.
+            ``title`` and ``picture`` (the picture file's path) when the items table gives them.
 
         Raises:
             ModalrecError: If ``k < 1`` or a user id is not in the dataset.
@@ -336,7 +336,7 @@ class Run:
 
         Returns:
             Columns ``rank, item_id, score, method`` (``attention`` or ``ablation``), one column per
-            modality, and ``title``/``image`` when known.
+            modality, and ``title``/``picture`` when known.
 
         Raises:
             ModalrecError: If the model reads no item content, ``k < 1`` or the user is unknown.
@@ -367,8 +367,8 @@ def item_details(data_path: str | Path, items: str | Path | None = None) -> pd.D
         items: An items table with an ``item_id`` column and ``title`` (or ``name``) and/or ``image``.
 
     Returns:
-        A frame indexed by item id with the columns it could fill among ``title`` and ``image``
-        (pictures as absolute paths); empty when nothing is known.
+        A frame indexed by item id with the columns it could fill among ``title`` and ``picture`` (an
+        absolute path); empty when nothing is known.
     """
     from modalrec.serve.items import ContentSource, read_content_source, read_items_table
 
@@ -392,7 +392,7 @@ def item_details(data_path: str | Path, items: str | Path | None = None) -> pd.D
     if source.title_col:
         details["title"] = table[source.title_col].to_numpy()
     if source.image_col:
-        details["image"] = [str((base / value).resolve()) if value else None for value in table[source.image_col]]
+        details["picture"] = [str((base / value).resolve()) if value else None for value in table[source.image_col]]
     return details
 
 
