@@ -220,7 +220,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_torch_model_pools_the_user_model_output(
     kind: str, tiny_models: dict[str, Path], photos: dict[str, Path]
 ) -> None:
-    extractor = create_extractor("torch-model", {"path": str(tiny_models[kind]), "image_size": 32})
+    trusted = {"trust_pickle": True} if kind == "pickle" else {}
+    extractor = create_extractor("torch-model", {"path": str(tiny_models[kind]), "image_size": 32, **trusted})
     assert extractor.dim == 5
     prepared = [extractor.load(photos["cat"]), extractor.load(photos["coffee"])]
     vectors = extractor.embed(prepared)
@@ -254,6 +255,29 @@ def test_torch_model_rejects_missing_or_unusable_files(tiny_models: dict[str, Pa
     junk.write_text("not a model")
     with pytest.raises(ConfigError, match="junk.pt"):
         _ = create_extractor("torch-model", {"path": str(junk)}).dim
+
+
+class _CodeOnLoad:
+    """Unpickling this calls ``exec``: what a malicious model file would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+def test_torch_model_refuses_pickles_unless_trusted(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="pickled module.*trust_pickle = true"):
+        _ = create_extractor("torch-model", {"path": str(tiny_models["pickle"])}).dim
+    marker, crafted = tmp_path / "pwned", tmp_path / "crafted.pth"
+    torch.save({"weights": _CodeOnLoad(marker)}, crafted)
+    with pytest.raises(ConfigError, match="refused"):
+        _ = create_extractor("torch-model", {"path": str(crafted)}).dim
+    assert not marker.exists()
+    untrusted = create_extractor("torch-model", {"path": str(tiny_models["pickle"])})
+    trusted = create_extractor("torch-model", {"path": str(tiny_models["pickle"]), "trust_pickle": True})
+    assert untrusted.fingerprint() == trusted.fingerprint()  # the same vectors, the same cache entries
 
 
 # -- minilm ------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import pickle
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -314,6 +315,7 @@ class TorchModelConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN  # per-channel RGB mean subtracted from pixels in [0, 1]
     std: tuple[float, float, float] = IMAGENET_STD  # per-channel divisor after the mean is subtracted
     output: str = "auto"  # auto: average (B, C, H, W) over H, W and keep (B, D); flatten: reshape to (B, -1)
+    trust_pickle: bool = False  # load a pickled nn.Module (unpickling runs code from the file): only your own
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -334,10 +336,10 @@ class TorchModelExtractor(ImageExtractor):
 
     A ``.pt2`` file is read as a ``torch.export`` program (``torch.export.save``; export it with a dynamic
     batch axis, ``dynamic_shapes={"x": {0: torch.export.Dim("batch")}}``, in eval mode). Any other file is
-    tried first as TorchScript (``torch.jit.load``), then as a whole pickled ``nn.Module``
-    (``torch.load(weights_only=False)``). Unpickling runs code named in the file and needs the model's
-    class importable under the same module path: only load files you trust, and prefer ``.pt2`` or
-    TorchScript, which load without the original Python code. A ``state_dict`` alone is not enough.
+    tried first as TorchScript (``torch.jit.load``), then, only with ``trust_pickle = true``, as a whole
+    pickled ``nn.Module`` (``torch.load(weights_only=False)``). Unpickling runs code named in the file and
+    needs the model's class importable under the same module path, so it is refused unless asked for: set it
+    only for files you made, and prefer ``.pt2`` or TorchScript, which load without the original Python code. A ``state_dict`` alone is not enough.
     Models from timm, open_clip or torchvision can be exported with ``torch.export.export``,
     ``torch.jit.script`` or ``torch.jit.trace``, or saved whole with ``torch.save(model)``; drop the
     classifier first (timm: ``num_classes=0``) to get embeddings rather than logits.
@@ -378,7 +380,9 @@ class TorchModelExtractor(ImageExtractor):
         return content_hash(self.model_path)
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "weights_sha256": self.weights_sha256}
+        settings = {**super().settings(), "weights_sha256": self.weights_sha256}
+        settings["config"].pop("trust_pickle", None)  # how the file may be read does not change the vectors
+        return settings
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         return square_pixels(image, self.config.image_size, self.config.resample)
@@ -395,7 +399,7 @@ class TorchModelExtractor(ImageExtractor):
     def model(self) -> torch.nn.Module:
         """The user's model in eval mode on this extractor's device, loaded on first use."""
         if self._model is None:
-            self._model = load_torch_model(self.model_path, self.device)
+            self._model = load_torch_model(self.model_path, self.device, trust_pickle=self.config.trust_pickle)
         return self._model
 
     def _to_vectors(self, output: Any) -> torch.Tensor:
@@ -415,11 +419,13 @@ class TorchModelExtractor(ImageExtractor):
                           f"auto takes (B, C, H, W) or (B, D) outputs, found shape {tuple(output.shape)}; use flatten")
 
 
-def load_torch_model(path: Path, device: torch.device) -> torch.nn.Module:
-    """A ``torch.export`` program (``.pt2``), TorchScript archive or pickled ``nn.Module``, ready for inference.
+def load_torch_model(path: Path, device: torch.device, *, trust_pickle: bool = False) -> torch.nn.Module:
+    """A ``torch.export`` program (``.pt2``), TorchScript archive or, with ``trust_pickle``, a pickled
+    ``nn.Module``, ready for inference.
 
     Raises:
-        ConfigError: naming the path, when the file holds none of these (a ``state_dict``, say).
+        ConfigError: naming the path, when the file holds none of these (a ``state_dict``, say), or holds a
+            pickled module and ``trust_pickle`` is off.
     """
     key = "extractor.torch-model.path"
     if path.suffix == ".pt2":
@@ -431,6 +437,8 @@ def load_torch_model(path: Path, device: torch.device) -> torch.nn.Module:
         return torch.jit.load(str(path), map_location=device).eval()
     except RuntimeError:
         log.debug("%s is not TorchScript; trying a pickled module", path)
+    if not trust_pickle:
+        _refuse_pickled_module(path, device)
     try:
         model = torch.load(path, map_location=device, weights_only=False)
     except Exception as exc:  # unpickling can fail in many ways; all mean "not a model we can load"
@@ -439,3 +447,19 @@ def load_torch_model(path: Path, device: torch.device) -> torch.nn.Module:
         raise ConfigError(key, f"{path} holds a {type(model).__name__}, not a model; save the whole module "
                                "(torch.save(model)), TorchScript or a torch.export program, not a state_dict")
     return model.eval().to(device)
+
+
+def _refuse_pickled_module(path: Path, device: torch.device) -> None:
+    """Read ``path`` with torch's weights-only unpickler, which runs no code: a ``state_dict`` or junk gets
+    its own message; a file that needs the full unpickler is refused, as loading it could run code."""
+    key = "extractor.torch-model.path"
+    try:
+        content = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(key, f"{path} is a pickled module: loading it runs code from the file, so it is refused; "
+                               "save it with torch.export (.pt2) or TorchScript, or, for a file you made yourself, "
+                               "set extractor.torch-model.trust_pickle = true") from None
+    except Exception as exc:  # unreadable in other ways: not a model we can load
+        raise ConfigError(key, f"cannot load {path} as TorchScript or as a saved torch.nn.Module: {exc}") from None
+    raise ConfigError(key, f"{path} holds a {type(content).__name__}, not a model; save the whole module "
+                           "(torch.export or TorchScript), not a state_dict")
