@@ -24,6 +24,8 @@ MODEL_NAMES = [entry.name for entry in available_models()]
 # BM3's loss compares two dropout-perturbed views of each node, so it has a floor above zero: it must fall
 # by 45% rather than by half (its recall on the training data must still be exactly 1).
 LOSS_RATIO = {"bm3": 0.55}
+# popularity is not personalised: the 4 blocks are equally popular, so every user gets the first block (1 in 4)
+TRAIN_RECALL = {"popularity": 0.25}
 GROUPS, BLOCK = 4, 5  # 4 taste groups of 5 items; each user has interacted with every item of its block
 
 
@@ -123,7 +125,7 @@ def test_learns_tiny_dataset(name: str) -> None:
     train = split.matrix("train")
     nothing = sp.csr_matrix(train.shape, dtype=np.float32)
     recall = FullRankingEvaluator(train, nothing, ks=(BLOCK,)).evaluate(model.eval().score).mean()
-    assert recall[f"recall@{BLOCK}"] == 1.0
+    assert recall[f"recall@{BLOCK}"] == TRAIN_RECALL.get(name, 1.0)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
