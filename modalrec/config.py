@@ -8,10 +8,14 @@ values of the wrong type raise :class:`~modalrec.errors.ConfigError` naming the 
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import io
 import json
 import math
-import tomllib
+import textwrap
+import tokenize
 import types
 import typing
 from collections.abc import Mapping
@@ -23,6 +27,11 @@ import yaml
 
 from modalrec.errors import ConfigError, quoted
 from modalrec.metric_names import parse_metric_name
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the backport (a dependency there)
+    import tomli as tomllib  # type: ignore[no-redef]
 
 T = TypeVar("T")
 
@@ -37,7 +46,7 @@ class DataConfig:
 
     format: str = "auto"  # auto | mmrec | table (CSV/Parquet) | movielens
     user_col: str = "user_id"  # column names for the table format
-    item_col: str = "item_id"
+    item_col: str = "item_id"  # the item column for the table format
     rating_col: str = "rating"  # used when present
     timestamp_col: str = "timestamp"  # used when present
     split_col: str = ""  # a column holding 0=train 1=valid 2=test, for split="given"
@@ -50,7 +59,7 @@ class DataConfig:
     min_item_interactions: int = 0  # iterative k-core: items need at least this many
     split: str = "auto"  # auto (given when present, else random) | given | random | user_time | global_time
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, valid, test
-    split_seed: int = 2024
+    split_seed: int = 2024  # seed of the random split (and of the cold-item draw)
     cold_item_fraction: float = 0.0  # hold out this fraction of items entirely (item cold start, ColdRec's protocol)
     cold_valid_share: float = 0.5  # of the held-out items, this share goes to cold-valid, the rest to cold-test
     train_fraction: float = 1.0  # sparsity: keep this seeded fraction of each user's training interactions
@@ -77,9 +86,9 @@ class DataConfig:
 class TrainConfig:
     """The Trainer's settings, shared by every model."""
 
-    epochs: int = 300
-    batch_size: int = 2048
-    learning_rate: float = 1e-3
+    epochs: int = 300  # most passes over the training interactions (early stopping may end sooner)
+    batch_size: int = 2048  # BPR triples per optimisation step
+    learning_rate: float = 1e-3  # Adam's step size
     weight_decay: float = 0.0  # Adam's L2 on all parameters; models add their own reg_weight
     patience: int = 20  # evaluations without improvement before stopping (0 disables early stopping)
     eval_every: int = 1  # validate every N epochs
@@ -235,6 +244,26 @@ def _type_name(annotation: Any) -> str:
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(key, f"expected one of {', '.join(choices)}, got '{value}'")
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's one-line help: ``field(metadata={"help": ...})`` when given, else the comment that ends
+    the field's line in the class source (the house style). A field with neither gets "".
+    """
+    comments: dict[str, str] = {}
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):  # no source (a class made at run time)
+        source = ""
+    if source:
+        by_line = {token.start[0]: token.string.lstrip("#").strip()
+                   for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                   if token.type == tokenize.COMMENT}
+        body = ast.parse(source).body[0]
+        for node in getattr(body, "body", []):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.end_lineno:
+                comments[node.target.id] = by_line.get(node.end_lineno, "")
+    return {f.name: str(f.metadata.get("help") or comments.get(f.name, "")) for f in dataclasses.fields(cls)}
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import reprlib
 from collections.abc import Iterable
@@ -100,7 +101,10 @@ class UnknownNameError(ModalrecError, KeyError):
         self.kind = kind
         self.name = name
         self.choices = sorted(choices)
-        super().__init__(f"unknown {kind} '{name}'; choose one of: {', '.join(self.choices)}")
+        close = difflib.get_close_matches(name.lower(), self.choices, n=1, cutoff=0.6)
+        self.suggestion = close[0] if close else None  # the nearest choice (difflib), for a typo
+        hint = f"did you mean '{self.suggestion}'? " if self.suggestion else ""
+        super().__init__(f"unknown {kind} '{name}'; {hint}choose one of: {', '.join(self.choices)}")
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0])

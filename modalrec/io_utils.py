@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +23,8 @@ import numpy as np
 from modalrec.errors import RunFolderError, WriteError
 
 TEMP_SUFFIX = ".tmp"
+EMPTY_LOCK_SECONDS = 5.0
+"""A lock file still empty after this long was left by a process killed between creating and naming it."""
 
 
 @contextlib.contextmanager
@@ -173,3 +177,66 @@ def write_torch(path: str | Path, payload: Any) -> None:
     import torch
 
     write_with(path, lambda handle: torch.save(payload, handle), mode="wb")
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, subject: Path) -> Iterator[None]:
+    """Hold the lock file ``path`` (guarding ``subject``) for the duration; see :func:`acquire_lock`.
+
+    Raises:
+        RunFolderError: If another live process holds it, or it cannot be written (read-only, no permission).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        acquire_lock(path, subject)
+    except OSError as exc:
+        raise RunFolderError(f"{subject}: cannot write there: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def acquire_lock(path: Path, subject: Path) -> None:
+    """Create ``path`` holding ``<host> <pid>``; a lock left by a dead process on this host is taken over."""
+    owner = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if not lock_is_stale(path):
+                holder = path.read_text(errors="replace").strip() or "another process"
+                raise RunFolderError(
+                    f"{subject}: is being written by {holder}; wait for it to finish, or delete {path} "
+                    "if that process is gone"
+                ) from None
+            path.unlink(missing_ok=True)
+            continue
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(owner)
+        except OSError:
+            path.unlink(missing_ok=True)  # an empty lock would block the folder for good
+            raise
+        return
+    raise RunFolderError(f"{subject}: could not take the lock {path}")
+
+
+def lock_is_stale(path: Path) -> bool:
+    """Whether the lock ``path`` was left by a process of this host that is gone."""
+    try:
+        owner = path.read_text()
+        if not owner:  # the owner was killed between creating the lock and writing its name
+            return time.time() - path.stat().st_mtime > EMPTY_LOCK_SECONDS
+        host, pid = owner.split()
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False

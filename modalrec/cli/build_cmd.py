@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from modalrec.cli.commands import device_value
 from modalrec.errors import ConfigError, DataFormatError
 
 MODALITIES = ("image", "text", "video", "audio")
@@ -76,12 +77,12 @@ def add_extract_parser(features_subparsers: Any) -> None:
     extract.set_defaults(handler=_extract)
     merge = features_subparsers.add_parser("merge", help="join the outputs of `features extract --shard` runs")
     merge.add_argument("shards", nargs="+", metavar="SHARD.npy", help="shard outputs, in shard order")
-    merge.add_argument("--out", required=True, metavar="FILE.npy")
+    merge.add_argument("--out", required=True, metavar="FILE.npy", help="the merged feature table to write")
     merge.set_defaults(handler=_merge)
 
 
 def _extraction_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--device", type=device_value, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--cache", metavar="DIR", help="feature cache; unchanged content is not recomputed")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="items per batch (default 32)")
     parser.add_argument("--allow-outside", action="store_true",

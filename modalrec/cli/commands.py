@@ -43,6 +43,16 @@ def seed_value(text: str) -> int:
     return seed
 
 
+def device_value(text: str) -> str:
+    """An argparse type: a device name, in the syntax ``--set train.device=...`` takes."""
+    from modalrec.device import DEVICE_HELP, check_device_name
+
+    try:
+        return check_device_name(text.strip().lower())
+    except ModalrecError:
+        raise argparse.ArgumentTypeError(f"expected {DEVICE_HELP}, got '{text}'") from None
+
+
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML or YAML file with [data] [train] [eval] [model] sections")
     parser.add_argument(
@@ -101,7 +111,8 @@ def _add_train(sub: Any) -> None:
     train.add_argument("--seed", type=seed_value, help="seed for initialisation, shuffling and sampling (default 2024)")
     train.add_argument("--resume", action="store_true", help="continue the interrupted run in RUN_DIR")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"), help="shortcut for --set train.device=...")
+    train.add_argument("--device", type=device_value,
+                       help="auto, cpu, cuda or cuda:N; shortcut for --set train.device=... (default auto)")
     train.add_argument("--distributed", action="store_true",
                        help="train with DistributedDataParallel; launch with torchrun (see README)")
     _config_arguments(train)
@@ -143,9 +154,9 @@ def _metrics_line(metrics: dict[str, float], split: str) -> str:
 
 def _add_evaluate(sub: Any) -> None:
     evaluate = sub.add_parser("evaluate", help="reload a run's best model and recompute its metrics")
-    evaluate.add_argument("--run", required=True, metavar="RUN_DIR")
-    evaluate.add_argument("--split", choices=("test", "valid"), default="test")
-    evaluate.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    evaluate.add_argument("--run", required=True, metavar="RUN_DIR", help="a run folder written by `modalrec train`")
+    evaluate.add_argument("--split", choices=("test", "valid"), default="test", help="which held-out split (default test)")
+    evaluate.add_argument("--device", type=device_value, default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
     evaluate.add_argument("--cold-items", action="store_true",
                           help="only test interactions with items that have no training interaction")
@@ -192,13 +203,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _add_recommend(sub: Any) -> None:
     recommend = sub.add_parser("recommend", help="top-k items per user, training items excluded; a user not in "
                                                  "the training data gets the most popular items (source: popular)")
-    recommend.add_argument("--run", required=True, metavar="RUN_DIR")
+    recommend.add_argument("--run", required=True, metavar="RUN_DIR", help="a run folder written by `modalrec train`")
     who = recommend.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", nargs="+", metavar="ID", help="user ids as in the dataset")
-    who.add_argument("--all-users", action="store_true")
+    who.add_argument("--all-users", action="store_true", help="every user of the run (use with --out)")
     recommend.add_argument("-k", type=int, default=20, help="items per user (default 20)")
     recommend.add_argument("--out", metavar="FILE.csv", help="write CSV here instead of printing")
-    recommend.add_argument("--device", default="cpu")
+    recommend.add_argument("--device", type=device_value, default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     recommend.set_defaults(handler=_recommend)
 
 
@@ -221,10 +232,10 @@ def _recommend(args: argparse.Namespace) -> int:
 
 def _add_explain(sub: Any) -> None:
     explain = sub.add_parser("explain", help="how much each modality contributed to a user's recommendations")
-    explain.add_argument("--run", required=True, metavar="RUN_DIR")
+    explain.add_argument("--run", required=True, metavar="RUN_DIR", help="a run folder written by `modalrec train`")
     explain.add_argument("--user", required=True, metavar="ID", help="a user id as in the dataset")
     explain.add_argument("-k", type=int, default=10, help="items to explain (default 10)")
-    explain.add_argument("--device", default="cpu")
+    explain.add_argument("--device", type=device_value, default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     explain.add_argument("--json", action="store_true", help="print JSON instead of a table")
     explain.set_defaults(handler=_explain)
 
@@ -287,7 +298,7 @@ def _add_tune(sub: Any) -> None:
     tune.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
     tune.add_argument("--metric", default="recall@20", help="validation metric to maximise (default recall@20)")
     tune.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
-    tune.add_argument("--seed", type=seed_value, default=2024)
+    tune.add_argument("--seed", type=seed_value, default=2024, help="seed of the sampler and of every trial (default 2024)")
     tune.add_argument("--out", default="tuning", metavar="DIR", help="trial log and the best run go here")
     _config_arguments(tune)
     tune.set_defaults(handler=_tune)
@@ -309,7 +320,7 @@ def _add_demo(sub: Any) -> None:
     demo = sub.add_parser("demo", help="build the embedded shop dataset, train BPR, LightGCN and VBPR, compare")
     demo.add_argument("--out", default="modalrec-demo", metavar="DIR", help="where data and runs go")
     demo.add_argument("--models", default="bpr,lightgcn,vbpr", help="comma-separated model names")
-    demo.add_argument("--seed", type=seed_value, default=2024)
+    demo.add_argument("--seed", type=seed_value, default=2024, help="seed of every run (default 2024)")
     _config_arguments(demo)
     demo.set_defaults(handler=_demo)
 

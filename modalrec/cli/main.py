@@ -8,6 +8,8 @@ import sys
 
 from modalrec import __version__
 from modalrec.cli import commands
+from modalrec.cli.config_cmd import add_config_parser
+from modalrec.cli.examples import add_examples
 from modalrec.cli.runs_cmd import add_runs_parser
 from modalrec.errors import ModalrecError, one_line, shorten
 
@@ -21,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.register(sub)
     add_runs_parser(sub)
+    add_config_parser(sub)
+    add_examples(parser)
     return parser
 
 

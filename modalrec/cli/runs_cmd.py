@@ -25,8 +25,8 @@ def add_runs_parser(sub: Any) -> None:
     runs = sub.add_parser("runs", help="inspect run folders")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
     compare = runs_sub.add_parser("compare", help="what differs between two runs: config, data, versions, metrics")
-    compare.add_argument("first", metavar="RUN_A")
-    compare.add_argument("second", metavar="RUN_B")
+    compare.add_argument("first", metavar="RUN_A", help="the first run folder (A)")
+    compare.add_argument("second", metavar="RUN_B", help="the second run folder (B), compared with A")
     compare.set_defaults(handler=_compare)
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from modalrec.cli.commands import device_value
 from modalrec.errors import ModalrecError
 
 
@@ -29,7 +30,7 @@ def add_serve_parsers(sub: Any) -> None:
                        help="largest picture POST /items accepts, in MiB (default 8; bigger uploads get 413)")
     serve.add_argument("--exact-below", type=int, default=20_000, metavar="N",
                        help="search catalogues under N items exactly, larger ones with HNSW (default 20000)")
-    serve.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    serve.add_argument("--device", type=device_value, default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(handler=_serve)
 
@@ -46,7 +47,7 @@ def add_serve_parsers(sub: Any) -> None:
     _experiment_arguments(simulate, DEFAULT_SALT)
     simulate.add_argument("--db", required=True, metavar="FILE", help="feedback database to write (appended to)")
     simulate.add_argument("-k", type=int, default=20, help="recommendations shown per user, 1..500 (default 20)")
-    simulate.add_argument("--device", default="cpu")
+    simulate.add_argument("--device", type=device_value, default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     simulate.set_defaults(handler=_ab_simulate)
 
 

@@ -51,10 +51,10 @@ from modalrec.data.tables import (
     shown_value,
 )
 from modalrec.device import check_device_name, resolve_device
-from modalrec.errors import ConfigError, DataFormatError, ModalrecError
+from modalrec.errors import ConfigError, DataFormatError, ModalrecError, WriteError
 from modalrec.features.base import MODALITY_KINDS, Content, create_extractor, get_extractor
 from modalrec.features.extract import ExtractionResult, extract_table
-from modalrec.io_utils import write_json, write_npy, write_with
+from modalrec.io_utils import exclusive_lock, write_json, write_npy, write_with
 
 log = logging.getLogger(__name__)
 
@@ -275,18 +275,42 @@ def build_dataset(raw: RawDataset, specs: Sequence[ModalitySpec], out: Path,
         ModalrecError: If ``out`` may not be replaced; DataFormatError / ConfigError for bad input.
     """
     out = Path(out).absolute()
-    recover_interrupted_swap(out)
     _check_replaceable(out, options.overwrite, [raw.interactions_file, raw.items_file, *raw.extra_roots])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
-    staging.chmod(FOLDER_MODE)
-    try:
-        report = write_dataset(raw, specs, staging, dataclasses.replace(options, name=options.name or out.name))
-        _move_into_place(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with exclusive_lock(out.parent / f".{out.name}.lock", out):  # one build of ``out`` at a time
+        recover_interrupted_swap(out)
+        remove_stale_staging(out)
+        _check_replaceable(out, options.overwrite, [raw.interactions_file, raw.items_file, *raw.extra_roots])
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
+            staging.chmod(FOLDER_MODE)
+        except OSError as exc:
+            raise WriteError(out, exc) from None
+        try:
+            report = write_dataset(raw, specs, staging, dataclasses.replace(options, name=options.name or out.name))
+            try:
+                _move_into_place(staging, out)
+            except OSError as exc:
+                raise WriteError(out, exc) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     report.out = out
     return report
+
+
+def _siblings(out: Path, suffix: str) -> list[Path]:
+    """``.<out name>.<random>.<suffix>`` folders beside ``out`` (not those of another name that starts alike)."""
+    own = re.compile(rf"\.{re.escape(out.name)}\.[A-Za-z0-9_]+\.{suffix}")
+    return [p for p in out.parent.glob(f".{out.name}.*.{suffix}") if own.fullmatch(p.name)]
+
+
+def remove_stale_staging(out: Path) -> None:
+    """Delete the ``.<name>.<random>.building`` folders of builds of ``out`` that were killed (``kill -9``).
+
+    Called under the build lock, so no live build owns one.
+    """
+    for folder in _siblings(out, "building"):
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("%s: removed %s, left by an interrupted build", out, folder.name)
 
 
 def write_dataset(raw: RawDataset, specs: Sequence[ModalitySpec], folder: Path, options: BuildOptions,
@@ -395,7 +419,7 @@ def recover_interrupted_swap(out: Path) -> None:
     A build killed after renaming the earlier build aside to ``.<name>.<random>.old`` but before renaming the
     new one in leaves no ``out``: the newest retired earlier build is renamed back.
     """
-    retired = sorted(out.parent.glob(f".{out.name}.*.old"), key=lambda p: p.stat().st_mtime)
+    retired = sorted(_siblings(out, "old"), key=lambda p: p.stat().st_mtime)
     if not out.exists():
         earlier = [folder for folder in retired if is_previous_build(folder)]
         if earlier:

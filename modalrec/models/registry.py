@@ -64,10 +64,16 @@ def register_model(
 
 
 def get_model(name: str) -> ModelEntry:
+    """The entry registered under ``name``, in any letter case (``FREEDOM`` is ``freedom``).
+
+    Raises:
+        UnknownNameError: listing the models, with the closest one for a typo.
+    """
     _load_builtin_models()
-    if name not in _REGISTRY:
+    key = name.strip().lower()
+    if key not in _REGISTRY:
         raise UnknownNameError("model", name, _REGISTRY)
-    return _REGISTRY[name]
+    return _REGISTRY[key]
 
 
 def available_models() -> list[ModelEntry]:

@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import threading
 import time
 import urllib.parse
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from modalrec.features.table import FeatureTable
 from modalrec.errors import ModalrecError
@@ -50,6 +51,7 @@ NEW_ITEMS_FILE = "new_items.parquet"
 NEW_IMAGES_DIR = "new_item_images"
 TITLE_COLUMNS = ("title", "name")
 UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
+OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 MAX_ITEM_ID_LENGTH = 200
 MAX_UPLOAD_PIXELS = 40_000_000  # a bigger picture would take the extractor gigabytes to decode
 
@@ -387,14 +389,22 @@ def save_upload(data: bytes, content_type: str, item_id: str, folder: Path, max_
             if width * height > MAX_UPLOAD_PIXELS:
                 raise ServiceError(413, f"image: {width} x {height} pixels; at most {MAX_UPLOAD_PIXELS} are accepted")
             picture.verify()
+    except UnidentifiedImageError:
+        raise ServiceError(422, "image: not a readable picture (the data is in no picture format Pillow knows; "
+                                f"send one of {', '.join(UPLOAD_FORMATS)})") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ServiceError(422, f"image: not a readable picture ({exc})") from None
+        raise ServiceError(422, f"image: not a readable picture ({_without_addresses(exc)})") from None
     if kind not in UPLOAD_FORMATS:
         raise ServiceError(415, f"image: format {kind or 'unknown'} is not accepted; "
                                 f"send one of {', '.join(UPLOAD_FORMATS)}")
     name = hashlib.sha256(item_id.encode()).hexdigest()[:16] + "-" + uuid.uuid4().hex[:8] + UPLOAD_FORMATS[kind]
     write_bytes(folder / name, data)
     return folder / name
+
+
+def _without_addresses(error: Exception) -> str:
+    """An exception's text without the ``<... object at 0x...>`` reprs some libraries put in it."""
+    return OBJECT_REPR.sub("the upload", str(error)) or type(error).__name__
 
 
 def image_path_inside(value: str, roots: tuple[Path, ...], base: Path, name: str = "image_path") -> Path:
@@ -436,6 +446,7 @@ class NewItemStore:
     """``new_items.parquet`` in a run folder: every item added while serving, with its raw features."""
 
     def __init__(self, run_dir: Path) -> None:
+        run_dir = Path(run_dir).absolute()  # stored picture paths must not depend on the working folder
         self.path = run_dir / NEW_ITEMS_FILE
         self.images = run_dir / NEW_IMAGES_DIR
         self._items: list[StoredItem] = []
@@ -456,11 +467,18 @@ class NewItemStore:
                                 table.dim, modality)
                     vector = _mean_row(table)[0]
                 features[modality] = vector
-            items.append(StoredItem(str(row["item_id"]), row.get("title") or None, row.get("picture") or None,
+            items.append(StoredItem(str(row["item_id"]), row.get("title") or None, self._picture(row.get("picture")),
                                     json.loads(row.get("texts") or "{}"), features, float(row.get("added_at", 0.0))))
         self._items = items
         log.info("loaded %d new items from %s", len(items), self.path)
         return items
+
+    def _picture(self, stored: str | None) -> str | None:
+        """A stored picture path as an absolute path; a relative one (written by a service started with a
+        relative ``--run``) names its file in :attr:`images`."""
+        if not stored or Path(stored).is_absolute():
+            return stored or None
+        return str(self.images / Path(stored).name)
 
     def append(self, item: StoredItem) -> None:
         """Rewrite the file with ``item`` added (atomically: a crash leaves the old or the new file)."""

@@ -129,7 +129,7 @@ def resolve_config(
     merged["train"] = entry.train_section(merged.get("train", {}), model)
     return RunConfig(
         data_path=str(Path(data_path).resolve()),
-        model_name=name,
+        model_name=entry.name,  # the registered spelling, whatever case the user typed
         seed=2024 if seed is None else seed,
         data=build(DataConfig, merged.get("data", {}), section="data", file=file),
         train=build(TrainConfig, merged.get("train", {}), section="train", file=file),

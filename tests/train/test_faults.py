@@ -524,7 +524,7 @@ def test_lock_on_an_unwritable_folder_is_a_run_folder_error(tmp_path: Path, monk
     def read_only(*args: object, **kwargs: object) -> int:
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr("modalrec.train.lock.os.open", read_only)  # os.open itself: undone at once
+    monkeypatch.setattr("modalrec.io_utils.os.open", read_only)  # os.open itself: undone at once
     with pytest.raises(RunFolderError, match="cannot write the run folder: Read-only file system"):
         with run_folder_lock(tmp_path):
             pass
