@@ -71,6 +71,7 @@ class Dataset:
     ratings: np.ndarray | None = None  # (n,) float32
     timestamps: np.ndarray | None = None  # (n,) float64
     labels: np.ndarray | None = None  # (n,) int8 given split: 0 train, 1 valid, 2 test
+    item_roles: np.ndarray | None = None  # (num_items,) int8 given cold split: 0 warm, 1 cold-valid, 2 cold-test
     features: dict[str, FeatureTable] = dataclasses.field(default_factory=dict)
     source: str = ""
 

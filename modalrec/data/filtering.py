@@ -95,4 +95,5 @@ def compact(dataset: Dataset) -> Dataset:
         user_ids=dataset.user_ids.subset(user_keep),
         item_ids=dataset.item_ids.subset(item_keep),
         features={name: table.subset(item_keep) for name, table in dataset.features.items()},
+        item_roles=None if dataset.item_roles is None else dataset.item_roles[item_keep],
     )

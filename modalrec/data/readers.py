@@ -6,6 +6,7 @@ line and column. Original ids are kept in :class:`~modalrec.data.dataset.IdMap` 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -46,10 +47,24 @@ def load_dataset(path: str | Path, config: DataConfig | None = None) -> Dataset:
         raise DataFormatError(path, "dataset path not found")
     fmt = config.format if config.format != "auto" else detect_format(path)
     readers = {"mmrec": read_mmrec, "table": read_interaction_table, "movielens": read_movielens}
-    dataset = readers[fmt](path, config)
+    if fmt == "coldrec":
+        from modalrec.data.coldrec import read_coldrec
+
+        dataset = read_coldrec(path, config)
+    else:
+        dataset = readers[fmt](path, config)
+    if fmt == "mmrec" and (dataset_folder(path) / "cold_items.csv").is_file():
+        from modalrec.data.coldrec import read_cold_items_file
+
+        roles = read_cold_items_file(dataset_folder(path) / "cold_items.csv", dataset.item_ids)
+        dataset = dataclasses.replace(dataset, item_roles=roles)
     if dataset.num_interactions == 0:
         raise DataFormatError(dataset.source, "no interactions; expected at least one row")
     return dataset
+
+
+def dataset_folder(path: Path) -> Path:
+    return path.parent if path.is_file() else path
 
 
 def detect_format(path: Path) -> str:
@@ -63,12 +78,14 @@ def detect_format(path: Path) -> str:
         return "mmrec"
     if (path / "u.data").exists() or (path / "ratings.dat").exists():
         return "movielens"
+    if (path / "warm_train.csv").is_file() or (path / "cold_item" / "warm_train.csv").is_file():
+        return "coldrec"
     if any((path / f"interactions{suffix}").exists() for suffix in TABLE_SUFFIXES):
         return "table"
     raise DataFormatError(
         path,
         "cannot tell the dataset format: expected a *.inter file (MMRec layout), u.data or ratings.dat "
-        "(MovieLens), or interactions.csv/.parquet",
+        "(MovieLens), interactions.csv/.parquet, or warm_train.csv (ColdRec's cold-start split)",
     )
 
 

@@ -180,13 +180,17 @@ class FullRankingEvaluator:
         ks: cut-offs.
         user_batch_size: users scored at once; on the CPU fewer when that many rows of scores would exceed
             :data:`CPU_BLOCK_BYTES`.
+        candidates: (num_items,) bool, the only items ranked (for every user); None ranks every item. The
+            cold-start tasks rank only cold or only warm items this way.
     """
 
     def __init__(
-        self, targets: sp.csr_matrix, exclude: sp.csr_matrix, ks: tuple[int, ...], user_batch_size: int = 1024
+        self, targets: sp.csr_matrix, exclude: sp.csr_matrix, ks: tuple[int, ...], user_batch_size: int = 1024,
+        candidates: np.ndarray | None = None,
     ) -> None:
         self.targets = _binary_csr(targets)
         self.exclude = _binary_csr(exclude)
+        self.non_candidates = None if candidates is None else torch.from_numpy(np.flatnonzero(~candidates))
         self.ks = tuple(sorted(set(ks)))
         self.user_batch_size = user_batch_size
         self.users = np.flatnonzero(np.diff(self.targets.indptr) > 0)
@@ -237,9 +241,14 @@ def _same_ranking(a: FullRankingEvaluator, b: FullRankingEvaluator) -> bool:
         a.ks == b.ks
         and a.user_batch_size == b.user_batch_size
         and a.exclude.shape == b.exclude.shape
+        and _same_items(a.non_candidates, b.non_candidates)
         and np.array_equal(a.exclude.indptr, b.exclude.indptr)
         and np.array_equal(a.exclude.indices, b.exclude.indices)
     )
+
+
+def _same_items(a: Tensor | None, b: Tensor | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
 
 
 def _block_rows(user_batch_size: int, num_items: int, device: torch.device) -> int:
@@ -275,7 +284,7 @@ def _rank_and_measure(
     """Rank every user of the plan once; measure every split of the group on its own rows."""
     first = next(iter(group.values()))
     num_items, ks, max_k = first.targets.shape[1], first.ks, max(first.ks)
-    top = _rank(plan, score, torch.device(device), num_items, max_k)
+    top = _rank(plan, score, torch.device(device), num_items, max_k, first.non_candidates)
     tables = {}
     for name, evaluator in group.items():
         part = plan.splits[name]
@@ -286,8 +295,10 @@ def _rank_and_measure(
     return tables
 
 
-def _rank(plan: _Plan, score: ScoreFn, device: torch.device, num_items: int, k: int) -> Tensor:
-    """(plan users, min(k, num_items)) item indices, best first, training items excluded."""
+def _rank(plan: _Plan, score: ScoreFn, device: torch.device, num_items: int, k: int,
+          non_candidates: Tensor | None = None) -> Tensor:
+    """(plan users, min(k, num_items)) item indices, best first, training items and non-candidates excluded."""
+    skipped = None if non_candidates is None else non_candidates.to(device)
     top = torch.empty(plan.num_users, min(k, num_items), dtype=torch.long, device=device)
     dot = score if isinstance(score, DotProductScores) and score.is_float32() and plan.blocks else None
     if dot is not None:  # the first block is the largest
@@ -299,6 +310,8 @@ def _rank(plan: _Plan, score: ScoreFn, device: torch.device, num_items: int, k: 
         else:
             scores = score(users).float().contiguous()
         scores.view(-1).index_fill_(0, block.excluded.to(device), -torch.inf)
+        if skipped is not None:
+            scores.index_fill_(1, skipped, -torch.inf)
         top[block.start : block.start + len(users)] = top_k_deterministic(scores, k)
     return top
 
@@ -337,10 +350,8 @@ def _binary_csr(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def make_evaluators(split: Split, eval_config: EvalConfig) -> dict[str, FullRankingEvaluator]:
-    """Valid ranks with training items masked; test also masks valid items when configured."""
-    train = split.matrix("train")
-    test_exclude = train + split.matrix("valid") if eval_config.mask_valid_at_test else train
-    return {
-        "valid": FullRankingEvaluator(split.matrix("valid"), train, eval_config.ks, eval_config.user_batch_size),
-        "test": FullRankingEvaluator(split.matrix("test"), test_exclude, eval_config.ks, eval_config.user_batch_size),
-    }
+    """Valid and test of ``eval.task`` (overall by default: every item ranked); valid ranks with training
+    items masked, test also masks valid items when configured. See :mod:`modalrec.evaluate.tasks`."""
+    from modalrec.evaluate.tasks import task_evaluators
+
+    return task_evaluators(split, eval_config)

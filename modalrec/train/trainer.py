@@ -29,6 +29,7 @@ from modalrec.errors import ConfigError, ModalrecError, NotFittedError, RunFolde
 from modalrec.device import resolve_device
 from modalrec.evaluate.evaluator import FullRankingEvaluator, JointEvaluator, MetricTable, make_evaluators
 from modalrec.evaluate.metrics import parse_metric_name
+from modalrec.evaluate.tasks import model_scores_cold_items, protocol_tasks, task_evaluators
 from modalrec.io_utils import write_torch
 from modalrec.models.base import Recommender, TrainBatch
 from modalrec.train.distributed import DistContext, broadcast_value
@@ -52,6 +53,9 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     test_table: MetricTable | None = None
 
+    # under the item cold-start protocol: task (cold, warm, overall) -> part (valid, test) -> metric -> mean
+    tasks: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    task_tables: dict[str, MetricTable] = field(default_factory=dict)  # task -> its test table
 
 @dataclass
 class _Progress:
@@ -119,7 +123,12 @@ class Trainer:
         self.model = model.to(self.device)
         self.split = split
         self.evaluators = make_evaluators(split, eval_config)
+        self.eval_config = eval_config
         self.metric = config.early_stop_metric
+        self.report_tasks = _report_tasks(model, split, eval_config, self.evaluators["valid"])
+        for task in self.report_tasks:
+            for part, evaluator in task_evaluators(split, eval_config, task).items():
+                self.evaluators[f"{task}/{part}"] = evaluator
         if parse_metric_name(self.metric)[1] not in eval_config.ks:
             raise ConfigError(
                 "train.early_stop_metric", f"{self.metric} needs its cut-off in eval.ks, which is {eval_config.ks}"
@@ -255,7 +264,8 @@ class Trainer:
         if not self.dist.is_main:  # rank 0 reports for the job
             return TrainResult(self.progress.best_epoch, self.progress.epoch, self.progress.train_seconds, {}, {},
                                self.progress.history)
-        tables = self.evaluate_splits(["valid", "test"] if evaluate_test else ["valid"])
+        parts = ["valid", "test"] if evaluate_test else ["valid"]
+        tables = self.evaluate_splits([*parts, *(f"{task}/{part}" for task in self.report_tasks for part in parts)])
         valid, test = tables["valid"], tables.get("test")
         return TrainResult(
             best_epoch=self.progress.best_epoch,
@@ -266,6 +276,8 @@ class Trainer:
             history=self.progress.history,
             test_table=test,
         )
+            tasks={task: {part: tables[f"{task}/{part}"].mean() for part in parts} for task in self.report_tasks},
+            task_tables={task: tables[f"{task}/test"] for task in self.report_tasks if evaluate_test},
 
     # -- checkpoints ------------------------------------------------------------------------------
 
@@ -322,6 +334,20 @@ class Trainer:
 
 
 CHECKPOINT_KEYS = ("model", "best_model", "optimizer", "generator", "torch_rng", "progress")
+def _report_tasks(model: Recommender, split: Split, eval_config: EvalConfig,
+                  selection: FullRankingEvaluator) -> list[str]:
+    """The tasks the final result reports (see :func:`~modalrec.evaluate.tasks.protocol_tasks`); the model
+    selection task must be one the model can do and must have validation targets."""
+    scores_cold = not model.name or model_scores_cold_items(model.name)
+    if eval_config.task == "cold" and not scores_cold:
+        raise ConfigError("eval.task", f"{model.name} cannot score cold items (it has no content path); "
+                          "choose warm or overall")
+    if eval_config.task != "overall" and not len(selection.users):
+        raise ConfigError("eval.task", f"the validation set has no interaction for the {eval_config.task} task "
+                          "(the cold task needs data.cold_item_fraction > 0 or a given cold split)")
+    return protocol_tasks(split, scores_cold)
+
+
 
 
 def _numpy_globals() -> list[Any]:

@@ -27,7 +27,17 @@ from modalrec.data import load_dataset
 from modalrec.data.build import read_raw_tables
 from modalrec.data.dataset import Dataset, IdMap
 from modalrec.data.public import read_amazon
-from modalrec.data.split import TEST, TRAIN, VALID, Split, hold_out_items, make_split, per_user_labels
+from modalrec.data.split import (
+    COLD_VALID,
+    TEST,
+    TRAIN,
+    VALID,
+    WARM,
+    Split,
+    choose_cold_items,
+    make_split,
+    per_user_labels,
+)
 from modalrec.errors import ModalrecError
 from modalrec.train.run import resolve_config
 
@@ -219,15 +229,16 @@ def test_per_user_labels_follow_the_rule_for_every_user(users: list[int], seed: 
 
 
 @SETTINGS
-@given(items=st.lists(st.integers(0, 9), min_size=1, max_size=60), fraction=st.floats(0, 0.9), seed=st.integers(0, 99))
-def test_held_out_items_go_entirely_to_test(items: list[int], fraction: float, seed: int) -> None:
+@given(items=st.lists(st.integers(0, 9), min_size=1, max_size=60), fraction=st.floats(0, 0.9), seed=st.integers(0, 99),
+       share=st.sampled_from([0.0, 0.5, 1.0]))
+def test_cold_items_are_chosen_whole_and_divided_by_item(items: list[int], fraction: float, seed: int,
+                                                         share: float) -> None:
     item_array = np.asarray(items, dtype=np.int64)
-    labels = np.zeros(len(items), dtype=np.int8)
-    held = hold_out_items(item_array, labels, fraction, seed)
-    cold = set(item_array[held == TEST].tolist())
-    assert len(cold) == int(round(fraction * len(set(items))))
-    assert all((held[item_array == item] == TEST).all() for item in cold)
-    assert (held[~np.isin(item_array, list(cold))] == TRAIN).all()
+    roles = choose_cold_items(item_array, 10, fraction, share, seed)
+    cold = np.flatnonzero(roles != WARM)
+    assert len(cold) == int(round(fraction * len(set(items)))) and set(cold.tolist()) <= set(items)
+    assert (roles == COLD_VALID).sum() == int(share * len(cold) + 1e-9)
+    assert np.array_equal(roles, choose_cold_items(item_array, 10, fraction, share, seed))
 
 
 # --- malformed input: only modalrec's errors ----------------------------------------------------------------

@@ -90,12 +90,13 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert np.array_equal(loaded.test.items, split.test.items)
 
 
-def test_cold_item_fraction_moves_whole_items_to_test() -> None:
+def test_cold_item_fraction_moves_whole_items_to_cold_valid_and_cold_test() -> None:
     rng = np.random.default_rng(4)
     ds = make_dataset(list(rng.integers(0, 40, 2000)), list(rng.integers(0, 50, 2000)))
     split = make_split(ds, DataConfig(split="random", cold_item_fraction=0.2))
-    train_items = set(split.train.items.tolist()) | set(split.valid.items.tolist())
-    cold = set(range(50)) - train_items
-    assert len(cold) == 10  # 20% of 50 items never appear in train or valid
-    assert cold <= set(split.test.items.tolist())
+    cold = set(range(50)) - set(split.train.items.tolist())
+    assert len(cold) == 10  # 20% of 50 items never appear in train
+    cold_valid = cold - set(split.test.items.tolist())
+    cold_test = cold - set(split.valid.items.tolist())
+    assert len(cold_valid) == len(cold_test) == 5 and cold_valid | cold_test == cold  # by item: half each
     assert len(split.train) + len(split.valid) + len(split.test) == 2000
