@@ -41,7 +41,7 @@ from modalrec.data.filtering import filter_dataset
 from modalrec.data.readers import load_dataset
 from modalrec.data.split import Split, make_split
 from modalrec.evaluate.tasks import activity_buckets
-from modalrec.errors import ConfigError, RunFolderError, WriteError, quoted
+from modalrec.errors import ConfigError, RunFolderError, WriteError
 from modalrec.io_utils import TEMP_SUFFIX, read_json, remove_temporary_files, write_json, write_with
 from modalrec.models.base import ModelInputs, Recommender
 from modalrec.models.io import load_model, save_model
@@ -309,6 +309,9 @@ def _finish(trainer: Trainer, out: Path, manifest: dict[str, Any], *, resume: bo
     if result.test_table is not None:
         table = result.test_table
         arrays: dict[str, Any] = {"users": table.users, **table.per_user}
+        for task, task_table in result.task_tables.items():  # under the cold protocol: each task's users too
+            arrays.update({f"{task}__users": task_table.users,
+                           **{f"{task}__{name}": values for name, values in task_table.per_user.items()}})
         write_with(out / "test_per_user.npz", lambda handle: np.savez_compressed(handle, **arrays), "wb")
     write_json(out / METRICS_FILE, metrics_document(result, trainer.split, trainer.eval_config))
     mark_finished(manifest)
@@ -327,6 +330,14 @@ def metrics_document(result: TrainResult, split: Split | None = None, eval_confi
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 3),
     }
+    if result.tasks:
+        document["tasks"] = result.tasks
+    if split is not None and eval_config is not None and eval_config.user_buckets and 20 in eval_config.ks:
+        tables = dict(result.task_tables) or ({} if result.test_table is None else {"test": result.test_table})
+        counts = split.training_counts()
+        document["test_buckets"] = {name: activity_buckets(table, counts, eval_config.user_buckets)
+                                    for name, table in tables.items()}
+    return document
 
 
 def _check_new_run_folder(out: Path, overwrite: bool) -> None:
@@ -342,14 +353,6 @@ def _check_new_run_folder(out: Path, overwrite: bool) -> None:
         raise RunFolderError(f"{out}: is not empty and holds no modalrec run (found {shown}); a run needs a new or "
                              "empty folder (--overwrite replaces only an earlier run)")
 
-    if result.tasks:
-        document["tasks"] = result.tasks
-    if split is not None and eval_config is not None and eval_config.user_buckets and 20 in eval_config.ks:
-        tables = dict(result.task_tables) or ({} if result.test_table is None else {"test": result.test_table})
-        counts = split.training_counts()
-        document["test_buckets"] = {name: activity_buckets(table, counts, eval_config.user_buckets)
-                                    for name, table in tables.items()}
-    return document
 
 def foreign_entries(folder: Path) -> list[str]:
     """Names in ``folder`` that no run writes (a run's own files, its lock and temporary files are not)."""
@@ -402,13 +405,7 @@ class LoadedRun:
     device: torch.device
 
 
-def read_run_config(run_dir: Path, manifest: dict[str, Any] | None = None) -> RunConfig:
-    """The run's ``config.json``, checked against the config its ``manifest.json`` recorded.
-
-    Raises:
-        RunFolderError: If ``config.json`` is missing, damaged or differs from the manifest's config (it was
-            edited by hand): the run's results would no longer say what made them.
-    """
+def read_run_config(run_dir: Path) -> RunConfig:
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise RunFolderError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
