@@ -1,0 +1,231 @@
+"""MMRec's own training loop and modalrec's, side by side on the same data, settings and thread count.
+
+For each round and model, two child processes run one after the other (MMRec first in even rounds,
+modalrec first in odd ones): ``mmrec_child.py`` runs MMRec's ``quick_start`` from a local checkout
+(``--mmrec-src``, never part of this repository: fetch it yourself, e.g. ``git clone
+https://github.com/enoche/MMRec`` at commit e775373), ``modalrec_child.py`` runs modalrec's trainer. Both
+train with batch ``--batch-size``, learning rate ``--learning-rate``, seed ``--seed``, early stopping on
+validation recall@20 with patience ``--patience``, at most ``--epochs`` epochs and ``--max-seconds`` of
+training, and ``--threads`` torch threads (``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` set to match).
+MMRec trains the first value of each list in its model YAML; modalrec trains the same values
+(``--modalrec-settings mmrec``, :data:`MMREC_SETTINGS`) or its own defaults (``defaults``: the time to
+quality a user sees).
+
+Recorded per run: per-epoch training seconds, per-epoch validation recall@20 and the time since the
+process started, valid + test evaluation seconds (timed again after training), final valid/test metrics
+at the best validation epoch, setup seconds, peak RSS (``os.wait4``'s rusage of the child) and the load
+average before and after. Results go to ``--out`` as ``results.json`` (rewritten after every run),
+``results.csv`` and ``speed.md`` (``report.py``; ``render.py`` regenerates it from the JSON).
+
+    .venv/bin/python bench/peers/mmrec.py --mmrec-src /work/peers/MMRec \\
+        --dataset ../shared/datasets/ml100k-posters/mmrec --models lightgcn,vbpr,freedom,mmgcn \\
+        --threads 1 --rounds 3
+    .venv/bin/python bench/peers/mmrec.py --mmrec-src /work/peers/MMRec --models lightgcn --epochs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import report  # noqa: E402
+from mmrec_child import MMREC_NAMES  # noqa: E402
+
+REPO = HERE.parent.parent
+
+# MMRec's first grid values (src/configs/model/*.yaml at e775373) in modalrec's names.
+MMREC_SETTINGS: dict[str, dict[str, Any]] = {
+    "bpr": {"embedding_dim": 64},
+    "lightgcn": {"embedding_dim": 64, "num_layers": 1, "reg_weight": 1e-2},
+    "vbpr": {"embedding_dim": 64, "content_dim": 64, "reg_weight": 2.0},
+    "freedom": {"embedding_dim": 64, "content_dim": 64, "knn_k": 10, "num_ui_layers": 2, "num_mm_layers": 1,
+                "dropout": 0.8, "reg_weight": 0.0},
+    "mmgcn": {"embedding_dim": 64, "num_layers": 2, "reg_weight": 0.0},
+}
+# Modules a peer model imports that no shim replaces: if they are missing, the model is skipped.
+PEER_IMPORTS = ("torch_geometric",)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mmrec-src", required=True, help="a local MMRec checkout (the folder holding src/)")
+    parser.add_argument("--dataset", default=str(REPO.parent / "shared/datasets/ml100k-posters/mmrec"),
+                        help="a dataset folder in the MMRec layout, read by both sides")
+    parser.add_argument("--models", default="lightgcn,vbpr,freedom,mmgcn", help="comma-separated modalrec names")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1, help="A/B rounds; the order alternates")
+    parser.add_argument("--epochs", type=int, default=1000, help="epoch cap (MMRec's default 1000)")
+    parser.add_argument("--max-seconds", type=float, default=None, help="training time cap per run")
+    parser.add_argument("--patience", type=int, default=20, help="early stopping (MMRec's stopping_step)")
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=999, help="MMRec's default seed")
+    parser.add_argument("--modalrec-settings", choices=("mmrec", "defaults"), default="mmrec",
+                        help="modalrec's model hyper-parameters: MMRec's first grid values, or modalrec's defaults")
+    parser.add_argument("--eval-repeats", type=int, default=3, help="valid + test passes timed after training")
+    parser.add_argument("--mmrec-python", default=sys.executable, help="the interpreter that runs MMRec")
+    parser.add_argument("--mmrec-pythonpath", default="",
+                        help="extra import path for MMRec's side only (e.g. a `pip install --target` folder "
+                             "holding torch_geometric for MMGCN)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per child run")
+    parser.add_argument("--out", default=None, help="output folder (default runs/peers/mmrec-<time>)")
+    return parser.parse_args(argv)
+
+
+def git_commit(folder: Path) -> tuple[str, bool]:
+    """(short commit, has uncommitted changes to tracked files) of the repository holding ``folder``."""
+    try:
+        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+    return commit, bool(dirty)
+
+
+def skip_reason(args: argparse.Namespace, model: str) -> str | None:
+    """Why ``model`` cannot run side by side here, or None."""
+    src = Path(args.mmrec_src) / "src"
+    if not (src / "utils" / "quick_start.py").is_file():
+        return f"no MMRec checkout at {args.mmrec_src} (expected src/utils/quick_start.py)"
+    peer = MMREC_NAMES.get(model)
+    if peer is None or not (src / "models" / f"{peer.lower()}.py").is_file():
+        return f"MMRec has no model matching '{model}'"
+    if args.modalrec_settings == "mmrec" and model not in MMREC_SETTINGS:
+        return f"no MMRec settings mapped for '{model}' (use --modalrec-settings defaults)"
+    code = (src / "models" / f"{peer.lower()}.py").read_text(errors="replace")
+    for module in PEER_IMPORTS:
+        if f"import {module}" in code or f"from {module}" in code:
+            probe = subprocess.run([args.mmrec_python, "-c", f"import {module}"], capture_output=True,
+                                   env=child_env(args.threads, args.mmrec_pythonpath))
+            if probe.returncode != 0:
+                return (f"MMRec's {peer} imports {module}, which {args.mmrec_python} cannot import "
+                        "(install it, e.g. with pip install --target DIR, and pass --mmrec-pythonpath DIR)")
+    return None
+
+
+def child_env(threads: int, extra_path: str = "") -> dict[str, str]:
+    paths = [p for p in (extra_path, str(REPO), os.environ.get("PYTHONPATH", "")) if p]
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def run_child(script: str, spec: dict[str, Any], python: str, env: dict[str, str], timeout: float | None,
+              log: Path) -> dict[str, Any]:
+    """Run one child; its result, wall seconds, peak RSS (from ``wait4``) and the load around it."""
+    record: dict[str, Any] = {"load_before": list(os.getloadavg())}
+    with tempfile.TemporaryDirectory(prefix="peer-result-") as folder, log.open("w") as sink:
+        out = Path(folder) / "result.json"
+        start = time.perf_counter()
+        child = subprocess.Popen([python, str(HERE / script), json.dumps(spec), str(out)], stdout=sink,
+                                 stderr=subprocess.STDOUT, env=env)
+        status, usage = _wait(child, timeout)
+        record["wall_s"] = time.perf_counter() - start
+        record["load_after"] = list(os.getloadavg())
+        record["peak_rss_mib"] = usage.ru_maxrss / 1024 if usage is not None else None  # Linux: KiB
+        record["returncode"] = status
+        if out.is_file():
+            record["result"] = json.loads(out.read_text())
+        else:
+            record["error"] = "timed out" if status is None else f"exit {status}: {last_line(log)}"
+    return record
+
+
+def _wait(child: subprocess.Popen[bytes], timeout: float | None) -> tuple[int | None, Any]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            child.returncode = os.waitstatus_to_exitcode(status)
+            return child.returncode, usage
+        if deadline is not None and time.monotonic() > deadline:
+            child.kill()
+            _, _, usage = os.wait4(child.pid, 0)
+            child.returncode = -9
+            return None, usage
+        time.sleep(0.2)
+
+
+def last_line(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def child_spec(args: argparse.Namespace, model: str, side: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": model, "dataset": str(Path(args.dataset).resolve()), "threads": args.threads, "seed": args.seed,
+        "learning_rate": args.learning_rate, "batch_size": args.batch_size, "epochs": args.epochs,
+        "patience": args.patience, "max_seconds": args.max_seconds, "eval_repeats": args.eval_repeats}
+    if side == "mmrec":
+        spec["mmrec_src"] = str(Path(args.mmrec_src).resolve())
+    elif args.modalrec_settings == "mmrec":
+        spec["model_settings"] = MMREC_SETTINGS[model]
+    return spec
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "results.csv").write_text(report.to_csv(results))
+    (out / "speed.md").write_text(report.render_markdown(results, source=str(out / "results.json")))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    import torch
+
+    stamp = datetime.datetime.now(datetime.timezone.utc)
+    out = Path(args.out or REPO / "runs" / "peers" / f"mmrec-{stamp:%Y%m%d-%H%M%S}")
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    commit, dirty = git_commit(REPO)
+    results: dict[str, Any] = {
+        "harness": "bench/peers/mmrec.py", "date": f"{stamp:%Y-%m-%d %H:%M} UTC",
+        "command": " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "modalrec_commit": commit, "modalrec_dirty": dirty, "mmrec_commit": git_commit(Path(args.mmrec_src))[0],
+        "dataset": args.dataset, "cpus": os.cpu_count(), "torch": torch.__version__,
+        "python": platform.python_version(),
+        "settings": {k: getattr(args, k) for k in ("threads", "rounds", "epochs", "max_seconds", "patience",
+                                                   "batch_size", "learning_rate", "seed", "modalrec_settings",
+                                                   "eval_repeats", "mmrec_pythonpath")},
+        "skipped": {}, "runs": []}
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for model in list(models):
+        reason = skip_reason(args, model)
+        if reason:
+            print(f"skip {model}: {reason}", file=sys.stderr)
+            results["skipped"][model] = reason
+            models.remove(model)
+    for round_index in range(args.rounds):
+        for model in models:
+            sides = ("mmrec", "modalrec") if round_index % 2 == 0 else ("modalrec", "mmrec")
+            for order, side in enumerate(sides):
+                script = "mmrec_child.py" if side == "mmrec" else "modalrec_child.py"
+                python = args.mmrec_python if side == "mmrec" else sys.executable
+                env = child_env(args.threads, args.mmrec_pythonpath if side == "mmrec" else "")
+                log = out / "logs" / f"{model}-{side}-round{round_index}.log"
+                record = run_child(script, child_spec(args, model, side), python, env, args.timeout, log)
+                record.update(round=round_index, side=side, model=model, order=order)
+                results["runs"].append(record)
+                write_outputs(results, out)
+                brief = {k: record.get("result", {}).get(k) for k in ("epoch_s", "eval_s", "epochs_run")}
+                print(f"round {round_index} {model} {side}: {record.get('error') or brief} "
+                      f"load {record['load_before'][0]:.2f}->{record['load_after'][0]:.2f}", file=sys.stderr)
+    write_outputs(results, out)
+    print(f"wrote {out / 'results.json'}, results.csv, speed.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
