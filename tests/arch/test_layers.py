@@ -15,7 +15,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "modalrec"
 
 # lowest first; modules in one group may import each other
 LAYERS: list[set[str]] = [
-    {"errors", "io_utils", "device", "metric_names"},
+    {"errors", "io_utils", "device", "metric_names", "progress"},
     {"config"},
     {"nn"},
     {"features"},
