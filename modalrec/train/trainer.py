@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from modalrec.config import EvalConfig, TrainConfig
 from modalrec.data.sampler import NegativeSampler
@@ -32,6 +31,7 @@ from modalrec.evaluate.metrics import parse_metric_name
 from modalrec.evaluate.tasks import model_scores_cold_items, protocol_tasks, task_evaluators
 from modalrec.io_utils import write_torch
 from modalrec.models.base import Recommender, TrainBatch
+from modalrec.progress import progress as progress_reporter
 from modalrec.train.distributed import DistContext, broadcast_value
 from modalrec.train.memory import keep_freed_memory
 
@@ -52,6 +52,7 @@ class TrainResult:
     test: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     test_table: MetricTable | None = None
+    closed_form: bool = False  # solved when the model was built (capabilities.closed_form): no epochs, no history
 
     # under the item cold-start protocol: task (cold, warm, overall) -> part (valid, test) -> metric -> mean
     tasks: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
@@ -177,15 +178,14 @@ class Trainer:
         if not any(p.requires_grad for p in self.model.parameters()):  # a closed-form model: nothing to train
             self.best_state = copy.deepcopy(self.model.state_dict())
             self.progress.best_epoch = 0
-            return self._final_result(evaluate_test)
-        bar = tqdm(total=self.config.epochs, initial=self.progress.epoch, desc=f"train {self.model.name}",
-                   unit="epoch", disable=None if self.config.progress else True, leave=False,
-                   dynamic_ncols=True)
+            return dataclasses.replace(self._final_result(evaluate_test), closed_form=True)
+        bar = progress_reporter(self.config.epochs, f"train {self.model.name}", "epoch",
+                                enabled=self.config.progress, initial=self.progress.epoch)
         with bar:
             while self.progress.epoch < self.config.epochs and not self._should_stop():
                 record = self._run_epoch()
-                bar.update(1)
                 bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in ("loss", self.metric)})
+                bar.update(1)
         if self.best_state is None:
             self.best_state = copy.deepcopy(self.model.state_dict())
             self.progress.best_epoch = self.progress.epoch - 1
