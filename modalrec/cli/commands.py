@@ -140,8 +140,11 @@ def _train(args: argparse.Namespace) -> int:
         stop()
     if context.is_main:
         print(_metrics_line(result.test, "test"))
-        print(f"best epoch {result.best_epoch} of {result.epochs}, {result.train_seconds:.1f} s training; "
-              f"run in {args.out}")
+        if result.closed_form:
+            print(f"solved in closed form when built (no training epochs); run in {args.out}")
+        else:
+            print(f"best epoch {result.best_epoch} of {result.epochs}, {result.train_seconds:.1f} s training; "
+                  f"run in {args.out}")
     return 0
 
 
