@@ -305,7 +305,8 @@ def _finish(trainer: Trainer, out: Path, manifest: dict[str, Any], *, resume: bo
     result = trainer.fit(resume=resume)
     save_model(trainer.model, out / "best.pt")
     _write_history(out, result.history)
-    _plot_history(out / "training.png", result.history, trainer.metric, trainer.model.name)
+    if result.history:  # a closed-form model has no epochs to plot
+        _plot_history(out / "training.png", result.history, trainer.metric, trainer.model.name)
     if result.test_table is not None:
         table = result.test_table
         arrays: dict[str, Any] = {"users": table.users, **table.per_user}
@@ -330,6 +331,8 @@ def metrics_document(result: TrainResult, split: Split | None = None, eval_confi
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 3),
     }
+    if result.closed_form:
+        document["closed_form"] = True  # solved when built: best_epoch and epochs mean nothing
     if result.tasks:
         document["tasks"] = result.tasks
     if split is not None and eval_config is not None and eval_config.user_buckets and 20 in eval_config.ks:
