@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from modalrec.features.table import FeatureTable
 from modalrec.errors import DataFormatError
 from modalrec.features.base import Content, ContentError, Extractor
 from modalrec.features.cache import FeatureCache, content_hash
+from modalrec.progress import progress as progress_reporter
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,7 @@ def extract_table(
             pending.append((row, key))
     cached = len(vectors)
     start = time.perf_counter()
-    bar = tqdm(total=len(pending), desc=f"{extractor.name}", unit="item", disable=None if progress else True,
-               leave=False, dynamic_ncols=True)
+    bar = progress_reporter(len(pending), f"{extractor.kind} features ({extractor.name})", "item", enabled=progress)
     with bar:
         for offset in range(0, len(pending), batch_size):
             chunk = pending[offset : offset + batch_size]

@@ -3,6 +3,8 @@
 from modalrec.models import bm3, bpr, freedom, lattice, lens, lgmrec, lightgcn, mmal, mmdfm, mmgcn, smore, vbpr  # noqa: F401
 from modalrec.models import itemknn, popularity  # noqa: F401  (non-neural baselines)
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
-from modalrec.models.registry import available_models, get_model, register_model
+from modalrec.models.capabilities import Capabilities
+from modalrec.models.registry import available_models, capabilities_of, get_model, register_model
 
-__all__ = ["Embeddings", "ModelInputs", "Recommender", "TrainBatch", "available_models", "get_model", "register_model"]
+__all__ = ["Capabilities", "Embeddings", "ModelInputs", "Recommender", "TrainBatch", "available_models",
+           "capabilities_of", "get_model", "register_model"]

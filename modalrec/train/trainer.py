@@ -31,6 +31,7 @@ from modalrec.evaluate.metrics import parse_metric_name
 from modalrec.evaluate.tasks import model_scores_cold_items, protocol_tasks, task_evaluators
 from modalrec.io_utils import write_torch
 from modalrec.models.base import Recommender, TrainBatch
+from modalrec.models.registry import capabilities_of
 from modalrec.progress import progress as progress_reporter
 from modalrec.train.distributed import DistContext, broadcast_value
 from modalrec.train.memory import keep_freed_memory
@@ -175,7 +176,7 @@ class Trainer:
         """
         if resume:
             self._load_checkpoint()
-        if not any(p.requires_grad for p in self.model.parameters()):  # a closed-form model: nothing to train
+        if capabilities_of(self.model).closed_form:  # solved when built: nothing to train
             self.best_state = copy.deepcopy(self.model.state_dict())
             self.progress.best_epoch = 0
             return dataclasses.replace(self._final_result(evaluate_test), closed_form=True)
