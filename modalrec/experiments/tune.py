@@ -55,11 +55,10 @@ DEFAULT_SPACE = {
 
 def search_space(model_name: str) -> dict[str, Dimension]:
     """The model's documented search space (see the module docstring)."""
-    config_class = get_model(model_name).config_class
-    names = {f.name for f in fields(config_class)}
+    entry = get_model(model_name)
+    names = {f.name for f in fields(entry.config_class)}
     space = {key: dim for key, dim in DEFAULT_SPACE.items() if key.startswith("train.") or key[6:] in names}
-    extra = getattr(config_class, "search_space", {})
-    space.update({f"model.{key}": _as_dimension(value) for key, value in extra.items()})
+    space.update({f"model.{key}": _as_dimension(value) for key, value in entry.search_space().items()})
     return space
 
 

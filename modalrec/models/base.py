@@ -1,16 +1,23 @@
-"""The model contract: every recommender implements ``loss`` and ``score``; most also ``embeddings``."""
+"""The model contract: every recommender implements ``loss`` and ``score``; most also ``embeddings``.
+
+What a model offers beyond that (dot-product embeddings, content vectors for new items, modality weights...)
+is declared once in its registration (:class:`~modalrec.models.capabilities.Capabilities`); callers ask
+:func:`~modalrec.models.registry.capabilities_of`, never the model itself.
+"""
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from modalrec.errors import ModalrecError
 from modalrec.models.scoring import DotProductScores, ScoreFn
+
+ConfigT = TypeVar("ConfigT")
 
 
 class NotSupported(ModalrecError):
@@ -26,6 +33,8 @@ class ModelInputs:
     train_users: Tensor  # (E,) long
     train_items: Tensor  # (E,) long
     features: dict[str, Tensor]  # modality -> (num_items, dim) float32
+    # a finished warm run's vectors, for models with ``backbone_run`` set (loaded by the train layer)
+    backbone: Embeddings | None = None
 
 
 @dataclass(frozen=True)
@@ -48,20 +57,25 @@ class Embeddings:
     items: Tensor
 
 
-class Recommender(nn.Module, abc.ABC):
-    """Scores users against items. Subclasses define ``loss`` and either ``compute_embeddings`` or ``score``.
+class Recommender(nn.Module, abc.ABC, Generic[ConfigT]):
+    """Scores users against items. Subclasses define ``loss`` and either ``compute_embeddings`` or ``score``,
+    and name their config type (``class BPR(Recommender[BPRConfig])``) so that ``self.config`` is typed.
 
     In eval mode the embeddings are computed once and cached until the model trains or loads weights.
     """
 
     name: ClassVar[str] = ""
-    config: Any
+    config: ConfigT
+    modalities: list[str]  # the content modalities the model reads, in order; [] when it reads none or says not
+    modality_names: list[str]  # the sources modality_weights orders its weights by (the modality_weights capability)
 
-    def __init__(self, config: Any, inputs: ModelInputs) -> None:
+    def __init__(self, config: ConfigT, inputs: ModelInputs) -> None:
         super().__init__()
         self.config = config
         self.num_users = inputs.num_users
         self.num_items = inputs.num_items
+        self.modalities = []
+        self.modality_names = []
         self._cached_embeddings: Embeddings | None = None
 
     @abc.abstractmethod
@@ -80,6 +94,13 @@ class Recommender(nn.Module, abc.ABC):
         """
         raise NotSupported(f"{type(self).__name__} cannot embed new items from content")
 
+    def modality_weights(self, users: Tensor, items: Tensor | None = None) -> Tensor:
+        """Weight of each source (ordered as ``modality_names``) in each user's score of each item; rows sum to 1.
+
+        Shapes: users (B,), items (N,) or None for all -> (B, N, len(modality_names)).
+        """
+        raise NotSupported(f"{type(self).__name__} has no modality weights")
+
     def embeddings(self) -> Embeddings:
         """``compute_embeddings()``, cached while the model is in eval mode."""
         if self.training:
@@ -96,19 +117,17 @@ class Recommender(nn.Module, abc.ABC):
         return vectors.users[users] @ item_vectors.T
 
     def ranking_scorer(self) -> ScoreFn:
-        """``users -> scores over all items``, for the evaluator: when ``score`` is the dot product of
-        ``embeddings()``, the :class:`DotProductScores` of those embeddings, which the evaluator computes into
-        a buffer of its own. Call it in eval mode."""
-        if type(self).score is Recommender.score:
-            try:
-                vectors = self.embeddings()
-            except NotSupported:
-                pass
-            else:
-                return DotProductScores(vectors.users, vectors.items)
+        """``users -> scores over all items``, for the evaluator: for a model declaring the ``dot_product``
+        capability, the :class:`DotProductScores` of ``embeddings()``, which the evaluator computes into a buffer
+        of its own; else ``score``. Call it in eval mode."""
+        from modalrec.models.registry import capabilities_of  # the registry imports this module
+
+        if capabilities_of(self).dot_product:
+            vectors = self.embeddings()
+            return DotProductScores(vectors.users, vectors.items)
         return self.score
 
-    def train(self, mode: bool = True) -> Recommender:
+    def train(self, mode: bool = True) -> Recommender[ConfigT]:
         self._cached_embeddings = None
         return super().train(mode)
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import l2_penalty, normalized_adjacency
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
@@ -49,8 +50,9 @@ class BM3Config:
     config=BM3Config,
     description="BM3: self-supervised bootstrapping of LightGCN and modality embeddings, no negative sampling",
     uses_content=True,
+    capabilities=Capabilities(dot_product=True, cold_items=True, new_items=True, search_space=True),
 )
-class BM3(Recommender):
+class BM3(Recommender[BM3Config]):
     r"""Bootstrapped latent representations: no negatives, a dropout target view and a predictor.
 
     Online embeddings come from LightGCN on the ID embeddings, the item's own ID embedding added back, and

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty
 
@@ -24,8 +25,13 @@ class BPRConfig:
             raise ConfigError("model.embedding_dim", f"must be >= 1, got {self.embedding_dim}")
 
 
-@register_model("bpr", config=BPRConfig, description="BPR-MF: matrix factorisation trained with the BPR loss (IDs only)")
-class BPR(Recommender):
+@register_model(
+    "bpr",
+    config=BPRConfig,
+    description="BPR-MF: matrix factorisation trained with the BPR loss (IDs only)",
+    capabilities=Capabilities(dot_product=True),
+)
+class BPR(Recommender[BPRConfig]):
     r"""Matrix factorisation with the pairwise BPR objective.
 
     .. math::

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import content_tables, standardize, warm_item_mask
@@ -77,8 +78,9 @@ def modality_weights(requested: dict[str, float], modalities: list[str]) -> list
     config=FREEDOMConfig,
     description="FREEDOM: LightGCN on a degree-pruned user-item graph plus a frozen content kNN item-item graph",
     uses_content=True,
+    capabilities=Capabilities(dot_product=True, cold_items=True),
 )
-class FREEDOM(Recommender):
+class FREEDOM(Recommender[FREEDOMConfig]):
     r"""LightGCN on a denoised user-item graph, plus ID embeddings smoothed over a frozen item-item graph.
 
     The item-item graph is built once from the raw features of each modality :math:`m`: the binary kNN

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import content_tables, standardize, warm_item_mask
@@ -51,8 +52,9 @@ class LATTICEConfig:
     config=LATTICEConfig,
     description="LATTICE: learned modality-aware item-item graphs (sparse kNN) on top of LightGCN",
     uses_content=True,
+    capabilities=Capabilities(dot_product=True, cold_items=True),
 )
-class LATTICE(Recommender):
+class LATTICE(Recommender[LATTICEConfig]):
     r"""A collaborative backbone whose item vectors add a convolution over learned item-item graphs.
 
     For each modality :math:`m`, the original graph :math:`\tilde A^m` is the weighted kNN graph of the raw

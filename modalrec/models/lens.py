@@ -16,7 +16,9 @@ from torch import Tensor
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
+from modalrec.models.scoring import ScoreFn
 from modalrec.nn.closed_form import ease_weights
 from modalrec.nn.content import content_tables
 from modalrec.nn.knn import knn_graph, weighted_sum
@@ -44,8 +46,9 @@ class LENSConfig:
     config=LENSConfig,
     description="LENS (ours): closed-form EASE pulled towards a content kNN graph; no training, cold-start aware",
     uses_content=True,
+    capabilities=Capabilities(dot_product=True, cold_items=True, closed_form=True, search_space=True),
 )
-class LENS(Recommender):
+class LENS(Recommender[LENSConfig]):
     r"""A closed-form item-item model with a content prior.
 
     .. math::
@@ -112,3 +115,7 @@ class LENS(Recommender):
 
     def compute_embeddings(self) -> Embeddings:
         return Embeddings(self.history.to_dense(), self.ease.T)
+
+    def ranking_scorer(self) -> ScoreFn:
+        """``score``: the sparse history times the item-item weights, cheaper than the dense user vectors."""
+        return self.score

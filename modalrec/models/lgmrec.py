@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency, propagate
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
@@ -56,8 +57,9 @@ class LGMRecConfig:
     description="LGMRec: local user-item graph embeddings plus a global hypergraph of learnable hyperedges",
     uses_content=True,
     training_defaults={"epochs": 100},  # a time cap: validation recall@20 is flat by then on ml100k-posters
+    capabilities=Capabilities(dot_product=True, cold_items=True, new_items=True),
 )
-class LGMRec(Recommender):
+class LGMRec(Recommender[LGMRecConfig]):
     r"""Local graph embeddings of IDs and of each modality, plus global embeddings from a hypergraph.
 
     Local, collaborative (CGE): LightGCN on the ID embeddings, :math:`\bar{\mathbf E} = \mathrm{LightGCN}_L

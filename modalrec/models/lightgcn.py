@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency, propagate
 
@@ -29,9 +30,10 @@ class LightGCNConfig:
 
 
 @register_model(
-    "lightgcn", config=LightGCNConfig, description="LightGCN: linear propagation on the user-item graph (IDs only)"
+    "lightgcn", config=LightGCNConfig, description="LightGCN: linear propagation on the user-item graph (IDs only)",
+    capabilities=Capabilities(dot_product=True),
 )
-class LightGCN(Recommender):
+class LightGCN(Recommender[LightGCNConfig]):
     r"""Embeddings smoothed over the normalised user-item graph, layers averaged.
 
     .. math::

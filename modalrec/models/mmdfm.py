@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, NotSupported, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
@@ -71,14 +72,22 @@ def learning_rate_for_fusion(config: MMDFMConfig) -> dict[str, float]:
     return {"learning_rate": 5e-4} if config.fusion in LOW_LEARNING_RATE_MODES else {}
 
 
+def capabilities_for_fusion(config: MMDFMConfig) -> Capabilities:
+    """The FM part factors unless the deep MLP is added; only early fusion has no per-source weights."""
+    factors = not config.rerank_with_deep
+    return Capabilities(dot_product=factors, cold_items=True, new_items=factors,
+                        modality_weights=config.fusion != "early")
+
+
 @register_model(
     "mmdfm",
     config=MMDFMConfig,
     description="MMDFM: factorization machine over user, item and modality fields (DeepFM-style), four fusion modes",
     uses_content=True,
     training_defaults=learning_rate_for_fusion,
+    capabilities=capabilities_for_fusion,
 )
-class MMDFM(Recommender):
+class MMDFM(Recommender[MMDFMConfig]):
     r"""A factorization machine whose fields are the user id, the item id and one dense field per modality.
 
     Each modality m is turned into a field vector :math:`\mathbf v_m(i) = g_m(\mathbf f_{im})` by a small
@@ -215,10 +224,12 @@ class MMDFM(Recommender):
 
     def content_item_vectors(self, features: dict[str, Tensor]) -> Tensor:
         """Vectors for new items from their raw features alone (no ID field, no b_i), comparable with
-        ``factorized_embeddings().items``.
+        ``embeddings().items``; only where the score factors (no deep MLP).
 
         Shapes: {modality: (N, F_m)} -> (N, K*k + 1).
         """
+        if self.deep is not None:
+            raise NotSupported("mmdfm with rerank_with_deep=true scores new items with an MLP, not vectors")
         content = self.scaler({m: features[m].to(self.content.device) for m in self.modality_names[1:]})
         no_id = content.new_zeros(len(content), self.config.embedding_dim)
         fields = self.fields_of(content, no_id)

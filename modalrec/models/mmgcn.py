@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
@@ -143,8 +144,9 @@ class ModalityBranch(nn.Module):
     uses_content=True,
     # chosen on validation recall@20 (ml100k-posters, seed 2024) among 0.001, 0.002, 0.005 and 0.01
     training_defaults={"learning_rate": 5e-3},
+    capabilities=Capabilities(dot_product=True, cold_items=True, new_items=True),
 )
-class MMGCN(Recommender):
+class MMGCN(Recommender[MMGCNConfig]):
     r"""A graph convolution per modality on the user-item graph, fused into one dot-product score.
 
     In modality :math:`m`, layer 0 holds a learned preference vector :math:`\mathbf u_m` per user and the

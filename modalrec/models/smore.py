@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
@@ -88,8 +89,9 @@ def batch_rows_info_nce(anchors: Tensor, candidates: Tensor, nodes: Tensor, temp
     description="SMORE: modality fusion in the frequency domain, item-item kNN graphs and behaviour-aware gates",
     uses_content=True,
     training_defaults={"learning_rate": 0.002, "patience": 30},
+    capabilities=Capabilities(dot_product=True, cold_items=True, search_space=True),
 )
-class SMORE(Recommender):
+class SMORE(Recommender[SMOREConfig]):
     r"""Spectrum-based modality fusion, item-item graphs per modality, and behaviour-aware preference gates.
 
     Spectrum modality fusion: each modality is projected, :math:`\mathbf h_i^m = \mathbf W_m \mathbf x_i^m +

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
+from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
@@ -34,8 +35,9 @@ class VBPRConfig:
     config=VBPRConfig,
     description="VBPR: BPR-MF plus a learned projection of the item's content features (any modalities)",
     uses_content=True,
+    capabilities=Capabilities(dot_product=True, cold_items=True, new_items=True),
 )
-class VBPR(Recommender):
+class VBPR(Recommender[VBPRConfig]):
     r"""Matrix factorisation whose item side also reads content features.
 
     .. math::

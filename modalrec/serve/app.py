@@ -54,7 +54,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modalrec.errors import ConfigError, ModalrecError, WriteError
 from modalrec.evaluate.evaluator import top_k_deterministic
-from modalrec.models.base import NotSupported, Recommender
+from modalrec.models.base import Recommender
+from modalrec.models.registry import capabilities_of
 from modalrec.serve.ab import DEFAULT_SALT, Router, ab_report, format_report
 from modalrec.serve.feedback import FEEDBACK_FILE, FeedbackEvent, FeedbackStore
 from modalrec.serve.index import IndexConfig, Neighbours, VectorIndex
@@ -153,12 +154,11 @@ class ServedArm:
         self.item_vectors: np.ndarray | None = None
         self.dot_index: VectorIndex | None = None
         self.cosine_index: VectorIndex | None = None
-        try:
-            vectors = self.model.embeddings()
-        except NotSupported as exc:
-            log.info("arm %s (%s) scores without vectors (%s): exact scoring, no similar items", name,
-                     self.model_name, exc)
+        self.capabilities = capabilities_of(self.model)
+        if not self.capabilities.dot_product:
+            log.info("arm %s (%s) scores without vectors: exact scoring, no similar items", name, self.model_name)
             return
+        vectors = self.model.embeddings()
         self.user_vectors = vectors.users.detach().cpu().numpy().astype(np.float32)
         self.item_vectors = vectors.items.detach().cpu().numpy().astype(np.float32)
         cache = run_dir / INDEX_CACHE_DIR
@@ -167,7 +167,7 @@ class ServedArm:
 
     @property
     def embeds_content(self) -> bool:
-        return type(self.model).content_item_vectors is not Recommender.content_item_vectors
+        return self.capabilities.new_items
 
     def seen(self, user: int) -> np.ndarray:
         return self.seen_items[self.seen_indptr[user]: self.seen_indptr[user + 1]]
@@ -206,13 +206,12 @@ class ServedArm:
 
     def content_vectors(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Item vectors from raw content features. Shapes: {modality: (N, F_m)} -> (N, d)."""
-        tensors = {m: torch.from_numpy(np.ascontiguousarray(f)) for m, f in features.items()}
-        try:
-            with torch.no_grad():
-                return self.model.content_item_vectors(tensors).detach().cpu().numpy().astype(np.float32)
-        except NotSupported:
+        if not self.embeds_content:
             raise ServiceError(409, f"the {self.model_name} model (arm {self.name}) cannot embed new items from "
-                                    "content; serve a content model such as vbpr") from None
+                                    "content; serve a content model such as vbpr")
+        tensors = {m: torch.from_numpy(np.ascontiguousarray(f)) for m, f in features.items()}
+        with torch.no_grad():
+            return self.model.content_item_vectors(tensors).detach().cpu().numpy().astype(np.float32)
 
     def add_vectors(self, vectors: np.ndarray) -> None:
         if self.item_vectors is None or self.dot_index is None or self.cosine_index is None:

@@ -1,7 +1,7 @@
 """How much each modality contributed to a user's recommendations.
 
-Models with attention over modalities report their weights (``modality_weights(users, items)`` with the
-names in ``modality_names``). For any other content model the contribution of a modality is the drop in
+Models declaring the ``modality_weights`` capability report their weights (``modality_weights(users, items)``
+with the names in ``modality_names``). For any other content model the contribution of a modality is the drop in
 score when that modality's features are replaced by their mean over items (the model is rebuilt on the
 ablated features with the same learned weights). A content kNN graph built from the ablated modality is
 the self-loop graph: with every item alike, no item is anyone's content neighbour
@@ -18,7 +18,7 @@ from torch import Tensor
 
 from modalrec.errors import ModalrecError
 from modalrec.models.base import ModelInputs, Recommender
-from modalrec.models.registry import get_model
+from modalrec.models.registry import capabilities_of, get_model
 from modalrec.nn.knn import constant_tables_allowed
 from modalrec.serve.recommend import recommend_for_users
 from modalrec.train.run import LoadedRun, model_inputs
@@ -41,7 +41,7 @@ def explain_user(run: LoadedRun, user_id: str, k: int = 10) -> list[ItemExplanat
     top = recommend_for_users(run, [user_id], k)
     users = torch.from_numpy(run.dataset.user_ids.indices_of([user_id])).to(run.device)
     items = torch.from_numpy(run.dataset.item_ids.indices_of(top["item_id"])).to(run.device)
-    if hasattr(run.model, "modality_weights"):
+    if capabilities_of(run.model).modality_weights:  # per configuration: not MMDFM's early fusion
         contributions, method = _attention(run.model, users, items), "attention"
     else:
         contributions, method = _ablation(run, users, items), "ablation"
@@ -53,16 +53,14 @@ def explain_user(run: LoadedRun, user_id: str, k: int = 10) -> list[ItemExplanat
 
 @torch.no_grad()
 def _attention(model: Recommender, users: Tensor, items: Tensor) -> dict[str, Tensor]:
-    weights = model.modality_weights(users, items)  # type: ignore[operator]
-    weights = weights.reshape(len(items), -1)  # one user: (k, M)
-    names: list[str] = list(getattr(model, "modality_names"))
-    return {name: weights[:, j].cpu() for j, name in enumerate(names)}
+    weights = model.modality_weights(users, items).reshape(len(items), -1)  # one user: (k, M)
+    return {name: weights[:, j].cpu() for j, name in enumerate(model.modality_names)}
 
 
 @torch.no_grad()
 def _ablation(run: LoadedRun, users: Tensor, items: Tensor) -> dict[str, Tensor]:
     inputs = model_inputs(run.dataset, run.split)
-    used = getattr(run.model, "modalities", None) or sorted(inputs.features)
+    used = run.model.modalities or sorted(inputs.features)
     original = run.model.score(users, items)[0].cpu()
     drops = {}
     for modality in used:

@@ -14,13 +14,23 @@ from modalrec.config import EvalConfig, TrainConfig
 from modalrec.data.split import Pairs, Split
 from modalrec.evaluate.evaluator import FullRankingEvaluator
 from modalrec.models.scoring import DotProductScores
-from modalrec.models import ModelInputs, Recommender, available_models
-from modalrec.models.base import TrainBatch
+from modalrec.models import ModelInputs, Recommender, available_models, capabilities_of
+from modalrec.models.base import NotSupported, TrainBatch
 from modalrec.models.io import load_model, save_model
 from modalrec.train.run import seed_everything
 from modalrec.train.trainer import Trainer
 
 MODEL_NAMES = [entry.name for entry in available_models()]
+# settings under which a model declares other capabilities than with its defaults
+CAPABILITY_VARIANTS: dict[str, list[dict[str, object]]] = {
+    "mmal": [{"attention": "user_item"}],
+    "mmdfm": [{"rerank_with_deep": True}, {"fusion": "late"}],
+}
+CAPABILITY_CASES = [
+    pytest.param(name, overrides, id=name + "".join(f"-{k}={v}" for k, v in overrides.items()))
+    for name in MODEL_NAMES
+    for overrides in [{}, *CAPABILITY_VARIANTS.get(name, [])]
+]
 # BM3's loss compares two dropout-perturbed views of each node, so it has a floor above zero: it must fall
 # by 45% rather than by half (its recall on the training data must still be exactly 1).
 LOSS_RATIO = {"bm3": 0.55}
@@ -45,14 +55,15 @@ def block_split(users_per_group: int = 6) -> tuple[Split, dict[str, torch.Tensor
     return split, features
 
 
-def build(name: str, seed: int = 0) -> tuple[Recommender, Split]:
+def build(name: str, seed: int = 0, split: Split | None = None, **overrides: object) -> tuple[Recommender, Split]:
     from modalrec.models.registry import get_model
 
-    split, features = block_split()
+    full, features = block_split()
+    split = full if split is None else split
     entry = get_model(name)
     inputs = ModelInputs(split.num_users, split.num_items, torch.from_numpy(split.train.users),
                          torch.from_numpy(split.train.items), features)
-    config = entry.config_class()
+    config = entry.config_class(**overrides)
     if hasattr(config, "reg_weight"):
         config = dataclasses.replace(config, reg_weight=1e-5)
     seed_everything(seed)
@@ -136,16 +147,18 @@ def test_ranking_scorer_ranks_like_score(name: str) -> None:
     fit(model, split, epochs=2)
     model.eval()
     scorer = model.ranking_scorer()
-    assert isinstance(scorer, DotProductScores) == (type(model).score is Recommender.score)
+    if not capabilities_of(model).dot_product:
+        assert not isinstance(scorer, DotProductScores)
     evaluator = FullRankingEvaluator(split.matrix("valid"), split.matrix("train"), ks=(1, BLOCK))
     expected, got = evaluator.evaluate(model.score), evaluator.evaluate(scorer)
     for metric, values in expected.per_user.items():
         assert np.array_equal(got.per_user[metric], values), metric
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
-def test_scores_are_embedding_dot_products(name: str) -> None:
-    model, split = build(name)
+@pytest.mark.parametrize(("name", "overrides"), CAPABILITY_CASES)
+def test_dot_product_capability_matches_behaviour(name: str, overrides: dict[str, object]) -> None:
+    """``dot_product`` <=> the score is the product of ``embeddings()``; without it, embeddings are refused."""
+    model, split = build(name, **overrides)
     fit(model, split, epochs=2)
     model.eval()
     vectors = model.embeddings()
@@ -153,6 +166,10 @@ def test_scores_are_embedding_dot_products(name: str) -> None:
     assert torch.allclose(model.score(torch.arange(split.num_users)), vectors.users @ vectors.items.T, atol=1e-5)
 
 
+    if not capabilities_of(model).dot_product:
+        with pytest.raises(NotSupported):
+            model.embeddings()
+        return
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_save_load_round_trip(name: str, tmp_path: Path) -> None:
     model, split = build(name)
@@ -167,23 +184,81 @@ def test_save_load_round_trip(name: str, tmp_path: Path) -> None:
     assert type(loaded) is type(model) and loaded.config == model.config
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
-def test_new_items_from_content_match_cold_catalogue_items(name: str) -> None:
-    """Where a model can embed new content, a cold catalogue item's vector equals its content vector."""
-    from modalrec.models.base import NotSupported
+def cold_item_split() -> Split:
+    """The block split with item 0 cold: no training interaction."""
+    split, _ = block_split()
+    keep = split.train.items != 0
+    return Split(split.num_users, split.num_items, Pairs(split.train.users[keep], split.train.items[keep]),
+                 split.valid, split.test)
 
-    split, features = block_split()
-    keep = split.train.items != 0  # item 0 becomes cold: no training interaction
-    split = Split(split.num_users, split.num_items, Pairs(split.train.users[keep], split.train.items[keep]),
-                  split.valid, split.test)
-    model, _ = build(name)
-    inputs = ModelInputs(split.num_users, split.num_items, torch.from_numpy(split.train.users),
-                         torch.from_numpy(split.train.items), features)
-    model = type(model)(model.config, inputs)
+
+@pytest.mark.parametrize(("name", "overrides"), CAPABILITY_CASES)
+def test_new_items_capability_matches_behaviour(name: str, overrides: dict[str, object]) -> None:
+    """``new_items`` <=> ``content_item_vectors`` works, and gives a cold catalogue item its catalogue vector."""
+    model, split = build(name, split=cold_item_split(), **overrides)
     fit(model, split, epochs=2)
     model.eval()
-    try:
-        fresh = model.content_item_vectors({m: t[:1] for m, t in features.items()})
-    except NotSupported:
-        pytest.skip(f"{name} does not embed new items")
+    _, features = block_split()
+    first = {m: t[:1] for m, t in features.items()}
+    if not capabilities_of(model).new_items:
+        with pytest.raises(NotSupported):
+            model.content_item_vectors(first)
+        return
+    fresh = model.content_item_vectors(first)
     assert torch.allclose(fresh[0], model.embeddings().items[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_cold_items_capability_matches_behaviour(name: str) -> None:
+    """``cold_items`` => the model reads content, and a cold item's scores follow its content: the same learned
+    weights on features where the cold item looks like another block's items score it differently."""
+    from modalrec.models.registry import get_model
+
+    entry = get_model(name)
+    # content kNN graphs must be sparser than the 20-item catalogue for an item's content to matter
+    sparse_graph = {"knn_k": 4} if "knn_k" in {f.name for f in dataclasses.fields(entry.config_class)} else {}
+    model, split = build(name, split=cold_item_split(), **sparse_graph)
+    if not capabilities_of(model).cold_items:
+        return
+    assert entry.uses_content
+    fit(model, split, epochs=2)
+    users = torch.arange(split.num_users)
+    before = model.eval().score(users)[:, 0]
+    _, features = block_split()
+    moved = {m: torch.cat([t[BLOCK * 2: BLOCK * 2 + 1], t[1:]]) for m, t in features.items()}
+    inputs = ModelInputs(split.num_users, split.num_items, torch.from_numpy(split.train.users),
+                         torch.from_numpy(split.train.items), moved)
+    other = type(model)(model.config, inputs)
+    if not capabilities_of(model).closed_form:  # a closed form is solved from the features: keep that solution
+        other.load_state_dict(model.state_dict())
+    after = other.eval().score(users)[:, 0]
+    assert not torch.allclose(before, after, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "overrides"), CAPABILITY_CASES)
+def test_modality_weights_capability_matches_behaviour(name: str, overrides: dict[str, object]) -> None:
+    """``modality_weights`` <=> the model weighs its ``modality_names`` for each user and item, rows summing to 1."""
+    model, split = build(name, **overrides)
+    model.eval()
+    users = torch.tensor([0, 1])
+    if not capabilities_of(model).modality_weights:
+        with pytest.raises(NotSupported):
+            model.modality_weights(users)
+        return
+    weights = model.modality_weights(users)
+    assert weights.shape == (2, split.num_items, len(model.modality_names)) and len(model.modality_names) >= 2
+    assert torch.allclose(weights.sum(-1), torch.ones(2, split.num_items), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_closed_form_and_search_space_capabilities_match_the_model(name: str) -> None:
+    """``closed_form`` <=> nothing to train; ``search_space`` <=> the config names a space over its own fields."""
+    from modalrec.models.registry import get_model
+
+    entry = get_model(name)
+    model, _ = build(name)
+    capabilities = capabilities_of(model)
+    assert capabilities.closed_form == (not any(p.requires_grad for p in model.parameters()))
+    space = entry.search_space()
+    assert bool(space) == capabilities.search_space
+    assert set(space) <= {f.name for f in dataclasses.fields(entry.config_class)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 from pathlib import Path
@@ -15,6 +16,8 @@ from PIL import Image
 
 from modalrec.cli.main import main
 from modalrec.data.build import BuildOptions, ModalitySpec, build_dataset, read_raw_tables
+from modalrec.models import Capabilities, get_model
+from modalrec.models import registry
 from modalrec.models.base import Embeddings, NotSupported
 from modalrec.serve.app import MAX_K, ServedArm, create_app, load_service
 from modalrec.serve.index import IndexConfig
@@ -263,8 +266,11 @@ def test_new_items_need_a_built_dataset_and_a_content_model(shop: dict[str, Path
     assert answer["items"][0]["title"] is None and answer["items"][0]["image"] is None
 
 
-def test_a_model_without_vectors_is_scored_exactly(shop: dict[str, Path]) -> None:
+def test_a_model_without_vectors_is_scored_exactly(shop: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that declares no dot product is scored with ``score``, and offers no similar items."""
     run = load_run(shop["vbpr"])
+    score_only = dataclasses.replace(get_model("vbpr"), declared_capabilities=Capabilities(cold_items=True))
+    monkeypatch.setitem(registry._REGISTRY, "vbpr", score_only)
     offline = recommend_for_users(run, ["U3"], 4)
     original = type(run.model)
 
