@@ -286,11 +286,11 @@ class Run:
         run = self._run()
         if cold_items:
             if split != "test":
-                raise ModalrecError("evaluate: cold_items applies to the test split")
+                raise ModalrecError("evaluate: cold items are counted on the test split only (--cold-items, cold_items=True)")
             evaluator = cold_item_evaluator(run.split, run.config.eval)
             if not len(evaluator.users):
                 raise ModalrecError(f"evaluate: {self.path} has no test interaction with a cold item "
-                                    "(hold some out with data.cold_item_fraction=0.1 when training)")
+                                    "(hold some out with --set data.cold_item_fraction=0.1 when training)")
         else:
             evaluator = make_evaluators(run.split, run.config.eval)[split]
         metrics: dict[str, float] = evaluator.evaluate(run.model.ranking_scorer(), run.device).mean()

@@ -167,23 +167,12 @@ def _add_evaluate(sub: Any) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from modalrec.evaluate.cold import cold_item_evaluator
+    from modalrec.api import load_run
     from modalrec.io_utils import read_json
-    from modalrec.train.run import METRICS_FILE, load_run
-    from modalrec.evaluate.evaluator import make_evaluators
+    from modalrec.train.run import METRICS_FILE
 
-    run = load_run(args.run, device=args.device)
-    if args.cold_items:
-        if args.split != "test":
-            raise ModalrecError("evaluate: --cold-items applies to the test split")
-        evaluator = cold_item_evaluator(run.split, run.config.eval)
-        if not len(evaluator.users):
-            raise ModalrecError(f"evaluate: {args.run} has no test interaction with a cold item "
-                                "(hold some out with --set data.cold_item_fraction=0.1 when training)")
-    else:
-        evaluator = make_evaluators(run.split, run.config.eval)[args.split]
-    metrics = evaluator.evaluate(run.model.ranking_scorer(), run.device).mean()
-    label = f"{args.split} (cold items, {len(evaluator.users)} users)" if args.cold_items else args.split
+    metrics = load_run(args.run, device=args.device).evaluate(args.split, cold_items=args.cold_items)
+    label = f"{args.split} (cold items only)" if args.cold_items else args.split
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
