@@ -201,6 +201,8 @@ def _add_recommend(sub: Any) -> None:
     who.add_argument("--all-users", action="store_true", help="every user of the run (use with --out)")
     recommend.add_argument("-k", type=int, default=20, help="items per user (default 20)")
     recommend.add_argument("--out", metavar="FILE.csv", help="write CSV here instead of printing")
+    recommend.add_argument("--items", metavar="ITEMS.csv", help="add title and image columns from this items table "
+                           "(columns item_id,title[,image]), e.g. for a run on an MMRec-layout dataset")
     recommend.add_argument("--device", type=device_value, default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     recommend.set_defaults(handler=_recommend)
 
@@ -214,10 +216,23 @@ def _recommend(args: argparse.Namespace) -> int:
     run = load_run(args.run, device=args.device)
     users = None if args.all_users else [str(u) for u in args.user]
     rows = recommend_for_users(run, users, args.k, unknown="popular")
+    if args.items:
+        rows = _with_titles(rows, args.items, run.dataset.item_ids.external)
     write_recommendations(rows, args.out)
     if args.out:
         print(f"wrote {len(rows)} rows to {args.out}")
     return 0
+
+
+def _with_titles(rows: Any, items_file: str, run_items: Any) -> Any:
+    """``rows`` with ``title`` and ``image`` columns from ``--items`` (checked to describe this run's items)."""
+    from modalrec.serve.items import check_items_cover, item_details, items_file_source
+
+    # rows: a DataFrame with an item_id column; run_items: the run's external item ids
+    source = items_file_source(items_file)
+    check_items_cover(source, run_items)
+    details = item_details(source, [str(i) for i in rows["item_id"]])
+    return rows.assign(title=details["title"].to_numpy(), image=details["image"].to_numpy())
 
 
 # -- explain -----------------------------------------------------------------------------------------
@@ -229,6 +244,8 @@ def _add_explain(sub: Any) -> None:
     explain.add_argument("-k", type=int, default=10, help="items to explain (default 10)")
     explain.add_argument("--device", type=device_value, default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     explain.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    explain.add_argument("--items", metavar="ITEMS.csv", help="show titles (and picture paths) from this items "
+                         "table (columns item_id,title[,image])")
     explain.set_defaults(handler=_explain)
 
 
@@ -242,8 +259,16 @@ def _explain(args: argparse.Namespace) -> int:
         raise ModalrecError(f"explain: -k must be >= 1, got {args.k}")
     run = load_run(args.run, device=args.device)
     rows = explain_user(run, str(args.user), args.k)
+    import pandas as pd
+
+    details = _with_titles(pd.DataFrame({"item_id": [row.item_id for row in rows]}), args.items,
+                           run.dataset.item_ids.external) if args.items else None
     if args.json:
-        print(json.dumps([asdict(row) for row in rows], indent=2))
+        described = [asdict(row) for row in rows]
+        if details is not None:
+            for entry, title, image in zip(described, details["title"], details["image"], strict=True):
+                entry.update(title=title, image=image)
+        print(json.dumps(described, indent=2))
         return 0
     if not rows:
         print(f"no recommendations for user {args.user}")
@@ -251,10 +276,12 @@ def _explain(args: argparse.Namespace) -> int:
     names = list(rows[0].contributions)
     what = "attention weight" if rows[0].method == "attention" else "score drop when the modality is replaced by its mean"
     print(f"user {args.user}: per-modality contribution ({what})")
-    print(f"{'rank':>4}  {'item':<16} {'score':>9}  " + "  ".join(f"{n:>10}" for n in names))
-    for row in rows:
+    title_header = "  title" if details is not None else ""
+    print(f"{'rank':>4}  {'item':<16} {'score':>9}  " + "  ".join(f"{n:>10}" for n in names) + title_header)
+    for index, row in enumerate(rows):
         values = "  ".join(f"{row.contributions[n]:>10.4f}" for n in names)
-        print(f"{row.rank:>4}  {row.item_id:<16} {row.score:>9.4f}  {values}")
+        title = f"  {details['title'].iloc[index] or ''}" if details is not None else ""
+        print(f"{row.rank:>4}  {row.item_id:<16} {row.score:>9.4f}  {values}{title}".rstrip())
     return 0
 
 

@@ -500,3 +500,66 @@ def stored_item(content: NewItemContent, features: dict[str, np.ndarray]) -> Sto
     picture = content.files.get("image")
     return StoredItem(content.item_id, title, str(picture) if picture else None, dict(content.texts),
                       {m: f[0] for m, f in features.items()}, time.time())
+
+
+# ---------------------------------------------------------------------------------------------
+# An items table given on the command line (--items), for any run
+
+ITEMS_FILE_COLUMNS = "item_id,title[,image]"
+
+
+def items_file_source(path: str | Path) -> ContentSource:
+    """The titles (and pictures) of an items table the user names with ``--items``: a CSV, TSV or Parquet
+    file with the columns ``item_id`` and ``title`` (or ``name``), and optionally ``image``, a picture path
+    relative to the table's folder (pictures are served only from that folder).
+
+    This attaches titles and pictures to any run, e.g. one trained on an MMRec-layout dataset, whose folder
+    has features but no items table.
+
+    Raises:
+        ModalrecError: naming the file when it is missing, unreadable or lacks a column.
+    """
+    from modalrec.data.build import read_any_table
+
+    items_file = Path(path)
+    if not items_file.is_file():
+        raise ModalrecError(f"--items {items_file}: file not found (expected a table with columns {ITEMS_FILE_COLUMNS})")
+    try:
+        header = [str(c) for c in read_any_table(items_file).columns]
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ModalrecError(f"--items {items_file}: not a readable CSV/TSV/Parquet table ({_without_addresses(exc)})") from None
+    title = next((c for c in header if c.lower() in TITLE_COLUMNS), None)
+    if "item_id" not in header or title is None:
+        missing = "item_id" if "item_id" not in header else "title"
+        raise ModalrecError(f"--items {items_file}: no '{missing}' column; expected {ITEMS_FILE_COLUMNS}, "
+                            f"found {', '.join(header[:10]) or 'no columns'}")
+    return ContentSource(items_file.parent, items_file, "item_id", title, "image" if "image" in header else None,
+                         (items_file.parent.resolve(),),
+                         note="new items need a dataset built by `modalrec data build`; --items gives titles only")
+
+
+def check_items_cover(source: ContentSource, item_ids: np.ndarray) -> None:
+    """Refuse an items table that names none of the run's items (most likely another dataset's table), and
+    warn about the run's items it leaves without a title."""
+    table = read_items_table(source)
+    ids = [str(i) for i in item_ids]
+    known = int(table.index.isin(ids).sum()) if not table.empty else 0
+    if known == 0:
+        sample = ", ".join(list(table.index[:3])) or "none"
+        raise ModalrecError(f"--items {source.items_file}: none of the run's {len(ids)} item ids is in it "
+                            f"(its first ids: {sample}; the run's: {', '.join(ids[:3])})")
+    if known < len(ids):
+        log.warning("--items %s: %d of the run's %d items have no row there; they are shown by id",
+                    source.items_file, len(ids) - known, len(ids))
+
+
+def item_details(source: ContentSource, item_ids: list[str]) -> pd.DataFrame:
+    """``title`` and ``image`` (the picture file's absolute path, when it exists in the table's folder) for
+    ``item_ids``, indexed by item id; None where the table says nothing."""
+    table = read_items_table(source)
+    titles = _column(table, source.title_col, item_ids)
+    pictures = _column(table, source.image_col, item_ids)
+    base = source.items_file.parent if source.items_file else source.folder
+    files = [safe_content_path(p, base, source.roots) if p else None for p in pictures]
+    return pd.DataFrame({"title": titles, "image": [str(f) if f else None for f in files]},
+                        index=pd.Index(item_ids, name="item_id"))
