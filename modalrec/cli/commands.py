@@ -289,10 +289,16 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _add_benchmark(sub: Any) -> None:
     bench = sub.add_parser("benchmark", help="train several models with several seeds and compare them")
-    bench.add_argument("--data", required=True, help="dataset folder or interactions file")
-    bench.add_argument("--models", required=True, help="comma-separated model names")
+    bench.add_argument("--data", help="dataset folder or interactions file")
+    bench.add_argument("--models", help="comma-separated model names")
     bench.add_argument("--seeds", type=int, default=3, help="number of seeds, 1..N (default 3)")
     bench.add_argument("--out", default="benchmark", metavar="DIR", help="where runs and tables go")
+    bench.add_argument("--protocol", choices=("cold-items", "sparsity"),
+                       help="item cold start (cold/warm/overall tasks) or training-data sparsity; see docs/cold-start.md")
+    bench.add_argument("--fractions", default="0.1,0.25,0.5,1",
+                       help="sparsity: fractions of each user's training interactions (default 0.1,0.25,0.5,1)")
+    bench.add_argument("--render", action="store_true",
+                       help="with --protocol: only rewrite the tables and chart from OUT/results.json")
     _config_arguments(bench)
     bench.set_defaults(handler=_benchmark)
 
@@ -300,11 +306,44 @@ def _add_benchmark(sub: Any) -> None:
 def _benchmark(args: argparse.Namespace) -> int:
     from modalrec.experiments.benchmark import format_markdown, run_benchmark
 
+    if args.protocol:
+        return _protocol_benchmark(args)
+    if not args.data or not args.models:
+        raise ModalrecError("benchmark: --data and --models are required")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     report = run_benchmark(args.data, models, list(range(1, args.seeds + 1)), Path(args.out),
                            config_file=args.config, overrides=args.overrides)
     print(format_markdown(report))
     print(f"tables: {args.out}/results.md, results.csv, runs.csv; chart: {args.out}/results.png")
+    return 0
+
+
+def _protocol_benchmark(args: argparse.Namespace) -> int:
+    import shlex
+
+    from modalrec.experiments.protocols import read_results, render_markdown, render_report, run_protocol
+
+    out = Path(args.out)
+    if args.render:
+        document = read_results(out)
+        if document["protocol"] != args.protocol:
+            raise ModalrecError(f"benchmark: {out}/results.json holds the {document['protocol']} protocol, "
+                                f"not {args.protocol}")
+        render_report(document, out)
+    else:
+        if not args.data or not args.models:
+            raise ModalrecError("benchmark: --data and --models are required (or --render to redo the tables)")
+        try:
+            fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+        except ValueError:
+            raise ModalrecError(f"benchmark: --fractions expects numbers like 0.1,0.5,1, got '{args.fractions}'") from None
+        document = run_protocol(args.protocol, args.data, [m.strip() for m in args.models.split(",") if m.strip()],
+                                list(range(1, args.seeds + 1)), out, config_file=args.config,
+                                overrides=args.overrides, fractions=fractions,
+                                command="modalrec " + shlex.join(sys.argv[1:]))
+    print(render_markdown(document))
+    chart = ", sparsity.png" if args.protocol == "sparsity" else ""
+    print(f"results: {out}/results.json; tables: {out}/results.md, results.csv, runs.csv{chart}")
     return 0
 
 

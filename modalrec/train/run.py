@@ -335,6 +335,7 @@ def metrics_document(result: TrainResult, split: Split | None = None, eval_confi
         document["closed_form"] = True  # solved when built: best_epoch and epochs mean nothing
     if result.tasks:
         document["tasks"] = result.tasks
+        document["task_best_epochs"] = result.task_best_epochs
     if split is not None and eval_config is not None and eval_config.user_buckets and 20 in eval_config.ks:
         tables = dict(result.task_tables) or ({} if result.test_table is None else {"test": result.test_table})
         counts = split.training_counts()

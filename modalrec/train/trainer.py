@@ -58,6 +58,7 @@ class TrainResult:
     # under the item cold-start protocol: task (cold, warm, overall) -> part (valid, test) -> metric -> mean
     tasks: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     task_tables: dict[str, MetricTable] = field(default_factory=dict)  # task -> its test table
+    task_best_epochs: dict[str, int] = field(default_factory=dict)  # task -> the epoch its validation chose
 
 @dataclass
 class _Progress:
@@ -69,6 +70,8 @@ class _Progress:
     evaluations_without_improvement: int = 0
     train_seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    # under the cold protocol: task -> [best validation value, its epoch, evaluations without improvement]
+    task_best: dict[str, list[float]] = field(default_factory=dict)
 
 
 class _LossModule(nn.Module):
@@ -131,6 +134,9 @@ class Trainer:
         for task in self.report_tasks:
             for part, evaluator in task_evaluators(split, eval_config, task).items():
                 self.evaluators[f"{task}/{part}"] = evaluator
+        # each task of the cold protocol selects its own epoch on its own validation set
+        self.selected_tasks = self.report_tasks if len(self.report_tasks) > 1 else []
+        self.task_states: dict[str, dict[str, Any]] = {}
         if parse_metric_name(self.metric)[1] not in eval_config.ks:
             raise ConfigError(
                 "train.early_stop_metric", f"{self.metric} needs its cut-off in eval.ks, which is {eval_config.ks}"
@@ -201,7 +207,7 @@ class Trainer:
         self.progress.train_seconds += seconds
         record: dict[str, float] = {"epoch": epoch, "loss": loss, "train_seconds": seconds}
         if (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs:
-            value = self.evaluate("valid").mean()[self.metric] if self.dist.is_main else 0.0
+            value = self._validate(record, epoch) if self.dist.is_main else 0.0
             record[self.metric] = broadcast_value(value, self.dist)
             record["eval_seconds"] = time.perf_counter() - start - seconds
             self._update_best(record[self.metric], epoch)
@@ -248,6 +254,21 @@ class Trainer:
         joint = JointEvaluator({part: self.evaluators[part] for part in parts})
         return joint.evaluate(self.model.ranking_scorer(), self.device)
 
+    def _validate(self, record: dict[str, float], epoch: int) -> float:
+        """The selection metric on ``eval.task``'s validation set; under the cold protocol each reported
+        task's validation metric too (into ``record``), each task keeping the weights of its own best epoch."""
+        tables = self.evaluate_splits(["valid", *(f"{task}/valid" for task in self.selected_tasks)])
+        for task in self.selected_tasks:
+            value = tables[f"{task}/valid"].mean()[self.metric]
+            record[f"{task}_{self.metric}"] = value
+            best = self.progress.task_best.setdefault(task, [-math.inf, -1, 0])
+            if value > best[0]:
+                best[:] = [value, epoch, 0]
+                self.task_states[task] = copy.deepcopy(self.model.state_dict())
+            else:
+                best[2] += 1
+        return tables["valid"].mean()[self.metric]
+
     def _update_best(self, value: float, epoch: int) -> None:
         if value > self.progress.best_value:
             self.progress.best_value = value
@@ -259,14 +280,22 @@ class Trainer:
 
     def _should_stop(self) -> bool:
         patience = self.config.patience
-        return patience > 0 and self.progress.evaluations_without_improvement >= patience
+        tasks_done = all(best[2] >= patience for best in self.progress.task_best.values())
+        return patience > 0 and self.progress.evaluations_without_improvement >= patience and tasks_done
 
     def _final_result(self, evaluate_test: bool) -> TrainResult:
         if not self.dist.is_main:  # rank 0 reports for the job
             return TrainResult(self.progress.best_epoch, self.progress.epoch, self.progress.train_seconds, {}, {},
                                self.progress.history)
         parts = ["valid", "test"] if evaluate_test else ["valid"]
-        tables = self.evaluate_splits([*parts, *(f"{task}/{part}" for task in self.report_tasks for part in parts)])
+        tables: dict[str, MetricTable] = {}
+        for task in self.report_tasks:  # each task at the weights its own validation chose
+            if task in self.task_states:
+                self.model.load_state_dict(self.task_states[task])
+            tables.update(self.evaluate_splits([f"{task}/{part}" for part in parts]))
+        if self.task_states and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        tables.update(self.evaluate_splits(parts))
         valid, test = tables["valid"], tables.get("test")
         return TrainResult(
             best_epoch=self.progress.best_epoch,
@@ -279,6 +308,8 @@ class Trainer:
         )
             tasks={task: {part: tables[f"{task}/{part}"].mean() for part in parts} for task in self.report_tasks},
             task_tables={task: tables[f"{task}/test"] for task in self.report_tasks if evaluate_test},
+            task_best_epochs={task: int(self.progress.task_best[task][1]) if task in self.progress.task_best
+                              else self.progress.best_epoch for task in self.report_tasks},
 
     # -- checkpoints ------------------------------------------------------------------------------
 

@@ -102,6 +102,9 @@ def test_run_reports_every_task_and_refuses_cold_selection_for_id_models(tmp_pat
     assert set(metrics["tasks"]) == {"cold", "warm", "overall"}
     assert metrics["tasks"]["cold"]["valid"] == pytest.approx(result.valid)  # selection used the cold validation
     assert set(metrics["test_buckets"]["cold"]) == {"1-5", "6-20", "21+"}
+    assert set(metrics["task_best_epochs"]) == {"cold", "warm", "overall"}
+    history = (tmp_path / "vbpr" / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"cold_recall@20", "warm_recall@20", "overall_recall@20"} <= set(history)  # each task selects its epoch
     with np.load(tmp_path / "vbpr" / "test_per_user.npz") as saved:
         assert {"cold__users", "cold__recall@20", "warm__users", "overall__recall@20"} <= set(saved.files)
     with pytest.raises(ConfigError, match="eval.task.*cannot score cold items"):
