@@ -121,7 +121,8 @@ def _add_train(sub: Any) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from modalrec.train.distributed import from_environment, stop
-    from modalrec.train.run import resolve_config, resume_run, train_run
+    from modalrec.config import read_config_file
+    from modalrec.train.run import ResumeChanges, resolve_config, resume_run, train_run
 
     context = from_environment()
     if args.distributed and not context.enabled:
@@ -129,7 +130,9 @@ def _train(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
     try:
         if args.resume:
-            result = resume_run(args.out, dist_context=context)
+            changes = ResumeChanges(overrides=tuple(overrides), data_path=args.data, model_name=args.model,
+                                    seed=args.seed, sections=read_config_file(args.config) if args.config else {})
+            result = resume_run(args.out, changes=changes, dist_context=context)
         else:
             if not args.data:
                 raise ModalrecError("train: --data PATH is required (unless --resume)")

@@ -19,7 +19,7 @@ import os
 import random
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from modalrec.data.filtering import filter_dataset
 from modalrec.data.readers import load_dataset
 from modalrec.data.split import Split, make_split
 from modalrec.evaluate.tasks import activity_buckets
-from modalrec.errors import ConfigError, RunFolderError, WriteError
+from modalrec.errors import ConfigError, RunFolderError, WriteError, quoted
 from modalrec.io_utils import TEMP_SUFFIX, read_json, remove_temporary_files, write_json, write_with
 from modalrec.models.base import ModelInputs, Recommender
 from modalrec.models.io import load_model, save_model
@@ -203,12 +203,18 @@ def train_run(
         return _finish(trainer, out, manifest, resume=False)
 
 
-def resume_run(out_dir: str | Path, *, dist_context: DistContext | None = None) -> TrainResult:
+def resume_run(out_dir: str | Path, *, changes: ResumeChanges | None = None,
+               dist_context: DistContext | None = None) -> TrainResult:
     """Continue an interrupted run from its last checkpoint (from the start if it stopped before the first).
 
+    ``changes`` (the command line's ``--set``, ``--config``, ``--data``, ``--model``, ``--seed``) may change
+    only :data:`RESUME_SAFE_KEYS`; those changes are written to ``config.json`` and recorded in the manifest's
+    ``resumed`` entry. Any other change is refused naming its key: it would mix two trainings in one run.
+
     Raises:
-        RunFolderError: If ``out_dir`` holds no run, or the data files differ from those the run started
-            with (the manifest's SHA-256 hashes).
+        RunFolderError: If ``out_dir`` holds no run, the data files differ from those the run started
+            with (the manifest's SHA-256 hashes), or ``config.json`` was edited by hand.
+        ConfigError: If ``changes`` touch a setting that cannot change mid-run.
     """
     out = Path(out_dir)
     if not (out / CONFIG_FILE).is_file() or not (out / SPLIT_FILE).is_file():
@@ -216,10 +222,11 @@ def resume_run(out_dir: str | Path, *, dist_context: DistContext | None = None) 
     context = dist_context or DistContext()
     if context.is_main:
         _check_writable(out)
-    config = read_run_config(out)
+    manifest = read_manifest(out)
+    recorded = read_run_config(out, manifest)
+    config, changed = apply_resume_changes(recorded, changes or ResumeChanges())
     configure_threads(config.train.threads)
     dataset, split = _reload_data(out, config)
-    manifest = read_manifest(out)
     if manifest is not None:
         _check_data_unchanged(out, config, dataset, manifest)
     model = build_model(config, model_inputs(dataset, split))
@@ -232,7 +239,12 @@ def resume_run(out_dir: str | Path, *, dist_context: DistContext | None = None) 
         if manifest is None:  # a run from before manifests: describe it now
             manifest = new_manifest(config.to_dict(), dataset, split, trainer.device, context.world_size)
         mark_resumed(manifest, trainer.device, context.world_size)
+        if changed:  # the manifest first: a kill between the two writes is recognised by read_run_config
+            manifest["resumed"][-1]["changed"] = changed
+            manifest["config"] = config.to_dict()
         write_manifest(out, manifest)
+        if changed:
+            write_json(out / CONFIG_FILE, config.to_dict())
         return _finish(trainer, out, manifest, resume=from_checkpoint)
 
 
@@ -409,14 +421,113 @@ class LoadedRun:
     device: torch.device
 
 
-def read_run_config(run_dir: Path) -> RunConfig:
+def read_run_config(run_dir: Path, manifest: dict[str, Any] | None = None) -> RunConfig:
+    """The run's ``config.json``, checked against the config its ``manifest.json`` recorded.
+
+    Raises:
+        RunFolderError: If ``config.json`` is missing, damaged or differs from the manifest's config (it was
+            edited by hand): the run's results would no longer say what made them.
+    """
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise RunFolderError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
     values = read_json(path)
     if not isinstance(values, dict):
         raise RunFolderError(f"{path}: expected a JSON object")
-    return RunConfig.from_dict(values, file=path)
+    manifest = read_manifest(run_dir) if manifest is None else manifest
+    if manifest is not None and isinstance(manifest.get("config"), dict):
+        values = _config_as_recorded(path, values, manifest)
+    try:
+        return RunConfig.from_dict(values, file=path)
+    except KeyError as exc:
+        raise RunFolderError(f"{path}: lacks the key {exc}") from None
+
+
+# Settings ``train --resume`` may change: they decide how long training goes on and where it runs, not what
+# the model learns from one step to the next.
+RESUME_SAFE_KEYS = ("train.epochs", "train.patience", "train.progress", "train.device", "train.threads",
+                    "train.checkpoint_every")
+
+
+@dataclass(frozen=True)
+class ResumeChanges:
+    """What ``train --resume`` was asked to change: ``--set`` overrides, a ``--config`` file's sections and
+    the ``--data``/``--model``/``--seed`` flags (None when not given)."""
+
+    overrides: tuple[str, ...] = ()
+    sections: dict[str, Any] = field(default_factory=dict)
+    data_path: str | None = None
+    model_name: str | None = None
+    seed: int | None = None
+
+
+def apply_resume_changes(recorded: RunConfig, changes: ResumeChanges) -> tuple[RunConfig, dict[str, Any]]:
+    """``recorded`` with ``changes`` applied, and ``{key: {"from": old, "to": new}}`` of what they change.
+
+    Raises:
+        ConfigError: naming the first key outside :data:`RESUME_SAFE_KEYS` that would change.
+    """
+    if changes.data_path is not None and str(Path(changes.data_path).resolve()) != recorded.data_path:
+        _refuse_resume_change("--data", recorded.data_path, str(Path(changes.data_path).resolve()))
+    if changes.model_name is not None and changes.model_name != recorded.model_name:
+        _refuse_resume_change("--model", recorded.model_name, changes.model_name)
+    if changes.seed is not None and changes.seed != recorded.seed:
+        _refuse_resume_change("--seed", recorded.seed, changes.seed)
+    if changes.sections.get("model_name", recorded.model_name) != recorded.model_name:
+        _refuse_resume_change("model_name", recorded.model_name, changes.sections["model_name"])
+    entry = get_model(recorded.model_name)
+    types = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "model": entry.config_class}
+    values = recorded.to_dict()
+    sections = {name: {**values[name], **changes.sections.get(name, {})} for name in types}
+    merged = apply_overrides(sections, list(changes.overrides), types)
+    config = RunConfig.from_dict({**values, **merged})
+    before, after = _flatten(values), _flatten(config.to_dict())
+    changed = {key: {"from": before.get(key), "to": after.get(key)}
+               for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)}
+    for key, change in changed.items():
+        if key not in RESUME_SAFE_KEYS:
+            _refuse_resume_change(key, change["from"], change["to"])
+    for key, change in changed.items():
+        log.info("resume: %s changed from %s to %s", key, change["from"], change["to"])
+    return config, changed
+
+
+def _refuse_resume_change(key: str, recorded: Any, asked: Any) -> None:
+    raise ConfigError(key, f"cannot change on --resume: it would mix two trainings in one run (only "
+                           f"{', '.join(RESUME_SAFE_KEYS)} may change; start a new run with another --out); "
+                           f"the run has {quoted(recorded, 60)}, asked for {quoted(asked, 60)}")
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and name.count(".") < 1:  # sections; a setting's own table stays whole
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _config_as_recorded(path: Path, values: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (``config.json``) if it matches the manifest's config; a RunFolderError naming the keys
+    that differ if not. One case is repaired: a resume killed between writing the manifest and ``config.json``
+    leaves ``config.json`` holding exactly the ``from`` side of the change the manifest recorded."""
+    recorded = manifest["config"]
+    current, expected = _flatten(values), _flatten(recorded)
+    differing = sorted(key for key in current.keys() | expected.keys() if current.get(key) != expected.get(key))
+    if not differing:
+        return values
+    resumes = manifest.get("resumed") or [{}]
+    last_change = resumes[-1].get("changed", {}) if isinstance(resumes[-1], dict) else {}
+    if differing == sorted(last_change) and all(current.get(k) == last_change[k]["from"] for k in differing):
+        write_json(path, recorded)
+        return dict(recorded)
+    shown = "; ".join(f"{key}: {quoted(current.get(key), 40)} in {CONFIG_FILE}, {quoted(expected.get(key), 40)} "
+                      f"in {MANIFEST_FILE}" for key in differing[:3])
+    more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
+    raise RunFolderError(f"{path}: edited after the run started ({shown}{more}); restore it, or change "
+                         f"{', '.join(RESUME_SAFE_KEYS)} with train --resume --set, or start a new run")
 
 
 def _reload_data(run_dir: Path, config: RunConfig) -> tuple[Dataset, Split]:
