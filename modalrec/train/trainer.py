@@ -305,11 +305,11 @@ class Trainer:
             test={} if test is None else test.mean(),
             history=self.progress.history,
             test_table=test,
-        )
             tasks={task: {part: tables[f"{task}/{part}"].mean() for part in parts} for task in self.report_tasks},
             task_tables={task: tables[f"{task}/test"] for task in self.report_tasks if evaluate_test},
             task_best_epochs={task: int(self.progress.task_best[task][1]) if task in self.progress.task_best
                               else self.progress.best_epoch for task in self.report_tasks},
+        )
 
     # -- checkpoints ------------------------------------------------------------------------------
 
