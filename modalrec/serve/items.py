@@ -561,5 +561,6 @@ def item_details(source: ContentSource, item_ids: list[str]) -> pd.DataFrame:
     pictures = _column(table, source.image_col, item_ids)
     base = source.items_file.parent if source.items_file else source.folder
     files = [safe_content_path(p, base, source.roots) if p else None for p in pictures]
-    return pd.DataFrame({"title": titles, "image": [str(f) if f else None for f in files]},
-                        index=pd.Index(item_ids, name="item_id"))
+    return pd.DataFrame({"title": pd.Series(titles, dtype=object),  # None stays None (not NaN) where unknown
+                         "image": pd.Series([str(f) if f else None for f in files], dtype=object)}
+                        ).set_axis(pd.Index(item_ids, name="item_id"))
