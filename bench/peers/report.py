@@ -142,6 +142,10 @@ def header_lines(results: dict[str, Any], source: str) -> list[str]:
            if load and load[1] > 1.2 * float(settings.get("threads", 1) or 1) else ""),
         f"- command: `{results.get('command', '?')}`",
     ]
+    failed = [run for run in results.get("runs", []) if run.get("error")]
+    if failed:
+        lines.append("- failed runs: " + "; ".join(f"{run['model']} on {run['side']}, round {run['round']}: "
+                                                  f"{run['error']}" for run in failed))
     skipped = results.get("skipped", {})
     if skipped:
         lines.append("- skipped: " + "; ".join(f"{model}: {why}" for model, why in skipped.items()))

@@ -1,0 +1,215 @@
+"""bench/peers: result summaries, generated tables, ColdRec result parsing and the runtime shims, without any peer."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+PEERS = Path(__file__).resolve().parents[2] / "bench" / "peers"
+
+
+def load(name: str) -> ModuleType:
+    """A bench/peers module by file, under a private name (bench/ is not a package)."""
+    if str(PEERS) not in sys.path:
+        sys.path.insert(0, str(PEERS))
+    spec = importlib.util.spec_from_file_location(f"_peers_{name}", PEERS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+report = load("report")
+coldrec = load("coldrec")
+shims = load("shims")
+mmrec_child = load("mmrec_child")
+mmrec = load("mmrec")
+
+
+def epochs(valid: list[float], seconds_per_epoch: float, setup: float) -> list[dict[str, float]]:
+    return [{"train_s": seconds_per_epoch, "eval_s": 0.1, "elapsed_s": setup + (i + 1) * seconds_per_epoch,
+             "valid_recall@20": v} for i, v in enumerate(valid)]
+
+
+def run(round_: int, side: str, model: str, epoch_s: float, eval_s: float, valid: list[float], test: float,
+        capped: bool = False, **extra: Any) -> dict[str, Any]:
+    result = {"epoch_s": epoch_s, "eval_s": eval_s, "epochs": epochs(valid, epoch_s, 2.0), "capped": capped,
+              "best_valid": {"recall@20": max(valid)}, "test": {"recall@20": test, "ndcg@20": test / 2},
+              "epochs_run": len(valid), "best_epoch": int(np.argmax(valid)), "setup_s": 2.0, **extra}
+    return {"round": round_, "side": side, "model": model, "load_before": [0.5, 0.4, 0.3],
+            "load_after": [1.5, 0.6, 0.3], "peak_rss_mib": 500.0, "wall_s": 10.0, "returncode": 0, "result": result}
+
+
+def results_file() -> dict[str, Any]:
+    """Two rounds of lightgcn (modalrec 2x-4x faster per epoch, 10x faster to quality) and one failed run."""
+    return {
+        "date": "2026-12-06 22:05 UTC", "modalrec_commit": "abc1234", "modalrec_dirty": False,
+        "mmrec_commit": "e775373", "dataset": "ml100k-posters/mmrec", "cpus": 2, "torch": "2.13.0",
+        "command": "bench/peers/mmrec.py --rounds 2",
+        "settings": {"threads": 1, "batch_size": 2048, "learning_rate": 0.001, "seed": 999, "patience": 20,
+                     "epochs": 1000, "max_seconds": None, "modalrec_settings": "mmrec"},
+        "skipped": {"mmgcn": "MMRec's MMGCN imports torch_geometric"},
+        "runs": [
+            run(0, "mmrec", "lightgcn", 1.0, 0.3, [0.1, 0.2, 0.30, 0.31], 0.34),
+            run(0, "modalrec", "lightgcn", 0.5, 0.03, [0.2, 0.31, 0.31, 0.30], 0.35, joint_eval_s=0.02),
+            run(1, "modalrec", "lightgcn", 0.25, 0.03, [0.2, 0.31], 0.35, joint_eval_s=0.03),
+            run(1, "mmrec", "lightgcn", 1.0, 0.3, [0.1, 0.2, 0.30, 0.31], 0.34),
+            {"round": 0, "side": "mmrec", "model": "vbpr", "load_before": [2.0], "load_after": [2.5],
+             "peak_rss_mib": 100.0, "wall_s": 1.0, "returncode": 1, "error": "exit 1: boom"},
+        ],
+    }
+
+
+def test_time_to_threshold_is_the_first_epoch_at_or_above_it() -> None:
+    history = epochs([0.1, 0.29, 0.30, 0.35], 1.0, 2.0)
+    assert report.time_to_threshold(history, 0.30) == (5.0, 2)
+    assert report.time_to_threshold(history, 0.36) is None
+
+
+def test_summary_pairs_rounds_and_computes_ratios() -> None:
+    summary = report.summarize_model(results_file(), "lightgcn")
+    assert summary["rounds"] == [0, 1]
+    assert summary["epoch_ratio"] == pytest.approx([2.0, 4.0])
+    assert summary["eval_ratio"] == pytest.approx([10.0, 10.0])
+    assert summary["joint_eval_ratio"] == pytest.approx([15.0, 10.0])
+    assert summary["mmrec"]["epoch_s"] == 1.0 and summary["modalrec"]["epoch_s"] == pytest.approx(0.375)
+    first = summary["time_to_quality"][0]
+    assert first["threshold"] == pytest.approx(0.97 * 0.31)  # 0.3007: MMRec's 0.30 at epoch 2 is just short
+    assert (first["mmrec_s"], first["mmrec_epoch"]) == (6.0, 3)  # 2 s setup + 4 x 1.0 s
+    assert (first["modalrec_s"], first["modalrec_epoch"]) == (3.0, 1)  # 2 + 2 x 0.5 s
+    assert first["ratio"] == pytest.approx(2.0)
+    assert summary["time_to_quality"][1]["ratio"] == pytest.approx(6.0 / 2.5)
+
+
+def test_failed_runs_are_left_out_of_the_pairs() -> None:
+    summary = report.summarize_model(results_file(), "vbpr")
+    assert summary["rounds"] == [] and summary["epoch_ratio"] == []
+    assert summary["time_to_quality"] == []
+
+
+def test_markdown_states_date_commit_threads_load_and_what_is_not_met() -> None:
+    text = report.render_markdown(results_file(), source="docs/benchmarks/data/speed-mmrec.json")
+    assert "docs/benchmarks/data/speed-mmrec.json" in text
+    assert "2026-12-06 22:05 UTC" in text and "abc1234" in text and "e775373" in text
+    assert "1 thread(s)" in text
+    assert "0.50-2.50" in text and "contended" in text  # 1-minute loads 0.5..2.5, over 1 thread
+    assert "- failed runs: vbpr on mmrec, round 0: exit 1: boom" in text
+    assert "| lightgcn | 2 | 1.00 | 0.38 | 2.0-4.0x |" in text
+    assert "skipped: mmgcn: MMRec's MMGCN imports torch_geometric" in text
+    # 6/3 = 2.0x and 6/2.5 = 2.4x: below the 5x target although the final recall is better
+    assert "- lightgcn, time to quality >= 5x at equal or better final test recall@20: **not met**: 2.0-2.4x" in text
+    assert "- lightgcn, evaluation >= 10x: met: joint 10.0-15.0x, apart 10.0x" in text
+
+
+def test_markdown_marks_a_capped_mmrec_threshold_as_provisional() -> None:
+    results = results_file()
+    for record in results["runs"]:
+        if record.get("result") and record["side"] == "mmrec":
+            record["result"]["capped"] = True
+    text = report.render_markdown(results)
+    assert "capped |" in text
+    assert "not measured (no MMRec run ran to its early stop)" in text
+
+
+def test_csv_has_one_row_per_run_with_the_error() -> None:
+    lines = report.to_csv(results_file()).strip().splitlines()
+    assert lines[0].startswith("round,side,model,epoch_s")
+    assert len(lines) == 1 + 5
+    assert lines[-1].endswith("exit 1: boom")
+
+
+def test_render_script_writes_the_table(tmp_path: Path) -> None:
+    render = load("render")
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(results_file()))
+    render.main([str(source), "--out", str(tmp_path / "speed.md"), "--title", "Speed"])
+    text = (tmp_path / "speed.md").read_text()
+    assert text.startswith("# Speed\n\nGenerated by `bench/peers/render.py`")
+    assert "| lightgcn | 2 |" in text
+
+
+# -- ColdRec ---------------------------------------------------------------------------------------
+
+def coldrec_result_text(cold: float, warm: float, overall: float) -> str:
+    """A result file as ColdRec's main.py writes it (text lines, then the machine-readable block)."""
+    metrics = {str(n): {key: {m: {"mean": value * (n / 20), "std": 0.0} for m in ("Hit", "Precision", "Recall", "NDCG")}
+                        for key, value in (("all", overall), ("cold", cold), ("warm", warm))} for n in (10, 20)}
+    block = {"method": "GAR", "hyperparameters": {"lr": 0.001}, "metrics": metrics,
+             "efficiency": {"seconds_per_completed_epoch_mean": 1.5, "seconds_per_completed_epoch_std": 0.0}}
+    return ("=== ColdRec Run Result ===\nmethod: GAR\n\n--- Test Metrics (mean ± std) ---\nTop-20 Overall: ...\n\n"
+            "--- JSON (machine-readable) ---\n" + json.dumps(block, indent=2) + "\n")
+
+
+def test_coldrec_result_file_is_parsed_per_task_and_the_last_block_counts() -> None:
+    text = coldrec_result_text(0.1, 0.2, 0.3) + "\n" + "=" * 80 + "\n" + coldrec_result_text(0.15, 0.25, 0.35)
+    parsed = coldrec.parse_result_file(text)
+    assert parsed["cold"]["recall@20"] == pytest.approx(0.15)
+    assert parsed["warm"]["ndcg@20"] == pytest.approx(0.25)
+    assert parsed["overall"]["recall@10"] == pytest.approx(0.175)
+    assert parsed["seconds_per_epoch"] == 1.5
+    with pytest.raises(ValueError, match="machine-readable"):
+        coldrec.parse_result_file("Top-20 Overall: Recall=0.3")
+
+
+def test_coldrec_table_shows_mean_and_std_over_seeds_and_failures() -> None:
+    runs = [{"model": "GAR", "seed": s, "wall_s": 10.0, "peak_rss_mib": 700.0, "load_before": [1.0],
+             "load_after": [2.0], "metrics": coldrec.parse_result_file(coldrec_result_text(c, 0.2, 0.3))}
+            for s, c in ((1, 0.1), (2, 0.2))]
+    runs.append({"model": "ALDI", "seed": 1, "wall_s": 1.0, "load_before": [1.0], "load_after": [1.0],
+                 "error": "exit 1: ModuleNotFoundError: No module named 'x'"})
+    results = {"date": "2026-12-06", "cpus": 2, "threads": 1, "coldrec_commit": "18efd24", "modalrec_commit": "abc",
+               "split": "/tmp/split", "split_note": "given", "backbone": "MF", "seeds": "1,2", "command": "coldrec.py",
+               "runs": runs, "skipped": {"agnn": "not asked"}}
+    text = coldrec.render_markdown(results)
+    assert "| GAR | 2 | 0.1500 ± 0.0500 |" in text
+    assert "| ALDI (failed: exit 1: ModuleNotFoundError: No module named 'x') | 0 | - |" in text
+    assert "skipped: agnn: not asked" in text and "1.00-2.00" in text
+
+
+# -- shims and MMRec settings ---------------------------------------------------------------------
+
+def test_dok_update_inserts_like_scipy_before_1_13() -> None:
+    matrix = sp.dok_matrix((3, 4), dtype=np.float32)
+    shims.dok_update(matrix, {(0, 1): 1.0, (2, 3): 2.0})
+    assert matrix.nnz == 2
+    assert matrix.toarray()[2, 3] == 2.0 and float((matrix > 0).sum()) == 2.0
+
+
+def test_scatter_shim_matches_a_loop() -> None:
+    scatter = shims.scatter_module()
+    src = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    index = torch.tensor([0, 2, 0])
+    assert torch.equal(scatter.scatter_add(src, index, dim=0, dim_size=3),
+                       torch.tensor([[6.0, 8.0], [0.0, 0.0], [3.0, 4.0]]))
+    assert torch.equal(scatter.scatter(src, index, dim=0, reduce="mean"), torch.tensor([[3.0, 4.0], [0.0, 0.0], [3.0, 4.0]]))
+    assert torch.equal(scatter.scatter(src, index, dim=0, reduce="max"), torch.tensor([[5.0, 6.0], [0.0, 0.0], [3.0, 4.0]]))
+    soft = scatter.scatter_softmax(torch.tensor([0.0, 0.0, 1.0]), torch.tensor([0, 1, 0]), dim=0)
+    assert soft[1] == pytest.approx(1.0) and (soft[0] + soft[2]).item() == pytest.approx(1.0)
+
+
+def test_a_stub_module_fails_with_a_clear_message_when_used() -> None:
+    stub = shims._stub("torchvision.transforms")
+    with pytest.raises(RuntimeError, match="bench/peers stub"):
+        stub.Resize(224)
+
+
+def test_mmrec_first_grid_values_read_numbers_and_skip_the_seed(tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "LightGCN.yaml").write_text(
+        "embedding_size: 64\nn_layers: [1, 2]\nreg_weight: [1e-02, 1e-03]\nseed: [1, 2]\n"
+        "hyper_parameters: [\"n_layers\", \"reg_weight\", \"seed\"]\n")
+    assert mmrec_child.first_grid_values(tmp_path, "LightGCN") == {"n_layers": 1, "reg_weight": 0.01}
+
+
+def test_mmrec_harness_skips_without_a_checkout(tmp_path: Path) -> None:
+    args = mmrec.parse_args(["--mmrec-src", str(tmp_path / "missing")])
+    assert "no MMRec checkout" in mmrec.skip_reason(args, "lightgcn")
