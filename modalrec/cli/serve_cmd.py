@@ -58,7 +58,7 @@ def _experiment_arguments(parser: argparse.ArgumentParser, salt: str) -> None:
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Any:
-    from modalrec.serve.app import ServiceSettings
+    from modalrec.serve.service import ServiceSettings
 
     return ServiceSettings(split_b=args.split, salt=args.salt, db=Path(args.db) if args.db else None,
                            device=args.device, **extra)
@@ -69,7 +69,8 @@ def _runs(args: argparse.Namespace) -> list[Path]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from modalrec.serve.app import load_service, serve
+    from modalrec.serve.app import serve
+    from modalrec.serve.service import load_service
     from modalrec.serve.index import IndexConfig
 
     if not 0 < args.port < 65536:
@@ -95,7 +96,7 @@ def _ab_report(args: argparse.Namespace) -> int:
 
 def _ab_simulate(args: argparse.Namespace) -> int:
     from modalrec.serve.ab import ab_report, format_report, simulate
-    from modalrec.serve.app import MAX_K, load_service
+    from modalrec.serve.service import MAX_K, load_service
 
     if not 1 <= args.k <= MAX_K:
         raise ModalrecError(f"ab simulate: -k must be in 1..{MAX_K}, got {args.k}")

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from modalrec.cli.main import main
-from modalrec.serve.app import create_app, load_service
+from modalrec.serve.app import create_app
+from modalrec.serve.service import load_service
 from tests.conftest import block_dataset, write_mmrec
 
 FAST = ["--set", "epochs=2", "--set", "progress=false", "--set", "batch_size=16"]

@@ -19,7 +19,8 @@ from modalrec.data.build import BuildOptions, ModalitySpec, build_dataset, read_
 from modalrec.models import Capabilities, get_model
 from modalrec.models import registry
 from modalrec.models.base import Embeddings, NotSupported
-from modalrec.serve.app import MAX_K, ServedArm, create_app, load_service
+from modalrec.serve.app import create_app
+from modalrec.serve.service import MAX_K, ServedArm, load_service
 from modalrec.serve.index import IndexConfig
 from modalrec.serve.items import NEW_ITEMS_FILE, ServiceError
 from modalrec.serve.recommend import recommend_for_users
@@ -307,3 +308,23 @@ def test_health_metrics_and_docs(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "<title>modalrec</title>" in page.text
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_the_service_answers_without_http(shop: dict[str, Path]) -> None:
+    """The service is plain Python: the same answers as the app, with no web framework imported."""
+    import ast
+
+    import modalrec.serve.service as service_module
+
+    tree = ast.parse(Path(service_module.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if name.split(".")[0] in ("fastapi", "starlette", "uvicorn")}
+    service = load_service([shop["vbpr"]])
+    offline = recommend_for_users(load_run(shop["vbpr"]), ["U3"], 4)
+    answer = service.recommend("U3", 4)
+    assert answer["source"] == "model" and [row["item"] for row in answer["items"]] == offline["item_id"].tolist()
+    assert service.recommend("nobody", 3)["source"] == "popular"
+    with pytest.raises(ServiceError, match="unknown user"):
+        service.history("nobody", 5)
+    assert service.health()["arms"]["A"]["embeds_new_items"] is True

@@ -22,7 +22,8 @@ from modalrec.serve.ab import (
     two_proportion_z_test,
     wilson_interval,
 )
-from modalrec.serve.app import ServiceSettings, create_app, load_service
+from modalrec.serve.app import create_app
+from modalrec.serve.service import ServiceSettings, load_service
 from modalrec.serve.feedback import ArmCounts, FeedbackEvent, FeedbackStore
 from tests.conftest import block_dataset, write_mmrec
 

@@ -25,7 +25,8 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from modalrec.cli.main import main
 from modalrec.data.build import BuildOptions, ModalitySpec, build_dataset, read_raw_tables
-from modalrec.serve.app import create_app, load_service
+from modalrec.serve.app import create_app
+from modalrec.serve.service import load_service
 from tests.serve.test_app import FAST, raw_shop
 
 EXAMPLES = int(os.environ.get("MODALREC_FUZZ_EXAMPLES", "25"))

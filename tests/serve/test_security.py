@@ -22,7 +22,8 @@ from PIL import Image
 
 from modalrec.cli.main import main
 from modalrec.data.build import BuildOptions, ModalitySpec, build_dataset, read_raw_tables
-from modalrec.serve.app import DEFAULT_HOST, MAX_SEED_CHARS, ServiceSettings, create_app, load_service, serve
+from modalrec.serve.app import DEFAULT_HOST, MAX_SEED_CHARS, create_app, serve
+from modalrec.serve.service import ServiceSettings, load_service
 from modalrec.serve.items import MAX_UPLOAD_PIXELS, NEW_IMAGES_DIR, NEW_ITEMS_FILE, Catalogue, read_content_source
 from modalrec.serve.schemas import MAX_ID_CHARS
 from tests.serve.test_app import COLOURS, FAST, error_of, picture, png_bytes, raw_shop

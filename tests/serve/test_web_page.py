@@ -22,7 +22,8 @@ import uvicorn
 from PIL import Image
 
 from modalrec.cli.main import main
-from modalrec.serve.app import ServiceSettings, create_app, load_service
+from modalrec.serve.app import create_app
+from modalrec.serve.service import ServiceSettings, load_service
 from tests.conftest import block_dataset, write_mmrec
 
 CHROMIUM = os.environ.get("MODALREC_CHROMIUM", "/usr/bin/chromium")
