@@ -34,8 +34,13 @@ CAPABILITY_CASES = [
 # BM3's loss compares two dropout-perturbed views of each node, so it has a floor above zero: it must fall
 # by 45% rather than by half (its recall on the training data must still be exactly 1).
 LOSS_RATIO = {"bm3": 0.55}
+# GAR's generator and recommender are adversaries: at their equilibrium both adversarial BPR terms are ln 2,
+# so its summed loss has a floor near 1.3 and falls by 30% at most on this data (recall must still be 1).
+LOSS_RATIO["gar"] = 0.7
 # popularity is not personalised: the 4 blocks are equally popular, so every user gets the first block (1 in 4)
 TRAIN_RECALL = {"popularity": 0.25}
+# content-kNN reads content alone, and the text table is noise: 1 target in 20 falls out of its user's top 5
+TRAIN_RECALL["contentknn"] = 0.95
 GROUPS, BLOCK = 4, 5  # 4 taste groups of 5 items; each user has interacted with every item of its block
 
 
@@ -136,7 +141,7 @@ def test_learns_tiny_dataset(name: str) -> None:
     train = split.matrix("train")
     nothing = sp.csr_matrix(train.shape, dtype=np.float32)
     recall = FullRankingEvaluator(train, nothing, ks=(BLOCK,)).evaluate(model.eval().score).mean()
-    assert recall[f"recall@{BLOCK}"] == TRAIN_RECALL.get(name, 1.0)
+    assert recall[f"recall@{BLOCK}"] == pytest.approx(TRAIN_RECALL.get(name, 1.0))
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

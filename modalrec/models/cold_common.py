@@ -1,0 +1,45 @@
+"""What the cold-start models share: their warm backbone (trained here or taken from a finished run) and
+their item content, scaled once so new items are embedded exactly as the catalogue was."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from modalrec.errors import ConfigError
+from modalrec.models.base import ModelInputs
+from modalrec.nn.coldstart import WarmBackbone
+from modalrec.nn.content import ContentScaler, content_tables
+
+
+def warm_backbone(model: str, config: Any, inputs: ModelInputs, *, num_layers: int = 0) -> WarmBackbone:
+    """The backbone ``model`` refines: the vectors of the run named by ``config.backbone_run`` (frozen), or
+    ID embeddings of ``config.embedding_dim`` trained here (MF when ``num_layers`` is 0, else LightGCN)."""
+    frozen = None
+    if config.backbone_run:
+        if inputs.backbone is None:
+            raise ConfigError("model.backbone_run", f"{model}: the backbone run {config.backbone_run} was not loaded; "
+                              "it is read by `modalrec train` (pass its vectors in ModelInputs.backbone)")
+        frozen = (inputs.backbone.users, inputs.backbone.items)
+    return WarmBackbone(inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items,
+                        config.embedding_dim, num_layers=num_layers, frozen=frozen)
+
+
+def item_content(model: str, config: Any, inputs: ModelInputs) -> tuple[ContentScaler, Tensor]:
+    """The scaler fitted on the catalogue's chosen modalities and the catalogue's scaled content (I, F)."""
+    raw = content_tables(model, config.modalities, inputs.features, scale=False)
+    scaler = ContentScaler(raw, scale=config.standardize)
+    return scaler, scaler(raw)
+
+
+def scale_new_content(scaler: ContentScaler, features: dict[str, Tensor], device: torch.device) -> Tensor:
+    """New items' raw features scaled with the catalogue's statistics. Shapes: {m: (N, F_m)} -> (N, F)."""
+    missing = [m for m in scaler.modalities if m not in features]
+    if missing:
+        raise ConfigError("features", f"the new items lack the modality '{missing[0]}' the model reads")
+    return scaler({m: features[m].to(device) for m in scaler.modalities})
+
+
+__all__ = ["item_content", "scale_new_content", "warm_backbone"]

@@ -1,0 +1,160 @@
+"""The cold-start family (DropoutNet, Heater, CLCRec, GAR, ALDI, content-kNN) and ColdBridge: each ranks items
+it never trained on from their content, a frozen backbone stays frozen, and models without a content path
+refuse the cold task."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from modalrec.config import EvalConfig, TrainConfig
+from modalrec.data.split import Pairs, Split
+from modalrec.errors import ConfigError, ModalrecError
+from modalrec.evaluate.evaluator import FullRankingEvaluator
+from modalrec.models import ModelInputs, available_models, capabilities_of, get_model
+from modalrec.models.aldi import popularity_weights
+from modalrec.models.base import Embeddings
+from modalrec.models.coldbridge import ColdBridge, ColdBridgeConfig
+from modalrec.nn.coldstart import warm_neighbour_weights
+from modalrec.train.run import seed_everything
+from modalrec.train.trainer import Trainer
+
+COLD_MODELS = ["aldi", "clcrec", "coldbridge", "contentknn", "dropoutnet", "gar", "heater"]
+GROUPS, ITEMS_PER_GROUP, USERS_PER_GROUP, COLD_PER_GROUP = 4, 12, 10, 3
+
+
+def taste_groups(seed: int = 0) -> tuple[Split, dict[str, torch.Tensor], np.ndarray]:
+    """Users like every item of their group; an item's content says its group (plus noise). The last
+    ``COLD_PER_GROUP`` items of each group have no training interaction: they are the test targets."""
+    rng = np.random.default_rng(seed)
+    num_users, num_items = GROUPS * USERS_PER_GROUP, GROUPS * ITEMS_PER_GROUP
+    item_group = np.arange(num_items) // ITEMS_PER_GROUP
+    cold = np.arange(num_items) % ITEMS_PER_GROUP >= ITEMS_PER_GROUP - COLD_PER_GROUP
+    train_u, train_i, test_u, test_i = [], [], [], []
+    for user in range(num_users):
+        for item in np.flatnonzero(item_group == user % GROUPS):
+            (test_u if cold[item] else train_u).append(user)
+            (test_i if cold[item] else train_i).append(item)
+    empty = Pairs(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    split = Split(num_users, num_items, Pairs(np.array(train_u), np.array(train_i)), empty,
+                  Pairs(np.array(test_u), np.array(test_i)))
+    onehot = np.eye(GROUPS, dtype=np.float32)[item_group]
+    features = {"image": torch.from_numpy(np.hstack([onehot * 2, rng.normal(size=(num_items, 4))]).astype(np.float32)),
+                "text": torch.from_numpy((onehot @ rng.normal(size=(GROUPS, 6)) + 0.3 * rng.normal(size=(num_items, 6)))
+                                         .astype(np.float32))}
+    return split, features, cold
+
+
+def inputs_of(split: Split, features: dict[str, torch.Tensor], backbone: Embeddings | None = None) -> ModelInputs:
+    return ModelInputs(split.num_users, split.num_items, torch.from_numpy(split.train.users),
+                       torch.from_numpy(split.train.items), features, backbone)
+
+
+def trained(name: str, epochs: int = 40, **overrides: object):  # type: ignore[no-untyped-def]
+    split, features, cold = taste_groups()
+    entry = get_model(name)
+    seed_everything(0)
+    model = entry.model_class(entry.config_class(**overrides), inputs_of(split, features))
+    if not capabilities_of(model).closed_form:
+        config = TrainConfig(epochs=epochs, batch_size=64, learning_rate=0.01, patience=0, progress=False,
+                             eval_every=epochs, early_stop_metric="recall@5")
+        Trainer(model, split, config, EvalConfig(ks=(5,)), seed=0).fit(evaluate_test=False)
+    return model.eval(), split, cold
+
+
+def cold_recall(model, split: Split, cold: np.ndarray, k: int = COLD_PER_GROUP) -> float:  # type: ignore[no-untyped-def]
+    """recall@k ranking only the cold items (warm ones masked), the cold task's setting."""
+    warm_items = sp.diags((~cold).astype(np.float32))
+    exclude = (split.matrix("train") + sp.csr_matrix(np.ones((split.num_users, split.num_items))) @ warm_items).tocsr()
+    table = FullRankingEvaluator(split.matrix("test"), exclude, ks=(k,)).evaluate(model.score)
+    return float(table.mean()[f"recall@{k}"])
+
+
+@pytest.mark.parametrize("name", COLD_MODELS)
+def test_cold_items_are_ranked_from_content_far_above_chance(name: str) -> None:
+    """12 cold items, 3 of them the user's: chance recall@3 is 0.25; content says the group."""
+    model, split, cold = trained(name)
+    assert cold_recall(model, split, cold) >= 0.75
+
+
+@pytest.mark.parametrize("name", COLD_MODELS)
+def test_a_cold_item_scores_like_its_content_vector(name: str) -> None:
+    model, split, cold = trained(name, epochs=3)
+    _, features, _ = taste_groups()
+    first_cold = int(np.flatnonzero(cold)[0])
+    fresh = model.content_item_vectors({m: t[first_cold:first_cold + 1] for m, t in features.items()})
+    users = model.embeddings().users
+    assert torch.allclose(users @ fresh[0], model.score(torch.arange(split.num_users))[:, first_cold], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["aldi", "clcrec", "coldbridge", "dropoutnet", "gar", "heater"])
+def test_a_backbone_run_is_frozen(name: str) -> None:
+    split, features, cold = taste_groups()
+    generator = torch.Generator().manual_seed(1)
+    backbone = Embeddings(torch.randn(split.num_users, 8, generator=generator),
+                          torch.randn(split.num_items, 8, generator=generator))
+    entry = get_model(name)
+    model = entry.model_class(entry.config_class(backbone_run="elsewhere"), inputs_of(split, features, backbone))
+    config = TrainConfig(epochs=2, batch_size=64, patience=0, progress=False, eval_every=2,
+                         early_stop_metric="recall@5")
+    Trainer(model, split, config, EvalConfig(ks=(5,)), seed=0).fit(evaluate_test=False)
+    users, items = model.backbone.vectors()
+    assert torch.equal(users, backbone.users)
+    assert torch.equal(items[~torch.from_numpy(cold)], backbone.items[~torch.from_numpy(cold)])
+    assert not any(p.requires_grad and p.shape == (split.num_items, 8) for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["aldi", "clcrec", "coldbridge", "dropoutnet", "gar", "heater"])
+def test_a_backbone_run_that_was_not_loaded_is_a_config_error(name: str) -> None:
+    split, features, _ = taste_groups()
+    entry = get_model(name)
+    with pytest.raises(ConfigError, match="backbone_run"):
+        entry.model_class(entry.config_class(backbone_run="/runs/bpr"), inputs_of(split, features))
+
+
+def test_coldbridge_keeps_warm_items_id_vectors_and_bridges_cold_ones() -> None:
+    model, split, cold = trained("coldbridge", epochs=3)
+    _, items = model.backbone.vectors()
+    vectors = model.embeddings().items
+    warm = ~torch.from_numpy(cold)
+    assert torch.equal(vectors[warm], items[warm])
+    assert vectors[~warm].norm(dim=1).min() > 0
+
+
+def test_coldbridge_gate_blends_sparse_items_by_degree() -> None:
+    split, features, _ = taste_groups()
+    model = ColdBridge(ColdBridgeConfig(gate_degree=10.0), inputs_of(split, features))
+    degree = np.bincount(split.train.items, minlength=split.num_items)
+    assert torch.allclose(model.gate.squeeze(1), torch.from_numpy(degree / (degree + 10.0)).float())
+
+
+def test_warm_neighbours_are_warm_and_never_the_item_itself() -> None:
+    content = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [1.0, 0.05]])
+    warm = torch.tensor([[1.0], [1.0], [1.0], [0.0]])
+    weights = warm_neighbour_weights(content, content, warm, k=1, query_rows=torch.arange(4))
+    assert weights.argmax(1).tolist() == [1, 0, 1, 0]  # item 3 is cold: nobody's neighbour, and 0 is its own
+    assert torch.allclose(weights.sum(1), torch.ones(4))
+
+
+def test_aldi_popularity_weights_grow_with_popularity_and_are_capped() -> None:
+    users = torch.tensor([0, 1, 2, 3, 0, 1, 0])
+    items = torch.tensor([0, 0, 0, 0, 1, 1, 2])
+    weights = popularity_weights(4, 4, users, items, coef_m=2.0)
+    assert weights[0] > weights[1] > weights[2] > weights[3] == 0
+    assert weights.max() <= torch.tanh(torch.tensor(2.0)) + 1e-6
+
+
+@pytest.mark.parametrize("name", [e.name for e in available_models() if not e.capabilities.cold_items])
+def test_models_without_a_content_path_refuse_the_cold_task(name: str) -> None:
+    split, features, cold = taste_groups()
+    roles = np.where(cold, 2, 0).astype(np.int8)
+    split = dataclasses.replace(split, valid=split.test, item_roles=roles)
+    entry = get_model(name)
+    model = entry.model_class(entry.config_class(), inputs_of(split, features))
+    config = TrainConfig(epochs=1, progress=False, early_stop_metric="recall@5")
+    with pytest.raises(ModalrecError, match="cold"):
+        Trainer(model, split, config, EvalConfig(ks=(5,), task="cold"), seed=0)
