@@ -322,6 +322,34 @@ class Run:
         rows = recommend_for_users(self._run(), chosen, k)
         return self._with_item_details(rows, items)
 
+    def interactions(self, user: str, split: str = "train", *, items: str | Path | None = None) -> pd.DataFrame:
+        """The items a user interacted with in one split of the run: what the model learned from (train) or
+        is tested on (valid, test).
+
+        Args:
+            user: A user id as in the dataset.
+            split: ``"train"``, ``"valid"`` or ``"test"``.
+            items: An items table to take titles and pictures from (see :meth:`recommend`).
+
+        Returns:
+            Column ``item_id`` in item-index order, plus ``title``/``picture`` when known.
+
+        Raises:
+            ModalrecError: If the split is unknown or the user is not in the dataset.
+        """
+        from modalrec.errors import DataFormatError
+
+        if split not in ("train", "valid", "test"):
+            raise ModalrecError(f"interactions: split must be 'train', 'valid' or 'test', got '{split}'")
+        run = self._run()
+        try:
+            index = run.dataset.user_ids.indices_of([str(user)], kind="user id")[0]
+        except DataFormatError as exc:
+            raise ModalrecError(f"interactions: {exc.detail}") from None
+        columns = run.split.matrix(split)[index].indices
+        rows = pd.DataFrame({"item_id": run.dataset.item_ids.external[sorted(columns)]})
+        return self._with_item_details(rows, items)
+
     def explain(self, user: str, k: int = 10, *, items: str | Path | None = None) -> pd.DataFrame:
         """How much each modality contributed to each of a user's top-k items.
 

@@ -152,3 +152,29 @@ def test_benchmark_returns_one_row_per_model(shop: modalrec.Dataset, tmp_path: P
     assert (tmp_path / "results.md").is_file()
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert table.loc["vbpr", "recall@20"] == pytest.approx(runs.loc[runs.model == "vbpr", "recall@20"].mean())
+
+
+def test_interactions_lists_a_users_items_per_split(vbpr: modalrec.Run) -> None:
+    from modalrec.train.run import load_run
+
+    run = load_run(vbpr.path)
+    user = run.dataset.user_ids.indices_of(["U0001"])[0]
+    for split in ("train", "test"):
+        rows = vbpr.interactions("U0001", split)
+        expected = sorted(run.dataset.item_ids.external[run.split.matrix(split)[user].indices])
+        assert sorted(rows["item_id"]) == expected and len(expected) > 0
+        assert rows["title"].notna().all()
+    with pytest.raises(ModalrecError, match="split must be"):
+        vbpr.interactions("U0001", "all")
+    with pytest.raises(ModalrecError, match="NOBODY"):
+        vbpr.interactions("NOBODY")
+
+
+def test_titles_are_found_from_another_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    shop = modalrec.load_dataset("demo", out="shop", demo=TINY)  # a relative path, as a user types it
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    details = modalrec.api.item_details(shop.path)
+    assert len(details) == 60 and details["title"].notna().all()
+    assert all(Path(picture).is_file() for picture in details["picture"])

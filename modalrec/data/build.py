@@ -31,7 +31,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,7 +350,9 @@ def write_dataset(raw: RawDataset, specs: Sequence[ModalitySpec], folder: Path, 
         "manifest_version": MANIFEST_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "name": name,
-        "source": {"format": raw.format, "interactions": str(raw.interactions_file), "items": str(raw.items_file)},
+        # absolute: a run served from another working directory still finds the titles and pictures
+        "source": {"format": raw.format, "interactions": str(Path(raw.interactions_file).absolute()),
+                   "items": str(Path(raw.items_file).absolute())},
         "files": files,
         "split": "given" if "x_label" in raw.interactions else "none",
         "counts": counts,
@@ -466,6 +468,24 @@ def _check_specs(raw: RawDataset, specs: Sequence[ModalitySpec]) -> None:
         if kind != spec.modality:
             raise ConfigError(f"--{spec.modality}-extractor",
                               f"'{spec.extractor}' is a {kind} extractor; expected one of kind '{spec.modality}'")
+
+
+def modality_specs(raw: RawDataset, columns: Mapping[str, str | None], extractors: Mapping[str, str],
+                   settings: Mapping[str, dict[str, Any]]) -> list[ModalitySpec]:
+    """One spec per modality with content: the columns given (``"A,B"``), else the input format's defaults.
+
+    Raises:
+        ConfigError: If ``settings`` name a modality that gets no column.
+    """
+    specs = []
+    for modality in DEFAULT_EXTRACTORS:
+        given = tuple(c.strip() for c in (columns.get(modality) or "").split(",") if c.strip())
+        chosen = given or raw.default_columns.get(modality, ())
+        if chosen:
+            specs.append(ModalitySpec(modality, chosen, extractors[modality], settings.get(modality, {})))
+        elif modality in settings:
+            raise ConfigError(f"--set {modality}.*", f"no {modality} column is built (give --{modality}-col)")
+    return specs
 
 
 def resolve_extraction_device(name: str) -> str:
