@@ -152,6 +152,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     quick_start(model=model, dataset=Path(spec["dataset"]).resolve().name, config_dict=config, save_model=False)
     epochs = recorder.epochs()
     trainer = recorder.trainer
+    if recorder.data is None:
+        raise SystemExit("MMRec's Trainer.fit was not called: no result to report")
     evals = []
     for _ in range(spec["eval_repeats"]):  # one valid + test pass again, as MMRec runs it after every epoch
         start = time.perf_counter()

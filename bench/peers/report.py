@@ -153,10 +153,24 @@ def header_lines(results: dict[str, Any], source: str) -> list[str]:
 
 
 def render_markdown(results: dict[str, Any], source: str = "results.json") -> str:
+    """A page for one result file."""
+    return "# Speed side by side with MMRec\n\n" + render_section(results, source, level=2)
+
+
+def render_pages(files: list[tuple[str, dict[str, Any], str]], title: str = "Speed side by side with MMRec") -> str:
+    """A page for several result files: (heading, results, source) each, in order."""
+    parts = [f"# {title}\n"]
+    for heading, results, source in files:
+        parts.append(f"## {heading}\n\n" + render_section(results, source, level=3))
+    return "\n".join(parts)
+
+
+def render_section(results: dict[str, Any], source: str, level: int) -> str:
+    """The header, the tables and the targets of one result file, under headings of ``level``."""
+    h = "#" * level
     summaries = [summarize_model(results, model) for model in models_in(results)]
-    out = ["# Speed side by side with MMRec", ""]
-    out += header_lines(results, source)
-    out += ["", "## Training epoch and evaluation", "",
+    out = header_lines(results, source)
+    out += ["", f"{h} Training epoch and evaluation", "",
             "Seconds are medians over the rounds; ratios are MMRec's seconds over modalrec's within each round "
             "(range over rounds). Evaluation: one validation plus one test pass, full ranking; `apart` is valid "
             "then test as the trainer runs them, `joint` scores and ranks each user once for both.", "",
@@ -169,7 +183,7 @@ def render_markdown(results: dict[str, Any], source: str = "results.json") -> st
                    f"{_span(s['epoch_ratio'])} | {_num(a['eval_s'], 3)} | {_num(b['eval_s'], 3)} | "
                    f"{_num(b['joint_eval_s'], 3)} | {_span(s['eval_ratio'])} | {_span(s['joint_eval_ratio'])} | "
                    f"{_num(a['peak_rss_mib'], 0)} / {_num(b['peak_rss_mib'], 0)} |")
-    out += ["", "## Time to quality and final quality", "",
+    out += ["", f"{h} Time to quality and final quality", "",
             f"Seconds from the process start (imports, data, model build included) until validation recall@20 "
             f"first reaches {THRESHOLD_SHARE} x MMRec's best validation recall@20 of the same round; test metrics "
             "at each side's best validation epoch. A threshold from an MMRec run cut by the epoch or time cap is "
@@ -189,7 +203,7 @@ def render_markdown(results: dict[str, Any], source: str = "results.json") -> st
                 f"{_num(a['test_recall@20'][i], 4)} / {_num(b['test_recall@20'][i], 4)} | "
                 f"{_num(a['test_ndcg@20'][i], 4)} / {_num(b['test_ndcg@20'][i], 4)} | "
                 f"{a['epochs_run'][i]} / {b['epochs_run'][i]} |")
-    out += ["", "## Targets of issue 19", ""]
+    out += ["", f"{h} Targets of issue 19", ""]
     out += target_lines(summaries)
     return "\n".join(out) + "\n"
 

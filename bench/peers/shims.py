@@ -9,6 +9,8 @@ the child processes of ``bench/peers`` call :func:`apply` before importing it:
 - ``torch_scatter`` (a compiled extension that takes minutes to build, see ../shared/DEPENDENCIES.md),
   when absent, is a small module of ``scatter``/``scatter_add``/``scatter_mean``/``scatter_max``/
   ``scatter_sum``/``scatter_softmax`` built on ``torch.Tensor.scatter_reduce``;
+- ``Tensor.cuda()``/``Module.cuda()``, which MMRec's SMORE and MGCN call unconditionally on their kNN
+  graphs, leave the tensor where it is when torch has no CUDA device (the run stays on the CPU);
 - ``torchvision`` (does not import beside the CPU torch wheel) and ``lmdb``, which MMRec imports at module
   level but uses only for end-to-end raw images, are stubs that raise if actually called.
 
@@ -29,7 +31,8 @@ def apply() -> list[str]:
     """Install every shim that is needed; returns the names of the shims applied."""
     applied = []
     for name, shim in (("numpy-aliases", _numpy_aliases), ("dok_matrix._update", _dok_update),
-                       ("torch_scatter", _torch_scatter), ("torchvision", _torchvision), ("lmdb", _lmdb)):
+                       ("torch_scatter", _torch_scatter), ("cuda-on-cpu", _cuda_on_cpu),
+                       ("torchvision", _torchvision), ("lmdb", _lmdb)):
         if shim():
             applied.append(name)
     return applied
@@ -144,6 +147,21 @@ def scatter_module() -> types.ModuleType:
                            scatter_mean=scatter_mean, scatter_max=_reduce("amax"), scatter_min=_reduce("amin"),
                            scatter_softmax=scatter_softmax, __shim__=True)
     return module
+
+
+def _stay(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """``.cuda()`` without a CUDA device: the object stays on the CPU."""
+    return self
+
+
+def _cuda_on_cpu() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return False
+    setattr(torch.Tensor, "cuda", _stay)
+    setattr(torch.nn.Module, "cuda", _stay)
+    return True
 
 
 def _stub(name: str) -> types.ModuleType:

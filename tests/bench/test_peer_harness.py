@@ -178,7 +178,7 @@ def test_coldrec_table_shows_mean_and_std_over_seeds_and_failures() -> None:
 # -- shims and MMRec settings ---------------------------------------------------------------------
 
 def test_dok_update_inserts_like_scipy_before_1_13() -> None:
-    matrix = sp.dok_matrix((3, 4), dtype=np.float32)
+    matrix: Any = sp.dok_matrix((3, 4), dtype=np.float32)
     shims.dok_update(matrix, {(0, 1): 1.0, (2, 3): 2.0})
     assert matrix.nnz == 2
     assert matrix.toarray()[2, 3] == 2.0 and float((matrix > 0).sum()) == 2.0
@@ -213,3 +213,19 @@ def test_mmrec_first_grid_values_read_numbers_and_skip_the_seed(tmp_path: Path) 
 def test_mmrec_harness_skips_without_a_checkout(tmp_path: Path) -> None:
     args = mmrec.parse_args(["--mmrec-src", str(tmp_path / "missing")])
     assert "no MMRec checkout" in mmrec.skip_reason(args, "lightgcn")
+
+
+def test_render_script_puts_several_files_in_sections_under_a_preamble(tmp_path: Path) -> None:
+    render = load("render")
+    first, second = tmp_path / "epoch.json", tmp_path / "quality.json"
+    first.write_text(json.dumps(results_file()))
+    quality = results_file()
+    quality["settings"]["modalrec_settings"] = "defaults"
+    second.write_text(json.dumps(quality))
+    (tmp_path / "preamble.md").write_text("How these were measured.\n")
+    render.main(["--section", f"Epoch={first}", "--section", f"Quality={second}",
+                 "--preamble", str(tmp_path / "preamble.md"), "--out", str(tmp_path / "speed.md")])
+    text = (tmp_path / "speed.md").read_text()
+    assert text.startswith("# Speed side by side with MMRec\n\nHow these were measured.\n\n## Epoch\n")
+    assert text.index("## Epoch") < text.index("### Training epoch and evaluation") < text.index("## Quality")
+    assert "modalrec's model settings: defaults" in text.split("## Quality")[1]
