@@ -103,6 +103,9 @@ class Split:
         except Exception as exc:  # zipfile, numpy and OS errors of a damaged file share no base class
             raise DataFormatError(path, f"not a readable split file ({type(exc).__name__}: {exc})") from None
         for name, pairs in parts.items():
+            if pairs.users.dtype.kind not in "iu" or pairs.items.dtype.kind not in "iu":
+                raise DataFormatError(path, f"the {name} part holds {pairs.users.dtype}/{pairs.items.dtype} values; "
+                                            "expected integer indices", field=name)
             if len(pairs.users) != len(pairs.items) or (len(pairs.users) and (
                     pairs.users.min() < 0 or pairs.users.max() >= num_users or
                     pairs.items.min() < 0 or pairs.items.max() >= num_items)):

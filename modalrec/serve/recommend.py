@@ -23,20 +23,22 @@ def recommend_for_users(run: LoadedRun, user_ids: list[str] | None, k: int, *, b
 
     Returns a frame with columns ``user_id, rank, item_id, score, source`` (rank 1 first). A user with fewer
     than k unseen items gets fewer rows. ``source`` is ``model`` for a user the model was trained on. A user
-    id that is not in the training data raises with ``unknown="error"``; with ``unknown="popular"`` it gets
-    the k items with the most training interactions (``score`` = that count, ``source`` = ``popular``), the
-    service's fallback too.
+    id that is not in the data raises with ``unknown="error"``; with ``unknown="popular"`` it, and a user of
+    the data with no training interaction, gets the k items with the most training interactions (``score`` =
+    that count, ``source`` = ``popular``), the service's fallback too.
     """
     if unknown not in FALLBACKS:
         raise ModalrecError(f"recommend: unknown={unknown!r}; expected one of {', '.join(FALLBACKS)}")
-    if user_ids is None:
-        users = np.arange(run.split.num_users)
-    elif unknown == "popular":
+    if unknown == "popular":  # a user of the data with no training interaction has an untrained vector
         lookup = run.dataset.user_ids.lookup()
-        known = [u for u in user_ids if str(u) in lookup]
-        if len(known) < len(user_ids):
-            return _with_popular(run, user_ids, recommend_for_users(run, known, k, batch_size=batch_size), k)
-        users = np.asarray([lookup[str(u)] for u in user_ids], dtype=np.int64)
+        trained = np.bincount(run.split.train.users, minlength=run.split.num_users) > 0
+        wanted = [str(u) for u in (run.dataset.user_ids.external if user_ids is None else user_ids)]
+        known = [u for u in wanted if u in lookup and trained[lookup[u]]]
+        if len(known) < len(wanted):
+            return _with_popular(run, wanted, recommend_for_users(run, known, k, batch_size=batch_size), k)
+        users = np.asarray([lookup[u] for u in wanted], dtype=np.int64)
+    elif user_ids is None:
+        users = np.arange(run.split.num_users)
     else:
         try:
             users = run.dataset.user_ids.indices_of(user_ids, kind="user id")

@@ -76,7 +76,9 @@ class ServedArm:
         self.run = run
         self.model: Recommender = run.model.eval()
         self.model_name = run.config.model_name
-        self.user_index = run.dataset.user_ids.lookup()
+        trained = np.bincount(run.split.train.users, minlength=run.split.num_users) > 0
+        # a user with no training interaction has an untrained vector: unknown, served the fallback
+        self.user_index = {user: i for user, i in run.dataset.user_ids.lookup().items() if trained[i]}
         seen = run.split.matrix("train")
         self.seen_indptr, self.seen_items = seen.indptr, seen.indices.astype(np.int64)
         self.popularity = np.bincount(run.split.train.items, minlength=run.split.num_items).astype(np.float32)

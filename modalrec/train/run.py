@@ -52,6 +52,7 @@ from modalrec.train.lock import LOCK_NAME, run_folder_lock
 from modalrec.train.manifest import (
     MANIFEST_FILE,
     changed_data_files,
+    describe_split,
     describe_data_files,
     mark_finished,
     mark_resumed,
@@ -539,7 +540,32 @@ def _reload_data(run_dir: Path, config: RunConfig) -> tuple[Dataset, Split]:
             f"({dataset.num_users} users x {dataset.num_items} items now, "
             f"{split.num_users} x {split.num_items} in the run)"
         )
+    _check_split_unchanged(run_dir, split)
     return dataset, split
+
+
+def _check_split_unchanged(run_dir: Path, split: Split) -> None:
+    """The split must be the one the run was trained and evaluated on (the manifest's SHA-256 of it)."""
+    manifest = read_manifest(run_dir)
+    recorded = (manifest or {}).get("split", {})
+    if isinstance(recorded, dict) and recorded.get("sha256") not in (None, describe_split(split, 0)["sha256"]):
+        raise RunFolderError(f"{run_dir / SPLIT_FILE}: differs from the split recorded in {MANIFEST_FILE} (SHA-256 of "
+                             "its index arrays): it was edited or replaced; restore it or train a new run")
+
+
+def _check_model_matches(path: Path, model: Recommender, config: RunConfig) -> None:
+    """``best.pt`` must hold the model ``config.json`` describes (a weights file copied from another run
+    would otherwise be served under this run's name)."""
+    if model.name != config.model_name:
+        raise RunFolderError(f"{path}: holds a {model.name} model but {CONFIG_FILE} says {config.model_name}; "
+                             "it comes from another run")
+    theirs, ours = to_dict(model.config), to_dict(config.model)
+    differing = sorted(key for key in ours.keys() | theirs.keys() if theirs.get(key) != ours.get(key))
+    if differing:
+        key = differing[0]
+        raise RunFolderError(f"{path}: its model settings differ from {CONFIG_FILE} (model.{key}: "
+                             f"{quoted(theirs.get(key), 40)} against {quoted(ours.get(key), 40)}); it comes from "
+                             "another run")
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
@@ -552,6 +578,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     dataset, split = _reload_data(run_dir, config)
     target = resolve_device(device)
     model = load_model(run_dir / "best.pt", model_inputs(dataset, split), target)
+    _check_model_matches(run_dir / "best.pt", model, config)
     return LoadedRun(config, dataset, split, model, target)
 
 

@@ -228,3 +228,257 @@ def test_a_damaged_run_folder_is_one_error_line(trained_run: Path, tmp_path: Pat
     assert main(args) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("modalrec: error: ") and words in lines[0], lines
+
+
+# --- issue 17: ids with gaps, tampered run folders, concurrent writers, uploads ----------------------------------
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip() and not line.startswith("INFO ")]
+    assert len(lines) == 1 and lines[0].startswith("modalrec: error: ") and "Traceback" not in lines[0], lines
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def gapped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MMRec data without u_id_mapping.csv whose user ids are 0, 3, 6, ... (gaps), plus user 500 who has only a
+    test interaction; a BPR run on it."""
+    root = tmp_path_factory.mktemp("gapped")
+    rows, features = block_dataset()
+    rows = [(3 * user, item, label) for user, item, label in rows] + [(500, 0, 2)]
+    data = write_mmrec(root / "data", rows, features={"image": features})
+    assert main(["train", "--data", str(data), "--model", "bpr", "--out", str(root / "run"), *FAST]) == 0
+    return root / "run"
+
+
+def recommended(capsys: pytest.CaptureFixture[str], *args: str) -> list[list[str]]:
+    capsys.readouterr()
+    assert main(["recommend", *args]) == 0
+    return [line.split(",") for line in capsys.readouterr().out.splitlines()]
+
+
+def test_data_info_counts_only_users_that_occur(gapped_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["data", "info", str(gapped_run.parent / "data")]) == 0
+    assert "users         25\n" in capsys.readouterr().out  # 24 users with ids 0..69 and user 500, not 501
+
+
+def test_recommend_gives_an_unknown_or_untrained_user_the_popular_items(gapped_run: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    rows = recommended(capsys, "--run", str(gapped_run), "--user", "50", "3", "500", "-k", "2")
+    assert rows[0] == ["user_id", "rank", "item_id", "score", "source"]
+    assert [(r[0], r[1], r[4]) for r in rows[1:]] == [("50", "1", "popular"), ("50", "2", "popular"),
+                                                       ("3", "1", "model"), ("3", "2", "model"),
+                                                       ("500", "1", "popular"), ("500", "2", "popular")]
+    assert [r[2] for r in rows[1:3]] == [r[2] for r in rows[5:7]]
+    everyone = recommended(capsys, "--run", str(gapped_run), "--all-users", "-k", "1")
+    assert len(everyone) == 1 + 25 and everyone[-1][0] == "500" and everyone[-1][4] == "popular"
+
+
+def test_the_service_gives_an_unknown_or_untrained_user_the_popular_items(gapped_run: Path) -> None:
+    client = TestClient(create_app(load_service([gapped_run])))
+    for user, source in (("50", "popular"), ("500", "popular"), ("3", "model")):
+        answer = client.get("/recommend", params={"user": user, "k": 2}).json()
+        assert answer["source"] == source, (user, answer)
+
+
+def test_train_refuses_a_folder_that_holds_something_else(gapped_run: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    data = gapped_run.parent / "data"
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.tex").write_text("do not lose")
+    for extra in ([], ["--overwrite"]):
+        capsys.readouterr()
+        assert main(["train", "--data", str(data), "--model", "bpr", "--out", str(tmp_path / "notes"), *FAST,
+                     *extra]) == 2
+        assert f"{tmp_path / 'notes'}: is not empty and holds no modalrec run (found thesis.tex)" in \
+            one_error_line(capsys)
+        assert snapshot(tmp_path / "notes") == {"thesis.tex": b"do not lose"}
+
+
+def test_train_refuses_to_write_into_its_own_data_folder(gapped_run: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    data = shutil.copytree(gapped_run.parent / "data", tmp_path / "data")
+    before = snapshot(data)
+    capsys.readouterr()
+    assert main(["train", "--data", str(data), "--model", "bpr", "--out", str(data), *FAST, "--overwrite"]) == 2
+    assert "holds no modalrec run (found image_feat.npy, tiny.inter)" in one_error_line(capsys)
+    assert snapshot(data) == before
+
+
+def test_two_trains_into_one_folder_never_replace_each_other(gapped_run: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second `train` checked the folder while it was empty; the first finished before it took the lock."""
+    import modalrec.train.run as run_module
+
+    out, data = tmp_path / "run", str(gapped_run.parent / "data")
+    real = run_module.prepare_data
+    first: list[dict[str, bytes]] = []
+
+    def other_process_finishes_first(*args: object, **kwargs: object) -> object:
+        if not first:
+            first.append({})
+            assert main(["train", "--data", data, "--model", "bpr", "--out", str(out), *FAST, "--seed", "7"]) == 0
+            first[0] = snapshot(out)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "prepare_data", other_process_finishes_first)
+    capsys.readouterr()
+    assert main(["train", "--data", data, "--model", "bpr", "--out", str(out), *FAST]) == 2
+    assert "already holds a run" in one_error_line(capsys)
+    assert snapshot(out) == first[0]
+
+
+def tampered(run: Path, tmp_path: Path, change: Callable[[Path], None]) -> Path:
+    copy = shutil.copytree(run, tmp_path / "tampered")
+    change(copy)
+    return copy
+
+
+def other_run(trained: Path, tmp_path: Path, *settings: str) -> Path:
+    config = __import__("json").loads((trained / "config.json").read_text())
+    out = tmp_path / "other"
+    assert main(["train", "--data", config["data_path"], "--model", config["model_name"], "--out", str(out), *FAST,
+                 *settings]) == 0
+    return out
+
+
+def edit_split(run: Path, **changes: Callable[[np.ndarray], np.ndarray]) -> None:
+    with np.load(run / "split.npz") as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    for name, change in changes.items():
+        arrays[name] = change(arrays[name])
+    np.savez_compressed(run / "split.npz", **arrays)
+
+
+@pytest.mark.parametrize(("case", "command", "words"), [
+    pytest.param("weights-of-another-model", "recommend", "best.pt: holds a vbpr model but config.json says bpr",
+                 id="best-pt-of-another-model"),
+    pytest.param("weights-of-other-settings", "recommend", "best.pt: its model settings differ from config.json "
+                 "(model.embedding_dim: 8 against 64)", id="best-pt-of-other-settings"),
+    pytest.param("test-part-emptied", "evaluate", "split.npz: differs from the split recorded in manifest.json",
+                 id="split-test-part-emptied"),
+    pytest.param("split-of-another-seed", "evaluate", "split.npz: differs from the split recorded in manifest.json",
+                 id="split-copied-from-another-run"),
+    pytest.param("test-part-emptied", "resume", "split.npz: differs from the split recorded in manifest.json",
+                 id="resume-on-an-edited-split"),
+])
+def test_a_tampered_run_folder_is_refused(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          case: str, command: str, words: str) -> None:
+    def change(run: Path) -> None:
+        if case == "weights-of-another-model":
+            shutil.copy(other_run(trained_run, tmp_path, "--model", "vbpr") / "best.pt", run / "best.pt")
+        elif case == "weights-of-other-settings":
+            shutil.copy(other_run(trained_run, tmp_path, "--set", "embedding_dim=8") / "best.pt", run / "best.pt")
+        elif case == "test-part-emptied":
+            edit_split(run, test_users=lambda a: a[:0], test_items=lambda a: a[:0])
+        else:
+            shutil.copy(other_run(trained_run, tmp_path, "--set", "data.split=random", "--set", "data.split_seed=5")
+                        / "split.npz", run / "split.npz")
+        if command == "resume":
+            (run / "metrics.json").unlink()
+
+    run = tampered(trained_run, tmp_path, change)
+    before = snapshot(run)
+    args = {"recommend": ["recommend", "--run", str(run), "--user", "0"], "evaluate": ["evaluate", "--run", str(run)],
+            "resume": ["train", "--resume", "--out", str(run)]}[command]
+    capsys.readouterr()
+    assert main(args) == 2
+    assert words in one_error_line(capsys)
+    assert snapshot(run) == before
+
+
+def test_train_refuses_repeats_of_training_pairs_in_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows, _ = block_dataset()
+    data = write_mmrec(tmp_path / "d", rows + [(rows[0][0], rows[0][1], 2)])  # a train pair again in test
+    capsys.readouterr()
+    assert main(["train", "--data", str(data), "--model", "bpr", "--out", str(tmp_path / "run"), *FAST,
+                 "--set", "data.deduplicate=false"]) == 2
+    assert f"1 valid/test interactions repeat a training pair (first in test: user '{rows[0][0]}', item " \
+           f"'{rows[0][1]}')" in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_build_onto_a_read_only_file_system_is_one_error_line(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from modalrec.io_utils import os as io_os
+
+    (tmp_path / "items.csv").write_text("item_id,title\na,red\n")
+    (tmp_path / "interactions.csv").write_text("user_id,item_id\nu1,a\n")
+
+    def read_only(path: object, *args: object, **kwargs: object) -> object:
+        if str(path).startswith(str(tmp_path / "ro")):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkdir(path, *args, **kwargs)
+
+    real_mkdir = io_os.mkdir
+    monkeypatch.setattr(io_os, "mkdir", read_only)
+    capsys.readouterr()
+    assert main(["data", "build", "--interactions", str(tmp_path / "interactions.csv"), "--items",
+                 str(tmp_path / "items.csv"), "--text-cols", "title", "--text-extractor", "tfidf",
+                 "--out", str(tmp_path / "ro" / "ds")]) == 2
+    assert f"{tmp_path / 'ro' / 'ds'}: cannot write" in one_error_line(capsys)
+
+
+@pytest.fixture(scope="module")
+def picture_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A VBPR run on a dataset built from pictures and titles (so that POST /items takes uploads)."""
+    from modalrec.data.build import BuildOptions, ModalitySpec, build_dataset, read_raw_tables
+    from tests.serve.test_app import raw_shop
+
+    root = tmp_path_factory.mktemp("pictures")
+    interactions, items = raw_shop(root / "raw")
+    specs = [ModalitySpec("image", ("image",), "handcrafted", {}), ModalitySpec("text", ("title",), "tfidf", {})]
+    build_dataset(read_raw_tables(interactions, items), specs, root / "built", BuildOptions(progress=False))
+    assert main(["train", "--data", str(root / "built"), "--model", "vbpr", "--out", str(root / "run"), *FAST]) == 0
+    return root / "run"
+
+
+def upload(client: TestClient, item_id: str) -> bytes:
+    from tests.serve.test_app import COLOURS, picture, png_bytes
+
+    image = png_bytes(picture(COLOURS["red"], 3))
+    response = client.post("/items", data={"item_id": item_id, "title": "red cup"},
+                           files={"image": ("cup.png", image, "image/png")})
+    assert response.status_code == 201, response.text
+    return image
+
+
+def test_a_non_picture_upload_is_refused_without_a_memory_address(picture_run: Path) -> None:
+    client = TestClient(create_app(load_service([picture_run])))
+    response = client.post("/items", data={"item_id": "X"}, files={"image": ("a.png", b"plain text", "image/png")})
+    assert response.status_code == 422 and "not a readable picture" in response.json()["error"], response.text
+    assert " at 0x" not in response.text and "object" not in response.text, response.text
+
+
+def test_pictures_uploaded_under_a_relative_run_path_are_served(picture_run: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(picture_run, tmp_path / "run")
+    monkeypatch.chdir(tmp_path)
+    relative = TestClient(create_app(load_service([Path("run")])))
+    image = upload(relative, "NEW-REL")
+    assert relative.get("/images/NEW-REL").content == image
+    monkeypatch.chdir("/")
+    restarted = TestClient(create_app(load_service([tmp_path / "run"])))
+    assert restarted.get("/images/NEW-REL").content == image
+
+
+def test_a_picture_stored_with_a_relative_path_is_found_after_a_restart(picture_run: Path, tmp_path: Path) -> None:
+    """new_items.parquet written by a service started with a relative --run (before this was fixed)."""
+    import pandas as pd
+
+    run = shutil.copytree(picture_run, tmp_path / "run")
+    image = upload(TestClient(create_app(load_service([run]))), "NEW-OLD")
+    stored = pd.read_parquet(run / "new_items.parquet")
+    stored["picture"] = [str(Path("run") / "new_item_images" / Path(p).name) for p in stored["picture"]]
+    stored.to_parquet(run / "new_items.parquet", index=False)
+    restarted = TestClient(create_app(load_service([run])))
+    assert restarted.get("/images/NEW-OLD").content == image

@@ -24,6 +24,7 @@ from PIL import Image
 from modalrec.config import DataConfig
 from modalrec.data import load_dataset
 from modalrec.data.build import BuildOptions, ModalitySpec, build_dataset, read_raw_tables
+from modalrec.data.prepare import prepare_data
 from modalrec.data.public import read_amazon, read_yelp
 from modalrec.data.split import Pairs, Split
 from modalrec.errors import ConfigError, DataFormatError, ModalrecError, UnknownNameError
@@ -199,6 +200,23 @@ def yelp(reviews: str) -> Callable[[Path], Read]:
     return setup
 
 
+def late_bad_timestamp(value: str, line: int = 2498) -> str:
+    """An interactions CSV of numeric timestamps whose ``line``-th line holds ``value`` instead."""
+    rows = [f"u{n % 7},a,{1_500_000_000 + n}" if n != line else f"u1,a,{value}" for n in range(2, 2601)]
+    return "user_id,item_id,timestamp\n" + "\n".join(rows) + "\n"
+
+
+def repeats(deduplicate: bool) -> Callable[[Path], Read]:
+    """User 0 has item 1 in train and again in test; read with ``data.deduplicate`` as given."""
+
+    def setup(tmp: Path) -> Read:
+        inter = "userID\titemID\tx_label\n0\t0\t0\n0\t1\t0\n0\t1\t2\n1\t0\t0\n1\t2\t0\n1\t1\t2\n"
+        write(tmp / "d", "d.inter", inter)
+        return lambda: prepare_data(tmp / "d", DataConfig(deduplicate=deduplicate))
+
+    return setup
+
+
 def split_file(cut: int | None = None, users: int = 2) -> Callable[[Path], Read]:
     """A saved split, cut after ``cut`` bytes, or claiming only ``users`` users while it uses user 2."""
 
@@ -210,6 +228,17 @@ def split_file(cut: int | None = None, users: int = 2) -> Callable[[Path], Read]
         return lambda: Split.load(tmp / "split.npz")
 
     return setup
+
+
+def _float_split(tmp: Path) -> Path:
+    """A split file whose train items were rewritten as fractions (a hand-edited split)."""
+    pairs = Pairs(np.array([0, 1]), np.array([1, 0]))
+    Split(2, 2, train=pairs, valid=pairs, test=pairs).save(tmp / "split.npz")
+    with np.load(tmp / "split.npz") as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    arrays["train_items"] = arrays["train_items"] + 0.5
+    np.savez_compressed(tmp / "split.npz", **arrays)
+    return tmp / "split.npz"
 
 
 IMAGE = ModalitySpec("image", ("image",), "handcrafted", {})
@@ -462,6 +491,18 @@ MALFORMED = [
                  Expect(DataFormatError, "reviews.json", "found 1.5", 1, "reviewerID"), id="amazon-float-id"),
     pytest.param(yelp('{"user_id": "U1", "business_id": "B1", "stars": 4, "date": "last week"}\n'),
                  Expect(DataFormatError, "review.json", "expected a date", 1, "date"), id="yelp-bad-date"),
+    # issue 17: a bad value far down a column is reported at its own line, quoting it (was line 2, a good value)
+    pytest.param(raw_tables("item_id,title\na,red\n", interactions=late_bad_timestamp("2019-13-45")),
+                 Expect(DataFormatError, "interactions.csv", "found '2019-13-45'", 2498, "timestamp"),
+                 id="build-timestamp-bad-on-line-2498"),
+    pytest.param(raw_tables("item_id,title\na,red\n", interactions=late_bad_timestamp("")),
+                 Expect(DataFormatError, "interactions.csv", "found ''", 2498, "timestamp"),
+                 id="build-timestamp-empty-on-line-2498"),
+    pytest.param(repeats(False), Expect(DataFormatError, "d.inter", "1 valid/test interactions repeat a training pair "
+                                        "(first in test: user '0', item '1')"), id="deduplicate-false-repeats"),
+    pytest.param(lambda tmp: (lambda: Split.load(_float_split(tmp))),
+                 Expect(DataFormatError, "split.npz", "expected integer indices", field="train"),
+                 id="split-file-float-indices"),
 ]
 
 
@@ -608,3 +649,97 @@ def test_unicode_folder_and_file_names(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError) as info:
         load_dataset(write(folder, "bad ü.csv", "user_id,item_id\nu1,\n"), DataConfig(format="table"))
     assert info.value.path == str(folder / "bad ü.csv") and info.value.line == 2
+
+
+# --- issue 17: id spaces with gaps, repeated pairs, and `data build` as a concurrent writer -------------------
+
+
+def test_mmrec_ids_that_never_occur_are_not_users_or_items(tmp_path: Path) -> None:
+    """Users 0, 7 and 99 (no mapping file): 3 users, not 100; items 3 and 40 (no content): 2 items, not 41."""
+    write(tmp_path / "d", "d.inter", "userID\titemID\n0\t3\n7\t40\n99\t3\n")
+    dataset = load_dataset(tmp_path / "d")
+    assert (dataset.num_users, dataset.num_items) == (3, 2)
+    assert list(dataset.user_ids.external) == ["0", "7", "99"] and list(dataset.item_ids.external) == ["3", "40"]
+    assert [(dataset.user_ids.external[u], dataset.item_ids.external[i])
+            for u, i in zip(dataset.users, dataset.items)] == [("0", "3"), ("7", "40"), ("99", "3")]
+
+
+def test_mmrec_items_with_content_but_no_interaction_stay_in_the_catalogue(tmp_path: Path) -> None:
+    """A feature row is an item (a cold one) even if nobody interacted with it; a user id gap is still no user."""
+    write(tmp_path / "d", "d.inter", "userID\titemID\n0\t0\n5\t2\n")
+    np.save(tmp_path / "d" / "image_feat.npy", np.eye(4, dtype=np.float32))
+    dataset = load_dataset(tmp_path / "d")
+    assert (dataset.num_users, dataset.num_items) == (2, 4)
+
+
+def test_mapped_users_without_interactions_are_not_users(tmp_path: Path) -> None:
+    write(tmp_path / "d", "d.inter", "userID\titemID\n0\t0\n2\t1\n")
+    write(tmp_path / "d", "u_id_mapping.csv", "user_id\tuserID\nann\t0\nbob\t1\ncyd\t2\n")
+    dataset = load_dataset(tmp_path / "d")
+    assert list(dataset.user_ids.external) == ["ann", "cyd"]
+    assert list(dataset.user_ids.external[dataset.users]) == ["ann", "cyd"]
+
+
+def test_repeats_across_train_and_test_are_only_warned_about_by_data_info(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    repeats(False)(tmp_path)  # writes the folder
+    prepared = prepare_data(tmp_path / "d", DataConfig(deduplicate=False), allow_repeats=True)
+    assert len(prepared.split.test) == 2
+    assert "1 valid/test interactions repeat a training pair (first in test: user '0', item '1')" in caplog.text
+    assert len(repeats(True)(tmp_path / "again")().split.test) == 1  # type: ignore[attr-defined]
+
+
+def _raw(tmp: Path) -> object:
+    write(tmp / "raw", "interactions.csv", "user_id,item_id\nu1,a\nu2,b\n")
+    write(tmp / "raw", "items.csv", "item_id,title\na,red\nb,blue\n")
+    return read_raw_tables(tmp / "raw" / "interactions.csv", tmp / "raw" / "items.csv")
+
+
+def test_a_build_removes_the_staging_folders_of_killed_builds_only(tmp_path: Path) -> None:
+    stale = tmp_path / ".ds.k1ll3d.building"
+    other_dataset = tmp_path / ".ds.v2.abc123.building"  # belongs to a dataset named "ds.v2"
+    for folder in (stale, other_dataset):
+        write(folder, "ds.inter", "half written")
+    build_dataset(_raw(tmp_path), [TITLE], tmp_path / "ds", BuildOptions(progress=False))  # type: ignore[arg-type]
+    assert not stale.exists() and other_dataset.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.v2.abc123.building", "ds", "raw"]
+
+
+def test_a_build_never_removes_another_datasets_earlier_build(tmp_path: Path) -> None:
+    """An interrupted swap of dataset "ds.v2" left its earlier build aside; building "ds" must keep it."""
+    aside = tmp_path / ".ds.v2.x9y8z7.old"
+    write(aside, "manifest.json", json.dumps({"builder": "modalrec data build"}))
+    build_dataset(_raw(tmp_path), [TITLE], tmp_path / "ds", BuildOptions(progress=False))  # type: ignore[arg-type]
+    assert aside.is_dir()
+
+
+def test_a_second_build_into_the_same_folder_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    build_dataset(_raw(tmp_path), [TITLE], tmp_path / "ds", BuildOptions(progress=False))  # type: ignore[arg-type]
+    before = {p.name: p.read_bytes() for p in (tmp_path / "ds").iterdir()}
+    (tmp_path / ".ds.lock").write_text(f"{__import__('socket').gethostname()} {os.getpid()}")  # a live builder
+    with pytest.raises(ModalrecError, match=r"ds: is being written by .* wait for it to finish"):
+        build_dataset(_raw(tmp_path), [TITLE], tmp_path / "ds", BuildOptions(progress=False))  # type: ignore[arg-type]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ds").iterdir()} == before
+
+
+def test_a_build_onto_a_read_only_file_system_is_one_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import tempfile
+
+    def read_only(*args: object, **kwargs: object) -> str:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    raw = _raw(tmp_path)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    with pytest.raises(ModalrecError) as info:
+        build_dataset(raw, [TITLE], tmp_path / "ds", BuildOptions(progress=False))  # type: ignore[arg-type]
+    assert str(info.value) == f"{tmp_path / 'ds'}: cannot write: Read-only file system (the folder is on a " \
+                               "read-only file system)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no lock, no staging left behind
+
+
+def test_a_build_under_a_file_is_one_error(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    with pytest.raises(ModalrecError, match="interactions.csv/ds: cannot write there"):
+        build_dataset(raw, [TITLE], tmp_path / "raw" / "interactions.csv" / "ds",  # type: ignore[arg-type]
+                      BuildOptions(progress=False))
