@@ -61,8 +61,8 @@ def capabilities_for_attention(config: MMALConfig) -> Capabilities:
     config=MMALConfig,
     description="MMAL: user-aware attention over an item's ID and modality embeddings (ACF/MAML-style), BPR",
     uses_content=True,
-    # chosen on validation recall@20 (ml100k-posters, seed 2024): 0.3553 against 0.3436 at the Trainer's
-    # lr 0.001; the slower rate plateaus for long stretches, so a patience of 20 stopped some seeds early
+    # chosen on validation (docs/benchmarks/notes.md); the slower rate plateaus for long stretches, so a
+    # patience of 20 stopped some seeds early
     training_defaults={"learning_rate": 5e-4, "patience": 40},
     capabilities=capabilities_for_attention,
 )
@@ -82,16 +82,14 @@ class MMAL(Recommender[MMALConfig]):
         + \lVert\bar{\mathbf x}_{ui}\rVert^2 + \lVert\bar{\mathbf x}_{uj}\rVert^2\big)
 
     Two choices differ from ACF, both for the same failure (see :class:`modalrec.nn.fusion.AttentionFusion`):
-    with ACF's unbounded logits and the penalty on the raw sources, every user ended with weight 1.0000 on
-    the ID on ml100k-posters, so the model was BPR with its ID scores tripled free of the penalty and the
-    content unused. Here the logits are bounded by tanh (``bounded_attention``), and the penalty is on the
-    attended item vector :math:`\bar{\mathbf x}` the user meets (``reg_attended``). The weights then stay
-    user-specific (mean 0.60 ID, 0.13 image, 0.27 text, standard deviation 0.07-0.12 across users).
+    with ACF's unbounded logits and the penalty on the raw sources, the attention can put all its weight on
+    the ID, and the model becomes BPR with its ID scores scaled up free of the penalty and the content
+    unused. Here the logits are bounded by tanh (``bounded_attention``), and the penalty is on the attended
+    item vector :math:`\bar{\mathbf x}` the user meets (``reg_attended``), so the weights stay user-specific.
 
     ``shared_logits=True`` adds a learned logit :math:`c_s` per source, shared by all users, inside the
-    softmax (what :class:`~modalrec.nn.fusion.AttentionFusion` does for MMDFM). On ml100k-posters it lowered
-    the mean validation recall@20 of seeds 1-3 from 0.3542 to 0.3520 (test 0.3444 to 0.3374); at seed 1 the
-    largest weight any user gave the ID was 0.90 with them and 0.79 without.
+    softmax (what :class:`~modalrec.nn.fusion.AttentionFusion` does for MMDFM); it is off by default (chosen
+    on validation, docs/benchmarks/notes.md).
 
     With ``attention="user"`` (default) the :math:`W_x\mathbf x_{is}` term is dropped: the weights
     :math:`a_{us}` depend on the user only, like MAML's user-specific modality attention (Liu et al., 2019),

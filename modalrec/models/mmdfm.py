@@ -36,7 +36,8 @@ LOW_LEARNING_RATE_MODES = ("early", "hybrid")  # the modes with the summed early
 
 @dataclass(frozen=True)
 class MMDFMConfig:
-    """Defaults chosen on validation recall@20 (ml100k-posters): see the class docstring and the README."""
+    """Defaults chosen on validation recall@20 (ml100k-posters): see the class docstring and
+    docs/benchmarks/notes.md."""
 
     embedding_dim: int = 64  # k, the latent size of every field (user id, item id, each modality)
     fusion: str = "early"  # early (plain FM) | late | hybrid | attention: how the item fields meet the user
@@ -66,9 +67,8 @@ class MMDFMConfig:
 
 
 def learning_rate_for_fusion(config: MMDFMConfig) -> dict[str, float]:
-    """The learning rate per fusion mode, chosen on mean validation recall@20 over seeds 1-3 (ml100k-posters):
-    at 0.0005 against 0.001, early 0.3556 against 0.3512 and hybrid 0.3576 against 0.3560; late 0.3535
-    against 0.3544 and attention 0.3517 against 0.3545, so those keep the Trainer's 0.001."""
+    """The learning rate per fusion mode: 0.0005 for early and hybrid fusion, the Trainer's 0.001 for late and
+    attention (chosen on mean validation recall@20 over seeds 1-3; docs/benchmarks/notes.md)."""
     return {"learning_rate": 5e-4} if config.fusion in LOW_LEARNING_RATE_MODES else {}
 
 
@@ -128,16 +128,13 @@ class MMDFM(Recommender[MMDFMConfig]):
 
     Training minimises BPR plus :math:`\tfrac{\lambda}{2B}` times the squared norms of the batch's user
     vectors, item fields and item biases. The defaults differ from a textbook FM in three ways, each chosen on
-    validation recall@20 on ml100k-posters (seed 2024; README, "MMDFM, MMAL and MMGCN defaults"):
+    validation recall@20 (docs/benchmarks/notes.md):
 
     - ``reg_weighted_user``: the penalty is on the user vector with the fusion weights folded in, the vector
-      the score actually uses. On the raw user fields, a learned weight scales its block by up to S for free:
-      late fusion moved its weights to (1.88, 0.20, 0.91) for (id, image, text) and overfitted from epoch 35
-      (validation 0.3396); folded in, 0.3497.
+      the score actually uses. On the raw user fields, a learned weight scales its block by up to S for free,
+      and the model overfits.
     - ``feature_hidden_dim=0``: linear extraction networks, as VBPR's projection.
-    - ``item_interactions=False``: the item-item terms only add to the item bias and cannot personalise;
-      with them and a hidden layer, late fusion reached 0.3318, without both 0.3396. Early fusion was
-      unchanged (0.3493 against 0.3474) and reached its best in half the epochs.
+    - ``item_interactions=False``: the item-item terms only add to the item bias and cannot personalise.
 
     Args:
         config: :class:`MMDFMConfig`.

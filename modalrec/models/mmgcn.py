@@ -142,7 +142,7 @@ class ModalityBranch(nn.Module):
     config=MMGCNConfig,
     description="MMGCN: one graph convolution per modality over user preferences and item features",
     uses_content=True,
-    # chosen on validation recall@20 (ml100k-posters, seed 2024) among 0.001, 0.002, 0.005 and 0.01
+    # chosen on validation among 0.001, 0.002, 0.005 and 0.01 (docs/benchmarks/notes.md)
     training_defaults={"learning_rate": 5e-3},
     capabilities=Capabilities(dot_product=True, cold_items=True, new_items=True),
 )
@@ -175,13 +175,11 @@ class MMGCN(Recommender[MMGCNConfig]):
 
     trained with BPR plus :math:`\tfrac{\lambda}{2B}` times the squared norms of the batch's ID embeddings
     and user preference vectors (the paper's :math:`\lambda\lVert\Theta\rVert^2` on every weight is
-    ``train.weight_decay``). :math:`\lambda` = 1e-4 was chosen on the mean validation recall@20 of seeds
-    1-3: 0.3526, against 0.3500 at 1e-3 and 0.3517 at 1e-3 with the preference vectors left out of the
-    penalty; 1e-2 fell to 0.3253 at seed 1. The layer-0 rows are scaled to unit length, so the penalty on a
-    preference vector changes its raw length only, not its direction.
+    ``train.weight_decay``). :math:`\lambda` = 1e-4 was chosen on validation (docs/benchmarks/notes.md).
+    The layer-0 rows are scaled to unit length, so the penalty on a preference vector changes its raw length
+    only, not its direction.
 
-    Two additions, not in the paper, each switchable and chosen on validation recall@20 on ml100k-posters
-    (0.3218 without them, 0.3271 with both; README, "MMDFM, MMAL and MMGCN defaults"):
+    Two additions, not in the paper, each switchable and chosen on validation recall@20:
 
     - ``output_reg_weight``: :math:`\tfrac{\lambda_o}{2B}` times the squared norms of the batch's fused user
       and item vectors. The layers' weights can scale the regularised ID embeddings and preferences up
@@ -197,7 +195,7 @@ class MMGCN(Recommender[MMGCNConfig]):
     Items with no training interaction (cold start) have their ID embedding
     fixed at zero and only their self-loop in :math:`\tilde A`, so their representation comes from their
     features alone. The graph is normalised once and propagated as a sparse matmul
-    (:class:`modalrec.nn.gcn.GraphAggregation`), faster on CPU than PyTorch Geometric layers.
+    (:class:`modalrec.nn.gcn.GraphAggregation`).
 
     Args:
         config: :class:`MMGCNConfig`.

@@ -138,14 +138,12 @@ class SMORE(Recommender[SMOREConfig]):
     features. With one modality the fused view is that modality's spectrum under a second filter.
 
     Difference from SMORE's code: its learning-rate decay (x0.96 every 50 epochs) is not reproduced, as the
-    shared Trainer has no schedule. On ml100k-posters, seed 1, training the tables on raw features and the
-    batch-row InfoNCE reached validation recall@20 0.3549 (test 0.3536), against 0.3534 (test 0.3484) with
-    standardised constant tables and distinct-node InfoNCE.
+    shared Trainer has no schedule.
 
     Training note: at the start the embeddings are small (LightGCN's layer mean shrinks them), so the
-    scale-free InfoNCE gradients outweigh BPR's and the model sits near its initial ranking for a while: about
-    27-33 epochs at learning_rate 0.001 on ml100k-posters, 13 at 0.002, 4 at 0.005. Early stopping needs a
-    patience longer than that plateau, hence this model's training defaults: learning_rate 0.002, patience 30.
+    scale-free InfoNCE gradients outweigh BPR's and the model sits near its initial ranking for some epochs,
+    fewer at a higher learning rate. Early stopping needs a patience longer than that plateau, hence this
+    model's training defaults: learning_rate 0.002, patience 30 (docs/benchmarks/notes.md).
 
     Cold items (no training interaction) have their ID embedding fixed at zero, so their behaviour embedding
     is zero. Their view embeddings are not: one item-item step brings in the gated ID embeddings of their

@@ -256,8 +256,8 @@ class AttentionFusion(Fusion):
         + W_x \mathbf x_{is} + \mathbf b))\big) \quad\text{(user and item)}
 
     with :math:`\phi = \tanh` when ``bounded`` (default) and the identity otherwise. Unbounded, the
-    attention collapsed on ml100k-posters: every user ended with weight 0.99998 on one source (the text
-    field in MMDFM, the ID in MMAL), which left the other sources untrained. Bounded, the shared
+    attention can collapse: every user puts nearly all weight on one source, which leaves the other sources
+    untrained. Bounded, the shared
     :math:`c_s` learn how much each source counts overall and each user's term moves that by at most
     :math:`\pm 1` in logit.
 

@@ -20,8 +20,7 @@ class GraphAggregation(nn.Module):
         \bigl(\tilde D^{-1/2} \tilde A \tilde D^{-1/2}\bigr) \tilde D^{1/2} X
 
     The normalised graph is built once as a sparse CSR matrix and applied with a sparse matmul
-    (:func:`modalrec.nn.graph.propagate`), which measured about 8x faster on CPU than a PyTorch Geometric
-    ``edge_index`` message-passing layer at the same result. ``mean`` reuses the symmetric matrix through
+    (:func:`modalrec.nn.graph.propagate`) rather than an ``edge_index`` message-passing layer. ``mean`` reuses the symmetric matrix through
     the identity above, so both modes share one matrix and its cheap symmetric backward pass.
 
     Args:

@@ -2,7 +2,7 @@
 
 :func:`modalrec.nn.graph.propagate` covers the symmetric user-item adjacency. The matrices here need not be
 symmetric (a user-item block, a kNN item graph), so :class:`SparseOperator` stores the transpose once and
-the backward pass is one more sparse product, about 7x faster on CPU than autograd through a CSR product.
+the backward pass is one more sparse product instead of autograd through a CSR product.
 """
 
 from __future__ import annotations
