@@ -66,7 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the backbone's --epochs (default: ColdRec's own, with its early stopping)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--extra", default="", help="more ColdRec flags for every model, e.g. '--bs 2048'")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per ColdRec run")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per ColdRec model run")
+    parser.add_argument("--backbone-timeout", type=float, default=None, help="seconds allowed for the backbone")
     parser.add_argument("--out", default=None, help="output folder (default runs/peers/coldrec-<time>)")
     return parser.parse_args(argv)
 
@@ -103,7 +104,7 @@ def stage(split_dir: Path, name: str, coldrec: Path, work: Path, env: dict[str, 
 
 
 def run_model(coldrec: Path, work: Path, name: str, model: str, seed: int, args: argparse.Namespace,
-              env: dict[str, str], log: Path, epochs: int | None) -> dict[str, Any]:
+              env: dict[str, str], log: Path, epochs: int | None, timeout: float | None) -> dict[str, Any]:
     result_file = work / "result" / f"{model}-{seed}.txt"
     result_file.unlink(missing_ok=True)
     command = [sys.executable, str(HERE / "peer_main.py"), str(coldrec / "main.py"), "--dataset", name,
@@ -117,7 +118,7 @@ def run_model(coldrec: Path, work: Path, name: str, model: str, seed: int, args:
     start = time.perf_counter()
     with log.open("w") as sink:
         child = subprocess.Popen(command, cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        status, usage = _wait(child, args.timeout)
+        status, usage = _wait(child, timeout)
     record.update(wall_s=time.perf_counter() - start, load_after=list(os.getloadavg()),
                   peak_rss_mib=usage.ru_maxrss / 1024 if usage is not None else None, returncode=status)
     if status == 0 and result_file.is_file():
@@ -266,16 +267,18 @@ def main(argv: list[str] | None = None) -> None:
     if any(m in NEEDS_BACKBONE for m in models):
         for seed in seeds[:1]:  # the embeddings file has no seed in its name: one backbone serves every seed
             record = run_model(coldrec, work, name, args.backbone, seed, args, env, out / "logs" / "backbone.log",
-                               args.backbone_epochs)
+                               args.backbone_epochs, args.backbone_timeout)
             record["role"] = "backbone"
             results["runs"].append(record)
             _write(results, out)
+            if "error" in record:
+                raise SystemExit(f"the backbone {args.backbone} failed ({record['error']}); see {out / 'logs'}")
             print(f"backbone {args.backbone}: {record.get('error') or 'done'} in {record['wall_s']:.0f} s",
                   file=sys.stderr)
     for model in models:
         for seed in seeds:
             record = run_model(coldrec, work, name, model, seed, args, env, out / "logs" / f"{model}-{seed}.log",
-                               args.epochs)
+                               args.epochs, args.timeout)
             results["runs"].append(record)
             _write(results, out)
             brief = record.get("error") or {t: round(record["metrics"][t]["recall@20"], 4) for t in TASKS}
