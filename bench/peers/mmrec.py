@@ -63,7 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mmrec-src", required=True, help="a local MMRec checkout (the folder holding src/)")
     parser.add_argument("--dataset", default=str(REPO.parent / "shared/datasets/ml100k-posters/mmrec"),
-                        help="a dataset folder in the MMRec layout, read by both sides")
+                        help="a dataset folder in the MMRec layout, read by both sides; or ml100k, baby, elec "
+                             "for bench/datasets.py's (Baby's interactions with random features of the real "
+                             "shapes, generated on first use)")
     parser.add_argument("--models", default="lightgcn,vbpr,freedom,mmgcn", help="comma-separated modalrec names")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1, help="A/B rounds; the order alternates")
@@ -83,6 +85,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per child run")
     parser.add_argument("--out", default=None, help="output folder (default runs/peers/mmrec-<time>)")
     return parser.parse_args(argv)
+
+
+def resolve_dataset(name: str) -> str:
+    """A folder path; bench/datasets.py's names (ml100k, baby, elec) are built or found in its cache."""
+    if name in ("ml100k", "baby", "elec"):
+        sys.path.insert(0, str(HERE.parent))
+        from datasets import dataset_path
+
+        return str(dataset_path(name))
+    return name
 
 
 def git_commit(folder: Path) -> tuple[str, bool]:
@@ -185,6 +197,7 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    args.dataset = resolve_dataset(args.dataset)
     import torch
 
     stamp = datetime.datetime.now(datetime.timezone.utc)
