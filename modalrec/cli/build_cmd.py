@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from modalrec.cli.commands import device_value
-from modalrec.errors import ConfigError, DataFormatError
+from modalrec.errors import ConfigError
 
 MODALITIES = ("image", "text", "video", "audio")
 FORMATS = ("table", "amazon", "yelp", "movielens")
@@ -97,7 +96,7 @@ def _options(args: argparse.Namespace, **extra: Any) -> Any:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from modalrec.data.build import ModalitySpec, TableColumns, build_dataset, read_raw_tables
+    from modalrec.data.build import TableColumns, build_dataset, modality_specs, read_raw_tables
     from modalrec.data.public import read_public
 
     interactions, items = Path(args.interactions), Path(args.items)
@@ -109,65 +108,23 @@ def _build(args: argparse.Namespace) -> int:
     else:
         raw = read_public(args.format, interactions, items, images=Path(args.images) if args.images else None,
                           photos=Path(args.photos) if args.photos else None)
-    settings = parse_settings(args.settings, MODALITIES)
-    given = {"image": args.image_col, "text": args.text_cols, "video": args.video_col, "audio": args.audio_col}
-    specs = []
-    for modality in MODALITIES:
-        columns_given = tuple(c.strip() for c in (given[modality] or "").split(",") if c.strip())
-        chosen = columns_given or raw.default_columns.get(modality, ())
-        if chosen:
-            specs.append(ModalitySpec(modality, chosen, getattr(args, f"{modality}_extractor"),
-                                      settings.get(modality, {})))
-        elif modality in settings:
-            raise ConfigError(f"--set {modality}.*", f"no {modality} column is built (give --{modality}-col)")
+    content_columns = {"image": args.image_col, "text": args.text_cols, "video": args.video_col, "audio": args.audio_col}
+    extractors = {modality: getattr(args, f"{modality}_extractor") for modality in MODALITIES}
+    specs = modality_specs(raw, content_columns, extractors, parse_settings(args.settings, MODALITIES))
     report = build_dataset(raw, specs, Path(args.out), _options(args, overwrite=args.overwrite))
     print(report.summary())
     return 0
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from modalrec.data.build import (
-        ModalitySpec,
-        deduplicate_items,
-        extract_modality,
-        read_any_table,
-        resolve_extraction_device,
-    )
-    from modalrec.data.tables import column_as_id, require_columns
-    from modalrec.features.base import get_extractor
-    from modalrec.io_utils import write_npy, write_text
+    from modalrec.data.feature_files import extract_feature_file
 
-    items_file, out = Path(args.items), Path(args.out)
-    if out.suffix != ".npy":
-        raise ConfigError("--out", f"expected a .npy file name, got '{out}'")
-    frame = read_any_table(items_file)
-    require_columns(frame, items_file, [args.item_col])
-    frame = frame.fillna("").astype(str).assign(item_id=column_as_id(frame, args.item_col, items_file))
-    columns = tuple(c.strip() for c in args.column.split(",") if c.strip())
-    require_columns(frame, items_file, list(columns))
-    kind = get_extractor(args.extractor).kind
-    if len(columns) != 1 and kind != "text":
-        raise ConfigError("--column", f"a {kind} extractor reads one column, got {args.column}")
-    items, problems = deduplicate_items(frame, items_file)
-    if args.shard:
-        index, count = parse_shard(args.shard)
-        items = items.iloc[index * len(items) // count : (index + 1) * len(items) // count]
-    spec = ModalitySpec(kind, columns, args.extractor, parse_settings(args.settings, ()).get("", {}))
-    report, content_problems = extract_modality(spec, items, items_file, len(items), (), _options(args),
-                                                resolve_extraction_device(args.device))
-    problems += content_problems
-    table = report.result.table
-    write_npy(out, table.values)
-    write_npy(out.with_suffix(".missing.npy"), table.missing)
-    write_text(out.with_suffix(".ids.txt"), "".join(f"{item}\n" for item in items["item_id"]))
-    by_kind = Counter(p.kind for p in problems)
-    print(f"wrote {out} ({table.values.shape[0]} items x {table.dim}), {out.with_suffix('.ids.txt')} and "
-          f"{out.with_suffix('.missing.npy')}: computed {report.result.computed}, cached {report.result.cached}, "
-          f"missing {report.missing}, {report.result.items_per_second:.1f} items/s")
-    for problem in problems:
-        print(f"  {problem.file or items_file}: item {problem.item_id}: {problem.reason}")
-    if by_kind:
-        print("problems: " + ", ".join(f"{kind} {n}" for kind, n in sorted(by_kind.items())))
+    report = extract_feature_file(
+        Path(args.items), [c.strip() for c in args.column.split(",") if c.strip()], args.extractor, Path(args.out),
+        item_col=args.item_col, settings=parse_settings(args.settings, ()).get("", {}),
+        shard=parse_shard(args.shard) if args.shard else None, options=_options(args),
+    )
+    print(report.summary())
     return 0
 
 
@@ -205,55 +162,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    import numpy as np
+    from modalrec.data.feature_files import merge_feature_files
 
-    from modalrec.io_utils import write_npy, write_text
-
-    values: list[np.ndarray] = []
-    missing: list[np.ndarray] = []
-    ids: list[str] = []
-    owner: dict[str, Path] = {}
-    for shard in map(Path, args.shards):
-        table, mask, shard_ids = read_shard(shard)
-        if values and table.shape[1] != values[0].shape[1]:
-            raise DataFormatError(shard, f"has {table.shape[1]} dims; the first shard has {values[0].shape[1]}")
-        for item in shard_ids:
-            if item in owner:
-                raise DataFormatError(shard.with_suffix(".ids.txt"), f"item id '{item}' is also in {owner[item]}; "
-                                      "pass each shard once", field="item id")
-            owner[item] = shard
-        values.append(table)
-        missing.append(mask)
-        ids += shard_ids
-    table, mask = np.concatenate(values), np.concatenate(missing)
-    if mask.any() and (~mask).any():  # the fill is the mean over the whole catalogue, not over one shard
-        table[mask] = table[~mask].mean(axis=0)
-    out = Path(args.out)
-    write_npy(out, table.astype(np.float32))
-    write_npy(out.with_suffix(".missing.npy"), mask)
-    write_text(out.with_suffix(".ids.txt"), "".join(f"{item}\n" for item in ids))
-    print(f"merged {len(args.shards)} shards into {out} ({table.shape[0]} items x {table.shape[1]})")
+    rows, dims = merge_feature_files([Path(shard) for shard in args.shards], Path(args.out))
+    print(f"merged {len(args.shards)} shards into {args.out} ({rows} items x {dims})")
     return 0
-
-
-def read_shard(shard: Path) -> tuple[Any, Any, list[str]]:
-    """The (items, dim) matrix, missing mask and item ids of one `features extract` output, checked to agree."""
-    from modalrec.data.readers import load_npy
-    from modalrec.data.tables import read_id_lines
-
-    for path in (shard, shard.with_suffix(".missing.npy"), shard.with_suffix(".ids.txt")):
-        if not path.is_file():
-            raise DataFormatError(path, "not found; expected the three files `features extract` writes")
-    table = load_npy(shard)
-    if table.ndim != 2 or table.dtype.kind not in "fiu" or table.shape[1] == 0:
-        raise DataFormatError(shard, f"expected a 2-D numeric array (items x dims), found shape {table.shape} "
-                                     f"{table.dtype}")
-    mask = load_npy(shard.with_suffix(".missing.npy"))
-    if mask.shape != (len(table),) or mask.dtype.kind != "b":
-        raise DataFormatError(shard.with_suffix(".missing.npy"), f"expected a boolean array of shape ({len(table)},) "
-                              f"(one per row of {shard.name}), found {mask.shape} {mask.dtype}")
-    ids = read_id_lines(shard.with_suffix(".ids.txt"), "item id list")
-    if len(ids) != len(table):
-        raise DataFormatError(shard.with_suffix(".ids.txt"), f"lists {len(ids)} item ids; expected {len(table)}, one "
-                                                             f"per row of {shard.name}")
-    return table, mask, ids
