@@ -304,15 +304,18 @@ class Run:
         Args:
             users: One user id or several, as in the dataset; ``None`` for every user.
             k: Items per user (a user with fewer unseen items gets fewer rows).
-            items: An items table (CSV/TSV/Parquet with ``item_id`` and ``title``/``image`` columns) to
-                take titles and pictures from; by default the dataset's own, when it has one.
+            items: An items table (CSV/TSV/Parquet with the columns ``item_id``, ``title`` or ``name``, and
+                optionally ``image``, a picture path relative to the table's folder) to take titles and
+                pictures from; by default the dataset's own, when it has one.
 
         Returns:
             Columns ``user_id, rank, item_id, score`` in the dataset's own ids, rank 1 first, plus
-            ``title`` and ``picture`` (the picture file's path) when the items table gives them.
+            ``title`` and ``picture`` (the picture file's absolute path, None when unknown) when the items
+            table gives them.
 
         Raises:
-            ModalrecError: If ``k < 1`` or a user id is not in the dataset.
+            ModalrecError: If ``k < 1``, a user id is not in the dataset, or ``items`` is missing, unreadable
+                or names none of the run's items.
         """
         from modalrec.serve.recommend import recommend_for_users
 
@@ -381,47 +384,23 @@ class Run:
         return self._with_item_details(rows, items)
 
     def _with_item_details(self, rows: pd.DataFrame, items: str | Path | None) -> pd.DataFrame:
-        details = item_details(self._config.data_path, items)
-        if details.empty or rows.empty:
-            return rows
-        return rows.join(details, on="item_id")
+        """``rows`` plus ``title``/``picture`` from ``items`` (checked to describe this run's items) or else
+        from the dataset's own items table, when either gives them."""
+        from modalrec.serve.items import check_items_cover, item_details, items_file_source, read_content_source
 
-
-def item_details(data_path: str | Path, items: str | Path | None = None) -> pd.DataFrame:
-    """Titles and picture paths by item id, from ``items`` or else the dataset's own items table.
-
-    Args:
-        data_path: The dataset folder or interactions file.
-        items: An items table with an ``item_id`` column and ``title`` (or ``name``) and/or ``image``.
-
-    Returns:
-        A frame indexed by item id with the columns it could fill among ``title`` and ``picture`` (an
-        absolute path); empty when nothing is known.
-    """
-    from modalrec.serve.items import ContentSource, read_content_source, read_items_table
-
-    if items is not None:
-        table_path = Path(items)
-        if not table_path.is_file():
-            raise ModalrecError(f"{table_path}: items table not found")
-        header = read_items_table(ContentSource(table_path.parent, table_path)).columns
-        source = ContentSource(table_path.parent, table_path, "item_id",
-                               next((c for c in ("title", "name") if c in header), None),
-                               "image" if "image" in header else None)
-    else:
-        source = read_content_source(data_path)
-    table = read_items_table(source)
-    if table.empty:
         if items is not None:
-            raise ModalrecError(f"{items}: expected an items table with an 'item_id' column")
-        return pd.DataFrame()
-    base = source.items_file.parent if source.items_file else Path(data_path)
-    details = pd.DataFrame(index=table.index.astype(str))
-    if source.title_col:
-        details["title"] = table[source.title_col].to_numpy()
-    if source.image_col:
-        details["picture"] = [str((base / value).resolve()) if value else None for value in table[source.image_col]]
-    return details
+            source = items_file_source(items)
+            check_items_cover(source, self._run().dataset.item_ids.external)
+        else:
+            source = read_content_source(self._config.data_path)
+        if source.items_file is None or rows.empty:
+            return rows
+        details = item_details(source, [str(item) for item in rows["item_id"]])
+        if source.title_col:
+            rows = rows.assign(title=details["title"].to_numpy())
+        if source.image_col:
+            rows = rows.assign(picture=details["image"].to_numpy())
+        return rows
 
 
 def train(
@@ -535,7 +514,6 @@ __all__ = [
     "Run",
     "available_models",
     "benchmark",
-    "item_details",
     "load_dataset",
     "load_run",
     "train",

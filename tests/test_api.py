@@ -116,8 +116,12 @@ def test_recommend_takes_titles_from_another_items_table(vbpr: modalrec.Run, tmp
     table = tmp_path / "items.csv"
     pd.DataFrame({"item_id": top["item_id"], "name": ["a", "b", "c"]}).to_csv(table, index=False)
     assert list(vbpr.recommend("U0001", k=3, items=table)["title"]) == ["a", "b", "c"]
+    assert "picture" not in vbpr.recommend("U0001", k=3, items=table).columns  # the table has no image column
     with pytest.raises(ModalrecError, match="not found"):
         vbpr.recommend("U0001", items=tmp_path / "missing.csv")
+    pd.DataFrame({"item_id": ["X1"], "title": ["x"]}).to_csv(table, index=False)
+    with pytest.raises(ModalrecError, match="none of the run's"):
+        vbpr.recommend("U0001", items=table)
 
 
 def test_explain_gives_one_column_per_modality(vbpr: modalrec.Run) -> None:
@@ -171,10 +175,13 @@ def test_interactions_lists_a_users_items_per_split(vbpr: modalrec.Run) -> None:
 
 
 def test_titles_are_found_from_another_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modalrec.serve.items import item_details, read_content_source
+
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path)
     shop = modalrec.load_dataset("demo", out="shop", demo=TINY)  # a relative path, as a user types it
     monkeypatch.chdir(tmp_path / "elsewhere")
-    details = modalrec.api.item_details(shop.path)
-    assert len(details) == 60 and details["title"].notna().all()
-    assert all(Path(picture).is_file() for picture in details["picture"])
+    ids = list(shop.items().index)
+    details = item_details(read_content_source(shop.path), ids)
+    assert len(ids) == 60 and details["title"].notna().all()
+    assert all(Path(picture).is_file() for picture in details["image"])
