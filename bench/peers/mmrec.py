@@ -4,12 +4,11 @@ For each round and model, two child processes run one after the other (MMRec fir
 modalrec first in odd ones): ``mmrec_child.py`` runs MMRec's ``quick_start`` from a local checkout
 (``--mmrec-src``, never part of this repository: fetch it yourself, e.g. ``git clone
 https://github.com/enoche/MMRec`` at commit e775373), ``modalrec_child.py`` runs modalrec's trainer. Both
-train with batch ``--batch-size``, learning rate ``--learning-rate``, seed ``--seed``, early stopping on
-validation recall@20 with patience ``--patience``, at most ``--epochs`` epochs and ``--max-seconds`` of
-training, and ``--threads`` torch threads (``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` set to match).
-MMRec trains the first value of each list in its model YAML; modalrec trains the same values
-(``--modalrec-settings mmrec``, :data:`MMREC_SETTINGS`) or its own defaults (``defaults``: the time to
-quality a user sees).
+train with seed ``--seed``, early stopping on validation recall@20, at most ``--max-seconds`` of
+training (when given), ``--threads`` torch threads (``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` set to match).
+With ``--settings same`` (the default) MMRec trains the first value of each list in its model YAML and
+modalrec the same values (:data:`MMREC_SETTINGS`); with ``--settings defaults`` each library trains its own
+model and training defaults (the time to quality a user sees), except the training settings given.
 
 Recorded per run: per-epoch training seconds, per-epoch validation recall@20 and the time since the
 process started, valid + test evaluation seconds (timed again after training), final valid/test metrics
@@ -55,6 +54,8 @@ MMREC_SETTINGS: dict[str, dict[str, Any]] = {
                 "dropout": 0.8, "reg_weight": 0.0},
     "mmgcn": {"embedding_dim": 64, "num_layers": 2, "reg_weight": 0.0},
 }
+# --settings same: the training settings both sides get unless given (MMRec's overall.yaml)
+SAME_TRAINING = {"epochs": 1000, "patience": 20, "batch_size": 2048, "learning_rate": 1e-3}
 # Modules a peer model imports that no shim replaces: if they are missing, the model is skipped.
 PEER_IMPORTS = ("torch_geometric",)
 
@@ -69,14 +70,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", default="lightgcn,vbpr,freedom,mmgcn", help="comma-separated modalrec names")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1, help="A/B rounds; the order alternates")
-    parser.add_argument("--epochs", type=int, default=1000, help="epoch cap (MMRec's default 1000)")
+    parser.add_argument("--settings", choices=("same", "defaults"), default="same",
+                        help="same: both sides train MMRec's first grid values with the training settings below "
+                             "(unset ones: epochs 1000, patience 20, batch 2048, lr 0.001); defaults: each "
+                             "library's own model and training defaults, except the settings given below")
+    parser.add_argument("--epochs", type=int, default=None, help="epoch cap for both sides")
     parser.add_argument("--max-seconds", type=float, default=None, help="training time cap per run")
-    parser.add_argument("--patience", type=int, default=20, help="early stopping (MMRec's stopping_step)")
-    parser.add_argument("--batch-size", type=int, default=2048)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--patience", type=int, default=None, help="early stopping (MMRec's stopping_step)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--seed", type=int, default=999, help="MMRec's default seed")
-    parser.add_argument("--modalrec-settings", choices=("mmrec", "defaults"), default="mmrec",
-                        help="modalrec's model hyper-parameters: MMRec's first grid values, or modalrec's defaults")
     parser.add_argument("--eval-repeats", type=int, default=3, help="valid + test passes timed after training")
     parser.add_argument("--mmrec-python", default=sys.executable, help="the interpreter that runs MMRec")
     parser.add_argument("--mmrec-pythonpath", default="",
@@ -117,8 +120,8 @@ def skip_reason(args: argparse.Namespace, model: str) -> str | None:
     peer = MMREC_NAMES.get(model)
     if peer is None or not (src / "models" / f"{peer.lower()}.py").is_file():
         return f"MMRec has no model matching '{model}'"
-    if args.modalrec_settings == "mmrec" and model not in MMREC_SETTINGS:
-        return f"no MMRec settings mapped for '{model}' (use --modalrec-settings defaults)"
+    if args.settings == "same" and model not in MMREC_SETTINGS:
+        return f"no MMRec settings mapped for '{model}' (use --settings defaults)"
     code = (src / "models" / f"{peer.lower()}.py").read_text(errors="replace")
     for module in PEER_IMPORTS:
         if f"import {module}" in code or f"from {module}" in code:
@@ -184,7 +187,7 @@ def child_spec(args: argparse.Namespace, model: str, side: str) -> dict[str, Any
         "patience": args.patience, "max_seconds": args.max_seconds, "eval_repeats": args.eval_repeats}
     if side == "mmrec":
         spec["mmrec_src"] = str(Path(args.mmrec_src).resolve())
-    elif args.modalrec_settings == "mmrec":
+    elif args.settings == "same":
         spec["model_settings"] = MMREC_SETTINGS[model]
     return spec
 
@@ -198,6 +201,10 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.dataset = resolve_dataset(args.dataset)
+    if args.settings == "same":
+        for name, value in SAME_TRAINING.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
     import torch
 
     stamp = datetime.datetime.now(datetime.timezone.utc)
@@ -211,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         "dataset": args.dataset, "cpus": os.cpu_count(), "torch": torch.__version__,
         "python": platform.python_version(),
         "settings": {k: getattr(args, k) for k in ("threads", "rounds", "epochs", "max_seconds", "patience",
-                                                   "batch_size", "learning_rate", "seed", "modalrec_settings",
+                                                   "batch_size", "learning_rate", "seed", "settings",
                                                    "eval_repeats", "mmrec_pythonpath")},
         "skipped": {}, "runs": []}
     models = [m.strip() for m in args.models.split(",") if m.strip()]

@@ -38,6 +38,9 @@ import shims  # noqa: E402
 MMREC_NAMES = {"bpr": "BPR", "lightgcn": "LightGCN", "vbpr": "VBPR", "freedom": "FREEDOM", "mmgcn": "MMGCN",
                "bm3": "BM3", "lattice": "LATTICE", "lgmrec": "LGMRec", "smore": "SMORE"}
 REPORTED = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+# the harness's training settings -> MMRec's config keys; a setting left None keeps MMRec's own value
+TRAIN_KEYS = {"learning_rate": "learning_rate", "batch_size": "train_batch_size", "epochs": "epochs",
+              "patience": "stopping_step"}
 
 
 def first_grid_values(config_dir: Path, model: str) -> dict[str, Any]:
@@ -137,10 +140,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(spec["threads"])
     grid = first_grid_values(src / "configs", model)
-    grid.pop("learning_rate", None)  # the harness sets it for both sides
+    chosen = {key: spec[name] for name, key in TRAIN_KEYS.items() if spec.get(name) is not None}
+    if "learning_rate" in chosen:  # the harness sets it for both sides (MMGCN's grid starts at 1e-4)
+        grid.pop("learning_rate", None)
     config = {**dataset_settings(Path(spec["dataset"]).resolve()), **grid, "gpu_id": 0, "use_gpu": False,
-              "seed": [spec["seed"]], "hyper_parameters": ["seed"], "learning_rate": spec["learning_rate"],
-              "train_batch_size": spec["batch_size"], "epochs": spec["epochs"], "stopping_step": spec["patience"]}
+              "seed": [spec["seed"]], "hyper_parameters": ["seed"], **chosen}
     scratch = Path(tempfile.mkdtemp(prefix="mmrec-run-"))
     (scratch / "configs").symlink_to(src / "configs")
     os.chdir(scratch)
@@ -152,6 +156,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     quick_start(model=model, dataset=Path(spec["dataset"]).resolve().name, config_dict=config, save_model=False)
     epochs = recorder.epochs()
     trainer = recorder.trainer
+    settings = {**grid, **{key: trainer.config[key] for key in TRAIN_KEYS.values()}}
     if recorder.data is None:
         raise SystemExit("MMRec's Trainer.fit was not called: no result to report")
     evals = []
@@ -164,11 +169,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     best_valid = {k: float(v) for k, v in trainer.best_valid_result.items()}
     best_epoch = max(range(len(epochs)), key=lambda i: (epochs[i]["valid_recall@20"], -i)) if epochs else -1
     return {
-        "side": "mmrec", "model": spec["model"], "peer_model": model, "settings": grid,
+        "side": "mmrec", "model": spec["model"], "peer_model": model, "settings": settings,
         "shims": applied, "setup_s": recorder.fit_start - T0, "epochs": epochs,
         "epoch_s": statistics.median(e["train_s"] for e in epochs) if epochs else None,
         "eval_s": statistics.median(evals) if evals else None, "eval_repeats_s": evals,
-        "best_epoch": best_epoch, "epochs_run": len(epochs), "capped": recorder.capped or len(epochs) >= spec["epochs"],
+        "best_epoch": best_epoch, "epochs_run": len(epochs), "capped": recorder.capped or len(epochs) >= trainer.epochs,
         "best_valid": {k: best_valid.get(k) for k in REPORTED}, "test": {k: best_test.get(k) for k in REPORTED},
         "total_s": time.perf_counter() - T0,
         "self_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

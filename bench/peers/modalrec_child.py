@@ -15,6 +15,7 @@ import time
 
 T0 = time.perf_counter()  # time to quality counts from here: imports, data and model build included
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
@@ -42,9 +43,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     from modalrec.train.trainer import Trainer
 
     overrides = [f"model.{k}={_text(v)}" for k, v in spec.get("model_settings", {}).items()]
-    overrides += [f"train.{k}={_text(v)}" for k, v in {
-        "batch_size": spec["batch_size"], "learning_rate": spec["learning_rate"], "epochs": spec["epochs"],
-        "patience": spec["patience"], "threads": spec["threads"], "device": "cpu", "progress": False}.items()]
+    chosen = {k: spec.get(k) for k in ("batch_size", "learning_rate", "epochs", "patience")}
+    train = {**{k: v for k, v in chosen.items() if v is not None},  # None: modalrec's own default
+             "threads": spec["threads"], "device": "cpu", "progress": False}
+    overrides += [f"train.{k}={_text(v)}" for k, v in train.items()]
     config = resolve_config(spec["dataset"], spec["model"], overrides=overrides, seed=spec["seed"])
     configure_threads(config.train.threads)
     prepared = prepare_data(config.data_path, config.data)
@@ -87,12 +89,13 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         trainer.evaluate_splits(["valid", "test"])
         joint.append(time.perf_counter() - start)
     return {
-        "side": "modalrec", "model": spec["model"], "settings": spec.get("model_settings", {}),
+        "side": "modalrec", "model": spec["model"],
+        "settings": {**dataclasses.asdict(config.model), **{k: getattr(config.train, k) for k in chosen}},
         "setup_s": fit_start - T0, "epochs": epochs,
         "epoch_s": statistics.median(e["train_s"] for e in epochs) if epochs else None,
         "eval_s": statistics.median(apart) if apart else None, "eval_repeats_s": apart,
         "joint_eval_s": statistics.median(joint) if joint else None, "joint_repeats_s": joint,
-        "best_epoch": best_epoch, "epochs_run": len(epochs), "capped": capped or len(epochs) >= spec["epochs"],
+        "best_epoch": best_epoch, "epochs_run": len(epochs), "capped": capped or len(epochs) >= config.train.epochs,
         "best_valid": {k: valid.get(k) for k in REPORTED}, "test": {k: test.get(k) for k in REPORTED},
         "total_s": finished - T0,
         "self_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -119,6 +119,18 @@ def _list(values: list[Any], digits: int = 4) -> str:
     return ", ".join(shown) if shown else "-"
 
 
+def _settings_text(settings: dict[str, Any]) -> str:
+    mode = settings.get("settings", "same")
+    given = [f"{label} {settings[key]}" for key, label in (("batch_size", "batch"), ("learning_rate", "learning rate"),
+                                                           ("patience", "patience"), ("epochs", "at most epochs"))
+             if settings.get(key) is not None]
+    if settings.get("max_seconds"):
+        given.append(f"at most {settings['max_seconds']:.0f} s of training")
+    head = ("same on both sides (MMRec's first grid values)" if mode == "same"
+            else "each library's own model and training defaults")
+    return head + f", seed {settings.get('seed', '?')}" + ("; " + ", ".join(given) if given else "")
+
+
 def header_lines(results: dict[str, Any], source: str) -> list[str]:
     settings = results.get("settings", {})
     load = load_range(results)
@@ -130,11 +142,7 @@ def header_lines(results: dict[str, Any], source: str) -> list[str]:
         f"- modalrec commit {results.get('modalrec_commit', '?')}"
         + (" (with uncommitted changes)" if results.get("modalrec_dirty") else "")
         + f"; MMRec commit {results.get('mmrec_commit', '?')}",
-        f"- dataset `{results.get('dataset', '?')}`; batch {settings.get('batch_size', '?')}, learning rate "
-        f"{settings.get('learning_rate', '?')}, seed {settings.get('seed', '?')}, patience "
-        f"{settings.get('patience', '?')}, at most {settings.get('epochs', '?')} epochs"
-        + (f" and {settings['max_seconds']:.0f} s of training" if settings.get("max_seconds") else "")
-        + f"; modalrec's model settings: {settings.get('modalrec_settings', '?')}",
+        f"- dataset `{results.get('dataset', '?')}`; settings: {_settings_text(settings)}",
         f"- 1-minute load average before/after the runs: "
         + (f"{load[0]:.2f}-{load[1]:.2f}" if load else "not recorded")
         + f" on {results.get('cpus', '?')} cores"

@@ -56,7 +56,7 @@ def results_file() -> dict[str, Any]:
         "mmrec_commit": "e775373", "dataset": "ml100k-posters/mmrec", "cpus": 2, "torch": "2.13.0",
         "command": "bench/peers/mmrec.py --rounds 2",
         "settings": {"threads": 1, "batch_size": 2048, "learning_rate": 0.001, "seed": 999, "patience": 20,
-                     "epochs": 1000, "max_seconds": None, "modalrec_settings": "mmrec"},
+                     "epochs": 1000, "max_seconds": None, "settings": "same"},
         "skipped": {"mmgcn": "MMRec's MMGCN imports torch_geometric"},
         "runs": [
             run(0, "mmrec", "lightgcn", 1.0, 0.3, [0.1, 0.2, 0.30, 0.31], 0.34),
@@ -215,12 +215,22 @@ def test_mmrec_harness_skips_without_a_checkout(tmp_path: Path) -> None:
     assert "no MMRec checkout" in mmrec.skip_reason(args, "lightgcn")
 
 
+def test_child_specs_leave_unset_training_settings_to_each_library(tmp_path: Path) -> None:
+    args = mmrec.parse_args(["--mmrec-src", str(tmp_path), "--settings", "defaults", "--max-seconds", "60"])
+    spec = mmrec.child_spec(args, "lightgcn", "modalrec")
+    assert spec["learning_rate"] is None and spec["epochs"] is None and spec["max_seconds"] == 60
+    assert "model_settings" not in spec
+    same = mmrec.parse_args(["--mmrec-src", str(tmp_path), "--learning-rate", "0.01"])
+    assert mmrec.child_spec(same, "lightgcn", "modalrec")["model_settings"] == mmrec.MMREC_SETTINGS["lightgcn"]
+
+
 def test_render_script_puts_several_files_in_sections_under_a_preamble(tmp_path: Path) -> None:
     render = load("render")
     first, second = tmp_path / "epoch.json", tmp_path / "quality.json"
     first.write_text(json.dumps(results_file()))
     quality = results_file()
-    quality["settings"]["modalrec_settings"] = "defaults"
+    quality["settings"].update(settings="defaults", epochs=None, batch_size=None, learning_rate=None,
+                               patience=None, max_seconds=600)
     second.write_text(json.dumps(quality))
     (tmp_path / "preamble.md").write_text("How these were measured.\n")
     render.main(["--section", f"Epoch={first}", "--section", f"Quality={second}",
@@ -228,4 +238,6 @@ def test_render_script_puts_several_files_in_sections_under_a_preamble(tmp_path:
     text = (tmp_path / "speed.md").read_text()
     assert text.startswith("# Speed side by side with MMRec\n\nHow these were measured.\n\n## Epoch\n")
     assert text.index("## Epoch") < text.index("### Training epoch and evaluation") < text.index("## Quality")
-    assert "modalrec's model settings: defaults" in text.split("## Quality")[1]
+    assert ("settings: each library's own model and training defaults, seed 999; at most 600 s of training"
+            in text.split("## Quality")[1])
+    assert "settings: same on both sides (MMRec's first grid values), seed 999; batch 2048" in text
