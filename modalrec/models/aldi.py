@@ -16,7 +16,7 @@ from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss
-from modalrec.nn.coldstart import MLP, pair_item_scores
+from modalrec.nn.coldstart import MLP, encode_items, pair_item_scores
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,9 @@ class ALDI(Recommender):
         positive = items_all.index_select(0, batch.positive_items).detach()
         negative = items_all.index_select(0, batch.negative_items).detach()
         student_user = self.user_tower(user)
-        student_pos = self.item_tower(self.content.index_select(0, batch.positive_items))
-        student_neg = self.item_tower(self.content.index_select(0, batch.negative_items))
+        student_items = encode_items(self.item_tower, self.content, torch.cat([batch.positive_items,
+                                                                             batch.negative_items]))
+        student_pos, student_neg = student_items.chunk(2)
         t_pos, t_neg = pair_item_scores(user, positive), pair_item_scores(user, negative)
         s_pos, s_neg = pair_item_scores(student_user, student_pos), pair_item_scores(student_user, student_neg)
         weight = self.item_weights.index_select(0, batch.positive_items)

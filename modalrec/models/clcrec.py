@@ -15,6 +15,7 @@ from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatc
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
+from modalrec.nn.coldstart import encode_items
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class CLCRecConfig:
     lr_lambda: float = 0.5  # lambda, weight of the item-content loss (1 - lambda on the user-item loss)
     num_sample: float = 0.5  # rho, the share of the batch's item embeddings replaced by encoded content
     reg_weight: float = 1e-3  # weight of the mean L2 norm of the batch's ID embeddings
+    contrast_size: int = 256  # n: the batch is contrasted in groups of n triples (each positive against 2n items)
     backbone_run: str = ""  # a finished warm run whose vectors are frozen in place of the ID embeddings
     modalities: tuple[str, ...] = ()
     standardize: bool = True
@@ -32,6 +34,8 @@ class CLCRecConfig:
     def __post_init__(self) -> None:
         if self.temp_value <= 0 or not 0 <= self.lr_lambda <= 1 or not 0 <= self.num_sample <= 1:
             raise ConfigError("model.temp_value", "temp_value must be > 0, lr_lambda and num_sample in [0, 1]")
+        if self.contrast_size < 1:
+            raise ConfigError("model.contrast_size", f"must be >= 1, got {self.contrast_size}")
 
 
 @register_model(
@@ -58,8 +62,8 @@ class CLCRec(Recommender):
         \mathcal L = \lambda\,\mathcal L_{ie} + (1-\lambda)\,\mathcal L_{ui}
                      + \gamma\,\tfrac12(\overline{\lVert\mathbf u\rVert} + \overline{\lVert\mathbf v\rVert}),
 
-    with :math:`j` over the batch's positive and negative items (less the user's other training items and
-    repeats of the positive, which are not negatives) and :math:`\tilde{\mathbf v}_j` the ID
+    with :math:`j` over the positive and negative items of the triple's group of ``contrast_size`` in
+    the batch (less the user's other training items and repeats of the positive, not negatives) and :math:`\tilde{\mathbf v}_j` the ID
     embedding or, for a share :math:`\rho` of the rows, :math:`\mathbf c_j`. Scores: warm items
     :math:`\mathbf u^\top\mathbf v_i`, cold items :math:`\mathbf u^\top\mathbf c_i`.
 
@@ -81,25 +85,38 @@ class CLCRec(Recommender):
 
     def loss(self, batch: TrainBatch) -> Tensor:
         users_all, items_all = self.backbone.vectors()
-        items = torch.cat([batch.positive_items, batch.negative_items])  # (2B,) candidates
-        targets = torch.arange(len(batch.users), device=items.device)
-        user = users_all.index_select(0, batch.users)
-        embedded = items_all.index_select(0, items)
-        encoded = self.encoder(self.content.index_select(0, items))
-        # a candidate that is the positive item again (sampled twice) is not a negative: left out
-        repeats = (items[None, :] == batch.positive_items[:, None]) & (targets[:, None] != torch.arange(
-            len(items), device=items.device)[None, :])
+        size, count = self.config.contrast_size, len(batch.users)
+        encoded = encode_items(self.encoder, self.content, torch.cat([batch.positive_items, batch.negative_items]))
+        groups = [slice(start, min(start + size, count)) for start in range(0, count, size)]
+        parts = [self.contrastive_losses(users_all, items_all, batch.users[g], batch.positive_items[g],
+                                         batch.negative_items[g],
+                                         torch.cat([encoded[g], encoded[count + g.start:count + g.stop]]))
+                 for g in groups]
+        lam, weights = self.config.lr_lambda, [g.stop - g.start for g in groups]
+        total = sum((w * (lam * ic + (1 - lam) * ui) for w, (ic, ui) in zip(weights, parts, strict=True)),
+                    users_all.new_zeros(()))
+        user, embedded = users_all.index_select(0, batch.users), items_all.index_select(0, batch.positive_items)
+        reg = 0.5 * (user.norm(dim=1).mean() + embedded.norm(dim=1).mean())
+        return total / len(batch.users) + self.config.reg_weight * reg
+
+    def contrastive_losses(self, users_all: Tensor, items_all: Tensor, users: Tensor, positives: Tensor,
+                           negatives: Tensor, encoded: Tensor) -> tuple[Tensor, Tensor]:
+        """(L_ie, L_ui) over one group of triples, each positive contrasted with the group's 2n items, whose
+        encoded content is ``encoded`` (positives first)."""
+        items = torch.cat([positives, negatives])  # (2n,) candidates
+        targets = torch.arange(len(users), device=items.device)
+        others = targets[:, None] != torch.arange(len(items), device=items.device)[None, :]  # (n, 2n)
+        user, embedded = users_all.index_select(0, users), items_all.index_select(0, items)
+        # the positive item again (sampled twice), or another item the user has, is not a negative: left out
+        repeats = (items[None, :] == positives[:, None]) & others
+        seen = torch.isin(users[:, None] * self.num_items + items[None, :], self.seen_pairs) & others
         tau = self.config.temp_value
         cosine = F.normalize(embedded[: len(targets)], dim=1) @ F.normalize(encoded, dim=1).T
         item_content = F.cross_entropy((cosine / tau).masked_fill(repeats, -torch.inf), targets)
         replaced = (torch.rand(len(items), 1, device=items.device) < self.config.num_sample).float()
         mixed = replaced * encoded + (1 - replaced) * embedded
-        seen = torch.isin(batch.users[:, None] * self.num_items + items[None, :], self.seen_pairs)  # (B, 2B)
-        seen = seen & (targets[:, None] != torch.arange(len(items), device=items.device)[None, :])
         user_item = F.cross_entropy((user @ mixed.T / tau).masked_fill(repeats | seen, -torch.inf), targets)
-        reg = 0.5 * (user.norm(dim=1).mean() + embedded.norm(dim=1).mean())
-        lam = self.config.lr_lambda
-        return lam * item_content + (1 - lam) * user_item + self.config.reg_weight * reg
+        return item_content, user_item
 
     def compute_embeddings(self) -> Embeddings:
         users, items = self.backbone.vectors()

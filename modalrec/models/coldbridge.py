@@ -39,14 +39,15 @@ class ColdBridgeConfig:
     align_weight: float = 0.5  # weight of the content-to-item alignment
     modality_align_weight: float = 0.1  # weight of the alignment between modalities
     rank_weight: float = 1.0  # weight of the BPR loss on the content vectors
+    contrast_size: int = 512  # the alignment losses contrast the batch's first n positives with each other
     gate_degree: float = 0.0  # kappa: an item with n interactions keeps n / (n + kappa) of its ID vector (0: all)
     reg_weight: float = 1e-4  # L2 on the backbone's batch rows
     modalities: tuple[str, ...] = ()
     standardize: bool = True
 
     def __post_init__(self) -> None:
-        if self.embedding_dim < 1 or self.hidden_dim < 1 or self.knn_k < 1 or self.num_layers < 0:
-            raise ConfigError("model.embedding_dim", "embedding_dim, hidden_dim, knn_k >= 1 and num_layers >= 0")
+        if min(self.embedding_dim, self.hidden_dim, self.knn_k, self.contrast_size) < 1 or self.num_layers < 0:
+            raise ConfigError("model.embedding_dim", "embedding_dim, hidden_dim, knn_k, contrast_size >= 1, num_layers >= 0")
         if not 0.0 <= self.neighbour_share <= 1.0 or self.temperature <= 0 or self.gate_degree < 0:
             raise ConfigError("model.neighbour_share", "neighbour_share in [0, 1], temperature > 0, gate_degree >= 0")
 
@@ -84,7 +85,8 @@ class ColdBridge(Recommender):
 
     where :math:`\mathrm{BPR}_{\mathbf V}` trains the LightGCN backbone, bars mark vectors read without
     gradient (the content side never moves the warm model), and the InfoNCE losses contrast each positive
-    item with the batch's other positives. A frozen ``backbone_run`` replaces the LightGCN backbone.
+    item with the other positives among the batch's first ``contrast_size``. A frozen ``backbone_run``
+    replaces the LightGCN backbone.
 
     Shapes: content (I, F); neighbour weights (I, I) sparse; vectors (U, d), (I, d).
     """
@@ -135,16 +137,18 @@ class ColdBridge(Recommender):
     def loss(self, batch: TrainBatch) -> Tensor:
         users_all, items_all = self.backbone.vectors()
         fixed_items = items_all.detach()
-        both = torch.cat([batch.positive_items, batch.negative_items])
+        # each distinct item of the batch once (a batch repeats items: ml100k has 1,682 for 4,096 rows)
+        both, rows = torch.unique(torch.cat([batch.positive_items, batch.negative_items]), return_inverse=True)
         neighbours = torch.index_select(self.neighbours.to_sparse_coo(), 0, both)
         bridged, projected = self.content_vectors(self.content.index_select(0, both), neighbours, fixed_items)
-        positive, negative = bridged.chunk(2)
+        positive, negative = bridged.index_select(0, rows).chunk(2)
         user = users_all.index_select(0, batch.users).detach()
         rank = bpr_loss(pair_item_scores(user, positive), pair_item_scores(user, negative))
-        count, tau = len(batch.users), self.config.temperature
+        count, tau = min(len(batch.users), self.config.contrast_size), self.config.temperature
         targets = torch.arange(count, device=both.device)
-        first = [p[:count] for p in projected]
-        align = info_nce(self.fused(first), fixed_items.index_select(0, batch.positive_items), targets, tau).mean()
+        first = [p.index_select(0, rows[:count]) for p in projected]
+        anchors = fixed_items.index_select(0, batch.positive_items[:count])
+        align = info_nce(self.fused(first), anchors, targets, tau).mean()
         modality = sum((info_nce(first[0], other, targets, tau).mean() for other in first[1:]), rank.new_zeros(()))
         c = self.config
         backbone = self.backbone.bpr(batch.users, batch.positive_items, batch.negative_items, c.reg_weight)

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
-from modalrec.nn.coldstart import MLP, pair_item_scores
+from modalrec.nn.coldstart import MLP, encode_items, pair_item_scores
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class DropoutNetConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.n_dropout <= 1.0:
             raise ConfigError("model.n_dropout", f"must be in [0, 1], got {self.n_dropout}")
-        if self.embedding_dim < 1 or self.output_dim < 1 or any(h < 1 for h in self.hidden_sizes):
-            raise ConfigError("model.embedding_dim", "embedding_dim, output_dim and hidden_sizes must be >= 1")
+        if self.embedding_dim < 1 or self.output_dim < 1 or not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ConfigError("model.hidden_sizes", "embedding_dim, output_dim and at least one hidden size >= 1")
 
 
 @register_model(
@@ -74,10 +74,14 @@ class DropoutNet(Recommender):
         self.register_buffer("content", content, persistent=False)
         dim, hidden = self.backbone.dim, list(config.hidden_sizes)
         self.user_tower = MLP([dim, *hidden, config.output_dim])
-        self.item_tower = MLP([dim + content.shape[1], *hidden, config.output_dim])
+        # f_V's first layer on [V_i, Phi_i], as two blocks so the content block runs once per distinct item
+        self.item_preference_layer = nn.Linear(dim, hidden[0], bias=False)
+        self.item_content_layer = nn.Linear(content.shape[1], hidden[0])
+        self.item_head = nn.Sequential(nn.Tanh(), MLP([*hidden, config.output_dim]))
 
-    def item_vectors(self, preference: Tensor, content: Tensor) -> Tensor:
-        return self.item_tower(torch.cat([preference, content], dim=1))
+    def item_vectors(self, preference: Tensor, content_part: Tensor) -> Tensor:
+        """f_V from the preference input and the content block's output. Shapes: (N, d), (N, h_1) -> (N, d_out)."""
+        return self.item_head(self.item_preference_layer(preference) + content_part)
 
     def loss(self, batch: TrainBatch) -> Tensor:
         users_all, items_all = self.backbone.vectors()
@@ -86,19 +90,19 @@ class DropoutNet(Recommender):
         preference = items_all.index_select(0, items).detach()
         target = pair_item_scores(user, preference)
         kept = (torch.rand(len(items), 1, device=preference.device) >= self.config.n_dropout).float()
-        predicted = pair_item_scores(self.user_tower(user), self.item_vectors(kept * preference,
-                                                                               self.content.index_select(0, items)))
+        content_part = encode_items(self.item_content_layer, self.content, items)
+        predicted = pair_item_scores(self.user_tower(user), self.item_vectors(kept * preference, content_part))
         regression = 0.5 * F.mse_loss(predicted, target)
         warm = self.backbone.bpr(batch.users, batch.positive_items, batch.negative_items, self.config.reg_weight)
         return warm + regression
 
     def compute_embeddings(self) -> Embeddings:
         users, items = self.backbone.vectors()  # cold items' preference rows are 0
-        return Embeddings(self.user_tower(users), self.item_vectors(items, self.content))
+        return Embeddings(self.user_tower(users), self.item_vectors(items, self.item_content_layer(self.content)))
 
     def content_item_vectors(self, features: dict[str, Tensor]) -> Tensor:
         content = scale_new_content(self.scaler, features, self.content.device)
-        return self.item_vectors(content.new_zeros(len(content), self.backbone.dim), content)
+        return self.item_vectors(content.new_zeros(len(content), self.backbone.dim), self.item_content_layer(content))
 
 
 __all__ = ["DropoutNet", "DropoutNetConfig"]

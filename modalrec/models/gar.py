@@ -15,7 +15,7 @@ from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss
-from modalrec.nn.coldstart import MLP, pair_item_scores
+from modalrec.nn.coldstart import MLP, encode_items, pair_item_scores
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class GAR(Recommender):
         user = users_all.index_select(0, batch.users)
         positive = items_all.index_select(0, batch.positive_items)
         negative = items_all.index_select(0, batch.negative_items)
-        generated = self.generator(self.content.index_select(0, batch.positive_items))
+        generated = encode_items(self.generator, self.content, batch.positive_items)
         fixed_user, fixed_positive = user.detach(), positive.detach()
         alpha, beta = self.config.alpha, self.config.beta
         generator = (1 - alpha) * bpr_loss(pair_item_scores(fixed_user, generated),

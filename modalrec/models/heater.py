@@ -15,7 +15,7 @@ from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatc
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
-from modalrec.nn.coldstart import MLP, pair_item_scores
+from modalrec.nn.coldstart import MLP, encode_items, pair_item_scores
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Heater(Recommender):
         items = torch.cat([batch.positive_items, batch.negative_items])
         user = users_all.index_select(0, torch.cat([batch.users, batch.users])).detach()
         preference = items_all.index_select(0, items).detach()  # (2B, d)
-        from_content = self.experts(self.content.index_select(0, items))
+        from_content = encode_items(self.experts, self.content, items)
         warm = self.backbone.warm.index_select(0, items)
         swapped = (torch.rand(len(items), 1, device=warm.device) < self.config.n_dropout).float()
         use_content = torch.maximum(swapped, 1 - warm)

@@ -27,6 +27,8 @@ class WarmBackbone(nn.Module):
 
     warm: Tensor
     adjacency: Tensor
+    frozen_users: Tensor
+    frozen_items: Tensor
 
     def __init__(self, num_users: int, num_items: int, train_users: Tensor, train_items: Tensor, dim: int,
                  *, num_layers: int = 0, frozen: tuple[Tensor, Tensor] | None = None) -> None:
@@ -111,9 +113,19 @@ def warm_neighbour_weights(query: Tensor, catalogue: Tensor, warm: Tensor, k: in
     return weights / weights.sum(1, keepdim=True).clamp(min=1e-12)
 
 
+def encode_items(encoder: nn.Module, content: Tensor, items: Tensor) -> Tensor:
+    """``encoder(content[items])``, running the encoder once per distinct item (a batch repeats items).
+
+    Shapes: content (I, F), items (B,) long -> (B, d).
+    """
+    distinct, rows = torch.unique(items, return_inverse=True)
+    encoded: Tensor = encoder(content.index_select(0, distinct))
+    return encoded.index_select(0, rows)
+
+
 def pair_item_scores(user: Tensor, item: Tensor) -> Tensor:
     """Row-wise dot products. Shapes: (B, d), (B, d) -> (B,)."""
     return (user * item).sum(1)
 
 
-__all__ = ["MLP", "WarmBackbone", "pair_item_scores", "warm_neighbour_weights"]
+__all__ = ["MLP", "WarmBackbone", "encode_items", "pair_item_scores", "warm_neighbour_weights"]
