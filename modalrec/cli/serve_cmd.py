@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,19 @@ def add_serve_parsers(sub: Any) -> None:
     serve.add_argument("--run-b", metavar="RUN_DIR", help="a second run for an A/B test (arm B)")
     _experiment_arguments(serve, DEFAULT_SALT)
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the service, "
-                            "which has no authentication, to the network)")
+                       help="address to bind (default 127.0.0.1: this machine only; any other address makes the "
+                            "service require a write token, generated at start unless given)")
+    serve.add_argument("--token-file", type=Path, metavar="FILE",
+                       help="the write token (Authorization: Bearer TOKEN): read from FILE, or generated and written "
+                            "there (mode 0600) if FILE does not exist; default $MODALREC_TOKEN, else generated into "
+                            "RUN_DIR/serve-token when bound beyond loopback")
+    serve.add_argument("--protect-reads", action="store_true",
+                       help="require the token for reads too (the page: open /?token=TOKEN once)")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="an origin (scheme://host:port) whose pages may call the service (repeatable; "
+                            "default none: CORS off)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a further Host name the service answers to, e.g. behind a proxy (repeatable)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--db", metavar="FILE", help="feedback database (default RUN_DIR/feedback.sqlite)")
     serve.add_argument("--allow-images-from", action="append", default=[], metavar="DIR",
@@ -80,8 +92,26 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args, index=IndexConfig(exact_below=args.exact_below),
                          image_roots=tuple(Path(p) for p in args.allow_images_from),
                          max_upload_bytes=max(1, int(args.max_upload_mb * (1 << 20))))
-    serve(load_service(_runs(args), settings), args.host, args.port, access_log=args.access_log)
+    service = load_service(_runs(args), settings)
+    serve(service, args.host, args.port, access_log=args.access_log, access=_access_policy(args))
     return 0
+
+
+def _access_policy(args: argparse.Namespace) -> Any:
+    """The token (printed once when the service made it up) and the hosts and origins the service accepts."""
+    from modalrec.serve.auth import AccessPolicy, allowed_hosts, resolve_token
+
+    source = resolve_token(args.host, args.token_file, Path(args.run), protect_reads=args.protect_reads)
+    if source.made_up:
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"modalrec serve: write token {source.token} (saved to {source.origin}, mode 0600); send it as "
+              f"'Authorization: Bearer TOKEN'; the page with it: http://{shown}:{args.port}/?token={source.token}",
+              file=sys.stderr, flush=True)
+    elif source.token is not None:
+        print(f"modalrec serve: writes need the token from {source.origin}", file=sys.stderr, flush=True)
+    return AccessPolicy(token=source.token, protect_reads=args.protect_reads,
+                        hosts=allowed_hosts(args.host, tuple(name.lower() for name in args.allowed_host)),
+                        cors_origins=tuple(origin.rstrip("/") for origin in args.cors_origin))
 
 
 def _ab_report(args: argparse.Namespace) -> int:

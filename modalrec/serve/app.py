@@ -23,7 +23,9 @@ at ``/docs``), and :mod:`modalrec.serve.forms` reads the form of ``POST /items``
 
 Every refused request gets a 4xx JSON body ``{"error": message, "status": code}``.
 
-Security: the service binds to 127.0.0.1 unless ``--host`` says otherwise and has no authentication. It
+Security: the service binds to 127.0.0.1 unless ``--host`` says otherwise. Writes (``POST /items``,
+``POST /feedback``) from another origin or for another ``Host`` are refused, and need the token when one is
+set (``Authorization: Bearer``; reads too with ``--protect-reads``); see :mod:`modalrec.serve.auth`. It
 reads pictures only from the dataset's content folder (symbolic links resolved) and the run's uploads, and
 writes only inside the first run's folder (new items, their pictures under names hashed from the id, and the
 feedback database unless ``--db`` names another). Bodies are capped while they stream in (1 MiB of JSON;
@@ -41,7 +43,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Body, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
@@ -49,6 +52,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modalrec.errors import ModalrecError, WriteError
 from modalrec.serve.ab import ab_report, format_report
+from modalrec.serve.auth import AccessMiddleware, AccessPolicy, page_response
 from modalrec.serve.forms import file_fields, read_new_item, text_fields
 from modalrec.serve.items import MAX_ITEM_ID_LENGTH, ServiceError
 from modalrec.serve.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestMetrics, error_response
@@ -94,8 +98,11 @@ PATTERN_MESSAGES = {"items": f"at most {MAX_SEED_ITEMS} comma-separated ids",
                     "item_id": "no control characters"}
 
 
-def create_app(service: Service) -> FastAPI:
-    """The FastAPI app serving ``service``; its docs page (``/docs``) needs no network."""
+def create_app(service: Service, access: AccessPolicy | None = None) -> FastAPI:
+    """The FastAPI app serving ``service``; its docs page (``/docs``) needs no network. ``access`` says which
+    requests need the token and which hosts and origins are refused (:mod:`modalrec.serve.auth`); by default
+    writes need no token but are refused from other origins."""
+    access = access or AccessPolicy()
     app = FastAPI(title="modalrec", version="1", description=__doc__, responses=ERRORS, docs_url=None,
                   redoc_url=None)
     metrics = RequestMetrics()
@@ -104,9 +111,13 @@ def create_app(service: Service) -> FastAPI:
     _add_read_routes(app, service)
     _add_write_routes(app, service)
     _add_status_routes(app, service, metrics)
-    _add_page_routes(app, service)
+    _add_page_routes(app, service, access)
     limit = service.settings.max_upload_bytes
     app.add_middleware(BodyLimitMiddleware, limits={"/items": limit + FORM_OVERHEAD_BYTES}, default=MAX_BODY_BYTES)
+    app.add_middleware(AccessMiddleware, policy=access)  # before the body is read, after CORS preflights
+    if access.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(access.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=ENDPOINTS)
     _document_examples(app, service)
     return app
@@ -271,7 +282,7 @@ def _add_status_routes(app: FastAPI, service: Service, metrics: RequestMetrics) 
         return JSONResponse(summary.to_dict())
 
 
-def _add_page_routes(app: FastAPI, service: Service) -> None:
+def _add_page_routes(app: FastAPI, service: Service, access: AccessPolicy) -> None:
     picture = {"schema": {"type": "string", "format": "binary"}}
 
     @app.get("/images/{item_id:path}", tags=["page"], response_class=FileResponse,
@@ -289,8 +300,8 @@ def _add_page_routes(app: FastAPI, service: Service) -> None:
                                                               "Cache-Control": "max-age=3600"})
 
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+    def page(request: Request) -> Response:
+        return page_response(access, STATIC_DIR / "index.html", request)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> FileResponse:
@@ -299,11 +310,12 @@ def _add_page_routes(app: FastAPI, service: Service) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
-def serve(service: Service, host: str = DEFAULT_HOST, port: int = 8000, *, access_log: bool = False) -> None:
+def serve(service: Service, host: str = DEFAULT_HOST, port: int = 8000, *, access_log: bool = False,
+          access: AccessPolicy | None = None) -> None:
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 
     log.info("serving %s on http://%s:%d (docs at /docs)", ", ".join(
         f"{a.name}={a.model_name}" for a in service.arms.values()), host, port)
-    uvicorn.run(create_app(service), host=host, port=port, access_log=access_log, log_level="info",
+    uvicorn.run(create_app(service, access), host=host, port=port, access_log=access_log, log_level="info",
                 h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)

@@ -3,9 +3,13 @@
 
 const $ = (id) => document.getElementById(id);
 let currentUser = null;
+// The service writes its token into the page only for a browser that proved it (/?token=...); the page's own
+// requests then carry it. Another origin's page cannot read it.
+const tokenMeta = document.querySelector('meta[name="modalrec-token"]');
+const authHeaders = tokenMeta ? { Authorization: `Bearer ${tokenMeta.content}` } : {};
 
 async function getJson(url, options) {
-  const response = await fetch(url, options);
+  const response = await fetch(url, { ...options, headers: { ...authHeaders, ...((options || {}).headers) } });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     throw new Error(body.error || `${response.status} ${response.statusText}`);
@@ -21,7 +25,7 @@ function logFeedback(events) {
   if (!$("log-feedback").checked || events.length === 0) return;
   fetch("/feedback", {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { ...authHeaders, "Content-Type": "application/json" },
     body: JSON.stringify(events),
   }).catch(() => {});
 }
