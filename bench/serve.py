@@ -1,25 +1,34 @@
-"""Load test of the recommendation service on loopback: /recommend at a fixed rate against 63,001 items.
+"""Load test of the recommendation service on loopback: /recommend and POST /feedback at fixed rates
+against 63,001 items.
 
-Builds (once, under --work) a synthetic dataset of clustered item features with 63,001 items, trains a
-VBPR run on it for two epochs, starts ``modalrec serve`` on a free 127.0.0.1 port in a subprocess, checks
-the served top-20 against exact search, then sends ``--rate`` requests per second for ``--duration``
-seconds (an open loop: each request leaves at its scheduled time, whether or not earlier ones have
-answered) and prints latency percentiles, errors and the achieved rate, measured by the client (from the
-scheduled send time, which counts any queueing, and from the actual send) and by the server (``/metrics``),
-with the server's CPU time per request and the machine's load average (the machine may be shared).
+Builds (once, under --work) a synthetic dataset of clustered item features with 63,001 items (seeded),
+trains a VBPR run on it for two epochs, starts ``modalrec serve`` on a free 127.0.0.1 port in a subprocess
+with a write token (``--token-file``), checks the served top-20 against exact search, then, for each rate
+of ``--rates``, sends that many requests per second for ``--duration`` seconds (an open loop: each request
+leaves at its scheduled time, whether or not earlier ones have answered). ``--write-share`` of them
+(default 5%) are authenticated ``POST /feedback`` clicks, the rest ``GET /recommend``. It prints latency
+percentiles, errors and the achieved rate, measured by the client (from the scheduled send time, which
+counts any queueing, and from the actual send) and by the server (``/metrics``), with the server's CPU time
+per request and the machine's load average (the machine may be shared), and writes all of it, with the
+date, commit and machine, to ``--results`` (JSON); ``bench/serving_report.py`` renders that file as
+``docs/benchmarks/serving.md``.
 
-Bounded: ``rate x duration`` requests at most, to 127.0.0.1 only, and the run stops itself after
-``duration + 60`` seconds whatever happens.
+Bounded: ``rate x duration`` requests per rate at most, to 127.0.0.1 only, and each rate's loop stops
+itself after ``duration + 60`` seconds whatever happens.
 
-    .venv/bin/python bench/serve.py [--rate 200] [--duration 60] [--items 63001] [--work DIR]
+    .venv/bin/python bench/serve.py [--rates 200,500] [--duration 60] [--items 63001] [--work DIR]
+        [--results docs/benchmarks/results/serving.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import os
+import platform
+import secrets
 import socket
 import subprocess
 import sys
@@ -88,8 +97,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(run: Path, port: int, log_file: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "modalrec", "serve", "--run", str(run), "--host", HOST, "--port", str(port)]
+def start_server(run: Path, port: int, log_file: Path, token_file: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "modalrec", "serve", "--run", str(run), "--host", HOST, "--port", str(port),
+               "--token-file", str(token_file)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(log_file, "wb") as log:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -141,6 +151,14 @@ class Connection:
 
     async def get(self, target: str) -> tuple[int, bytes]:
         self.writer.write(f"GET {target} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        return await self._answer()
+
+    async def post_json(self, target: str, body: bytes, token: str) -> tuple[int, bytes]:
+        self.writer.write(f"POST {target} HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {token}\r\n"
+                          f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        return await self._answer()
+
+    async def _answer(self) -> tuple[int, bytes]:
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
@@ -153,28 +171,42 @@ class Connection:
 
 @dataclass(frozen=True)
 class LoadResult:
+    rate: float  # requests per second asked for
     requests: int
+    writes: int  # of which POST /feedback
     ok: int
     errors: dict[str, int]
     seconds: float
     achieved_rate: float  # answered requests per second
-    p50: float  # milliseconds from the scheduled send time
+    p50: float  # milliseconds from the scheduled send time, reads and writes together
     p95: float
     p99: float
     max: float
     service_p50: float  # milliseconds from the actual send (no queueing for a connection or the client's loop)
     service_p99: float
+    read_p99: float  # GET /recommend alone, from the scheduled send time
+    write_p50: float  # POST /feedback alone, from the scheduled send time
+    write_p99: float
 
 
-async def load(port: int, users: list[str], rate: float, duration: float, k: int,
-               connections: int = 32) -> LoadResult:
+def _percentiles(values: np.ndarray, points: list[float]) -> list[float]:
+    done = values[~np.isnan(values)]
+    return [float(p) for p in np.percentile(done, points)] if len(done) else [float("nan")] * len(points)
+
+
+async def load(port: int, users: list[str], items: list[str], rate: float, duration: float, k: int, token: str,
+               write_share: float, connections: int = 32) -> LoadResult:
     """Open-loop load: request i is due at start + i / rate and takes the next free connection; its latency
-    counts from when it was due, so a slow server cannot hide its queue (no coordinated omission)."""
+    counts from when it was due, so a slow server cannot hide its queue (no coordinated omission).
+    A seeded ``write_share`` of the requests are authenticated POST /feedback clicks."""
     total = int(rate * duration)
     latencies = np.full(total, np.nan)
     service = np.full(total, np.nan)
     errors: dict[str, int] = {}
-    picks = np.random.default_rng(1).integers(0, len(users), total)
+    rng = np.random.default_rng(1)
+    picks = rng.integers(0, len(users), total)
+    writes = rng.random(total) < write_share
+    clicked = rng.integers(0, len(items), total)
     idle: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(connections):
         idle.put_nowait(await Connection.open(port))
@@ -185,15 +217,21 @@ async def load(port: int, users: list[str], rate: float, duration: float, k: int
         connection = await idle.get()
         try:
             sent = time.perf_counter()
-            status, body = await connection.get(f"/recommend?user={users[picks[i]]}&k={k}")
+            if writes[i]:
+                event = {"user": users[picks[i]], "item": items[clicked[i]], "event": "click"}
+                status, body = await connection.post_json("/feedback", json.dumps(event).encode(), token)
+                good = status == 201 and json.loads(body)["stored"] == 1
+            else:
+                status, body = await connection.get(f"/recommend?user={users[picks[i]]}&k={k}")
+                good = status == 200 and len(json.loads(body)["items"]) == k
             answered = time.perf_counter()
-            if status != 200 or len(json.loads(body)["items"]) != k:
+            if not good:
                 errors[str(status)] = errors.get(str(status), 0) + 1
             else:
                 latencies[i] = (answered - due) * 1000.0
                 service[i] = (answered - sent) * 1000.0
             idle.put_nowait(connection)
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
             connection.close()
             idle.put_nowait(await Connection.open(port))
@@ -208,73 +246,101 @@ async def load(port: int, users: list[str], rate: float, duration: float, k: int
     elapsed = time.perf_counter() - start
     while not idle.empty():
         idle.get_nowait().close()
-    done = latencies[~np.isnan(latencies)]
-    if not len(done):
-        return LoadResult(total, 0, errors, elapsed, 0.0, *(np.nan,) * 6)
-    p50, p95, p99 = (float(p) for p in np.percentile(done, [50, 95, 99]))
-    service_p50, service_p99 = (float(p) for p in np.percentile(service[~np.isnan(service)], [50, 99]))
-    return LoadResult(total, len(done), errors, elapsed, len(done) / elapsed, p50, p95, p99, float(done.max()),
-                      service_p50, service_p99)
+    ok = int((~np.isnan(latencies)).sum())
+    p50, p95, p99 = _percentiles(latencies, [50, 95, 99])
+    service_p50, service_p99 = _percentiles(service, [50, 99])
+    (read_p99,) = _percentiles(latencies[~writes], [99])
+    write_p50, write_p99 = _percentiles(latencies[writes], [50, 99])
+    biggest = float(np.nanmax(latencies)) if ok else float("nan")
+    return LoadResult(rate, total, int(writes.sum()), ok, errors, elapsed, ok / elapsed, p50, p95, p99, biggest,
+                      service_p50, service_p99, read_p99, write_p50, write_p99)
+
+
+def git_commit() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=False,
+                              cwd=Path(__file__).resolve().parent)
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (default 200)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    parser.add_argument("--rates", default="200,500", help="requests per second, comma-separated (default 200,500)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per rate (default 60)")
+    parser.add_argument("--write-share", type=float, default=0.05,
+                        help="share of requests that are POST /feedback writes (default 0.05)")
     parser.add_argument("--items", type=int, default=63_001, help="catalogue size (default 63001)")
     parser.add_argument("--users", type=int, default=5_000, help="users in the synthetic dataset (default 5000)")
     parser.add_argument("-k", type=int, default=20)
     parser.add_argument("--work", type=Path, default=Path("/tmp/modalrec-bench-serve"),
                         help="where the dataset, run and server log go (reused when present)")
+    parser.add_argument("--results", type=Path, default=Path("docs/benchmarks/results/serving.json"),
+                        help="JSON file the results go to (default docs/benchmarks/results/serving.json)")
+    parser.add_argument("--note", default="", help="a note stored with the results (e.g. what else ran)")
     args = parser.parse_args()
-    if not (0 < args.rate <= 2000 and 0 < args.duration <= 600):
-        raise SystemExit("--rate must be in (0, 2000] and --duration in (0, 600]")
+    rates = [float(rate) for rate in args.rates.split(",") if rate.strip()]
+    if not rates or not all(0 < rate <= 2000 for rate in rates) or not 0 < args.duration <= 600:
+        raise SystemExit("--rates must be in (0, 2000] and --duration in (0, 600]")
+    if not 0 <= args.write_share <= 1:
+        raise SystemExit("--write-share must be in [0, 1]")
 
     data = build_dataset(args.work / f"data-{args.items}", args.items, args.users)
     run = train(data, args.work / f"run-{args.items}")
+    token = secrets.token_urlsafe(32)
+    token_file = args.work / "token"
+    token_file.touch(mode=0o600)
+    token_file.write_text(token + "\n")
     port = free_port()
     base = f"http://{HOST}:{port}"
-    load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    server = start_server(run, port, args.work / "server.log")
+    server = start_server(run, port, args.work / "server.log", token_file)
+    loads: list[dict[str, Any]] = []
+    results: list[LoadResult] = []
     try:
         health = wait_healthy(base, server, timeout=600)
         startup = time.perf_counter() - started
         user_ids = [str(u) for u in range(args.users)]
+        item_ids = [str(i) for i in range(args.items)]
         recall = served_recall(base, run, np.arange(0, args.users, max(1, args.users // 300)), args.k)
         for user in user_ids[:200]:  # warm-up, not measured
             get_json(base, "/recommend", user=user, k=args.k)
-        cpu_before = cpu_seconds(server.pid)
-        result = asyncio.run(asyncio.wait_for(load(port, user_ids, args.rate, args.duration, args.k),
-                                              timeout=args.duration + 60))
-        server_cpu = (cpu_seconds(server.pid) - cpu_before) / max(result.ok, 1) * 1000
-        server_side = get_json(base, "/metrics")["endpoints"]["/recommend"]
+        for rate in rates:
+            load_before = os.getloadavg()
+            cpu_before = cpu_seconds(server.pid)
+            result = asyncio.run(asyncio.wait_for(
+                load(port, user_ids, item_ids, rate, args.duration, args.k, token, args.write_share),
+                timeout=args.duration + 60))
+            server_cpu = (cpu_seconds(server.pid) - cpu_before) / max(result.ok, 1) * 1000
+            results.append(result)
+            loads.append({"load_before": load_before, "load_after": os.getloadavg(),
+                          "server_cpu_ms_per_request": server_cpu})
+            print(f"{rate:g}/s: {result.ok}/{result.requests} ok, errors {result.errors or 0}, "
+                  f"p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms", flush=True)
+        server_side = get_json(base, "/metrics")["endpoints"]
     finally:
         server.terminate()
         server.wait(timeout=30)
-    load_after = os.getloadavg()[0]
     arm = health["arms"]["A"]
-    rows = [
-        ("catalogue", f"{health['items']} items, {arm['users']} users, {arm['model']}, index {arm['index']}"),
-        ("served recall@20 vs exact", f"{recall:.4f}"),
-        ("server start (load + index)", f"{startup:.1f} s"),
-        ("requests sent", f"{result.requests} at {args.rate:g}/s for {args.duration:g} s"),
-        ("achieved rate", f"{result.achieved_rate:.1f} req/s"),
-        ("errors", f"{sum(result.errors.values())} {result.errors or ''}".strip()),
-        ("client, from scheduled send: p50 / p95 / p99 / max", f"{result.p50:.2f} / {result.p95:.2f} / {result.p99:.2f} / "
-                                         f"{result.max:.2f} ms"),
-        ("client, from actual send: p50 / p99", f"{result.service_p50:.2f} / {result.service_p99:.2f} ms"),
-        ("server p50 / p95 / p99", f"{server_side['p50_ms']:.2f} / {server_side['p95_ms']:.2f} / "
-                                   f"{server_side['p99_ms']:.2f} ms (last {server_side['window']} requests)"),
-        ("server CPU per request", f"{server_cpu:.2f} ms"),
-        ("1-min load average", f"{load_before:.2f} before, {load_after:.2f} after ({os.cpu_count()} cores)"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    print(f"| {'measure':<{width}} | value |\n|{'-' * (width + 2)}|-------|")
-    for name, value in rows:
-        print(f"| {name:<{width}} | {value} |")
-    (args.work / "result.json").write_text(json.dumps({**asdict(result), "recall": recall, "server": server_side},
-                                                       indent=2))
+    document = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **git_commit(),
+        "command": " ".join(["bench/serve.py", *sys.argv[1:]]),
+        "note": args.note,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "catalogue": {"items": health["items"], "users": arm["users"], "model": arm["model"], "index": arm["index"]},
+        "served_recall_at_k": recall,
+        "k": args.k,
+        "startup_seconds": round(startup, 2),
+        "duration": args.duration,
+        "write_share": args.write_share,
+        "runs": [{**asdict(result), **machine_load} for result, machine_load in zip(results, loads)],
+        "server_metrics": server_side,
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"results in {args.results}; render with: .venv/bin/python bench/serving_report.py {args.results}")
 
 
 if __name__ == "__main__":
