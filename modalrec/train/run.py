@@ -14,6 +14,7 @@ the start), or complete.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -43,9 +44,9 @@ from modalrec.data.split import Split, make_split
 from modalrec.evaluate.tasks import activity_buckets
 from modalrec.errors import ConfigError, RunFolderError, WriteError, quoted
 from modalrec.io_utils import TEMP_SUFFIX, read_json, remove_temporary_files, write_json, write_with
-from modalrec.models.base import ModelInputs, Recommender
+from modalrec.models.base import Embeddings, ModelInputs, Recommender
 from modalrec.models.io import load_model, save_model
-from modalrec.models.registry import get_model
+from modalrec.models.registry import capabilities_of, get_model
 from modalrec.train.distributed import DistContext, check_same_everywhere
 from modalrec.train.distributed import start as start_distributed
 from modalrec.train.lock import LOCK_NAME, run_folder_lock
@@ -165,8 +166,33 @@ def configure_threads(threads: int) -> None:
 def build_model(config: RunConfig, inputs: ModelInputs) -> Recommender:
     seed_everything(config.seed)
     entry = get_model(config.model_name)
-    model: Recommender = entry.model_class(config.model, inputs)
+    model: Recommender = entry.model_class(config.model, with_backbone(config.model, inputs))
     return model
+
+
+def with_backbone(model_config: Any, inputs: ModelInputs) -> ModelInputs:
+    """``inputs`` with the user and item vectors of the finished run named by ``model.backbone_run`` (for the
+    cold-start models that refine a warm backbone); unchanged when the model names none.
+
+    Raises:
+        ConfigError: the run was trained on other training interactions (its vectors would have seen the
+            held-out items), or its model does not factor into user and item vectors.
+    """
+    backbone_run = getattr(model_config, "backbone_run", "")
+    if not backbone_run or inputs.backbone is not None:
+        return inputs
+    run = load_run(backbone_run)
+    theirs = np.unique(run.split.train.users.astype(np.int64) * run.split.num_items + run.split.train.items)
+    ours = np.unique(inputs.train_users.numpy().astype(np.int64) * inputs.num_items + inputs.train_items.numpy())
+    if (run.split.num_users, run.split.num_items) != (inputs.num_users, inputs.num_items) or not np.array_equal(
+            theirs, ours):
+        raise ConfigError("model.backbone_run", f"{backbone_run} was trained on other training interactions than "
+                          "this run's split (same data, data settings and seed are needed)")
+    if not capabilities_of(run.model).dot_product:
+        raise ConfigError("model.backbone_run", f"{backbone_run}: its model {run.config.model_name} does not "
+                          "factor into user and item vectors")
+    vectors = run.model.eval().embeddings()
+    return dataclasses.replace(inputs, backbone=Embeddings(vectors.users.detach().cpu(), vectors.items.detach().cpu()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -577,7 +603,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     configure_threads(config.train.threads)
     dataset, split = _reload_data(run_dir, config)
     target = resolve_device(device)
-    model = load_model(run_dir / "best.pt", model_inputs(dataset, split), target)
+    model = load_model(run_dir / "best.pt", with_backbone(config.model, model_inputs(dataset, split)), target)
     _check_model_matches(run_dir / "best.pt", model, config)
     return LoadedRun(config, dataset, split, model, target)
 
