@@ -132,3 +132,40 @@ def test_whole_floats_and_numeric_strings_coerce_exactly() -> None:
     assert (train.epochs, train.batch_size, train.learning_rate) == (5, 64, 0.001)
     merged = apply_overrides({}, ["ks=5,10"], {"eval": EvalConfig})
     assert build(EvalConfig, merged["eval"], section="eval").ks == (5, 10)
+
+
+# --- issue 17: a setting the data's format or split would silently ignore is refused ------------------------------
+
+
+def _mmrec(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "d.inter").write_text("userID\titemID\tx_label\n0\t0\t0\n0\t1\t2\n1\t1\t0\n1\t0\t2\n")
+    return folder
+
+
+def _movielens(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "u.data").write_text("1\t1\t5\t100\n2\t2\t4\t101\n1\t2\t3\t102\n")
+    genres = "|".join(["0"] * 19)
+    (folder / "u.item").write_text(f"1|Toy Story (1995)|01-Jan-1995||http://x|{genres}\n"
+                                   f"2|Heat (1995)|01-Jan-1995||http://x|{genres}\n")
+    return folder
+
+
+@pytest.mark.parametrize(("make", "content", "key", "words"), [
+    pytest.param(_mmrec, "[data]\nsplit_ratios = [0.6, 0.2, 0.2]\n", "data.split_ratios",
+                 "the split is 'given' (the data's x_label column), which ignores it", id="ratios-with-a-given-split"),
+    pytest.param(_mmrec, "[data]\nfeatures = {image = 'extra.npy'}\n", "data.features",
+                 "applies to the table format only", id="table-features-for-mmrec"),
+    pytest.param(_movielens, "[data]\nuser_col = 'uid'\n", "data.user_col", "is read as movielens, which ignores it",
+                 id="table-column-for-movielens"),
+])
+def test_a_setting_the_data_would_ignore_is_refused(tmp_path: Path, make: object, content: str, key: str,
+                                                     words: str) -> None:
+    from modalrec.data.prepare import prepare_data
+
+    data = make(tmp_path / "data")  # type: ignore[operator]
+    config = resolve(tmp_path, "c.toml", content)
+    with pytest.raises(ConfigError) as info:
+        prepare_data(data, config.data)  # type: ignore[attr-defined]
+    assert info.value.key == key and words in str(info.value) and "\n" not in str(info.value), str(info.value)

@@ -11,11 +11,14 @@ import numpy as np
 from modalrec.config import DataConfig
 from modalrec.data.dataset import Dataset
 from modalrec.data.filtering import FilterReport, filter_dataset
-from modalrec.data.readers import load_dataset
+from modalrec.data.readers import detect_format, load_dataset
 from modalrec.data.split import Split, make_split
-from modalrec.errors import DataFormatError
+from modalrec.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
+
+TABLE_ONLY = ("user_col", "item_col", "rating_col", "timestamp_col", "split_col", "sep", "features", "item_ids_file")
+"""Settings only the table format reads; the MMRec and MovieLens layouts have fixed file and column names."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,27 @@ def prepare_data(data_path: str | Path, config: DataConfig, *, allow_repeats: bo
             ``data info``) logs a warning instead.
     """
     dataset, report = filter_dataset(load_dataset(data_path, config), config)
+    _check_settings_apply(Path(data_path), config)
     split = make_split(dataset, config)
+    if split.method == "given" and config.split_ratios != DataConfig().split_ratios:
+        raise ConfigError("data.split_ratios", "is set but the split is 'given' (the data's x_label column), which "
+                          "ignores it; set data.split=random, user_time or global_time to split by ratios")
     if not config.deduplicate:
         _check_repeats(dataset, split, allow_repeats)
     return PreparedData(dataset, split, report)
+
+
+def _check_settings_apply(data_path: Path, config: DataConfig) -> None:
+    """A table-format setting given for an MMRec or MovieLens dataset would be ignored: refuse it."""
+    fmt = config.format if config.format != "auto" else detect_format(data_path)
+    if fmt not in ("mmrec", "movielens"):
+        return
+    defaults = DataConfig()
+    for key in TABLE_ONLY:
+        if getattr(config, key) != getattr(defaults, key):
+            hint = " (its features are the <modality>_feat.npy files)" if key == "features" and fmt == "mmrec" else ""
+            raise ConfigError(f"data.{key}", f"applies to the table format only; {data_path} is read as {fmt}, "
+                              f"which ignores it{hint}")
 
 
 def _check_repeats(dataset: Dataset, split: Split, allow: bool) -> None:
