@@ -144,6 +144,31 @@ class EvalConfig:
 # ---------------------------------------------------------------------------------------------
 # Building dataclasses from mappings, with type checks
 
+def check_range(key: str, value: float, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False) -> None:
+    """Raise :class:`ConfigError` naming ``key`` unless ``low <= value <= high`` (``<`` where the bound is open).
+
+    >>> check_range("model.dropout", 0.5, low=0, high=1, high_open=True)
+    """
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if not (too_low or too_high):
+        return
+    if low is not None and high is not None:
+        wanted = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        wanted = f"{'>' if low_open else '>='} {low:g}"
+    else:
+        wanted = f"{'<' if high_open else '<='} {high:g}"
+    raise ConfigError(key, f"must be {wanted}, got {value}")
+
+
+def check_at_least(section: str, low: float, **values: float) -> None:
+    """:func:`check_range` with the same lower bound for several keys of ``section``: each ``value >= low``."""
+    for name, value in values.items():
+        check_range(f"{section}.{name}", value, low=low)
+
+
 def build(cls: type[T], values: Mapping[str, Any], *, section: str = "", file: str | Path | None = None) -> T:
     """Instantiate dataclass ``cls`` from ``values``, coercing types and rejecting unknown keys."""
     hints = typing.get_type_hints(cls)

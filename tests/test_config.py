@@ -80,3 +80,43 @@ def test_unknown_model_lists_choices(tmp_path: Path) -> None:
 def test_numbers_in_scientific_notation(tmp_path: Path) -> None:
     config = resolve_config(tmp_path, "bpr", overrides=["learning_rate=1e-2", "reg_weight=1e2", "epochs=1e1"])
     assert config.train.learning_rate == 0.01 and config.model.reg_weight == 100.0 and config.train.epochs == 10
+
+
+@pytest.mark.parametrize(
+    ("value", "bounds", "message"),
+    [
+        (0, {"low": 1}, "must be >= 1, got 0"),
+        (0.0, {"low": 0, "low_open": True}, "must be > 0, got 0.0"),
+        (1.0, {"low": 0, "high": 1, "high_open": True}, r"must be in \[0, 1\), got 1.0"),
+        (1.5, {"low": 0, "high": 1}, r"must be in \[0, 1\], got 1.5"),
+        (3, {"high": 2}, "must be <= 2, got 3"),
+    ],
+)
+def test_check_range_names_the_key_and_the_range(value: float, bounds: dict, message: str) -> None:
+    from modalrec.config import check_range
+
+    with pytest.raises(ConfigError, match=r"'model\.x': " + message):
+        check_range("model.x", value, **bounds)
+
+
+def test_check_range_accepts_the_bounds_it_includes() -> None:
+    from modalrec.config import check_at_least, check_range
+
+    check_range("model.x", 0, low=0, high=1)
+    check_range("model.x", 1, low=0, high=1)
+    check_at_least("model", 1, a=1, b=5)
+    with pytest.raises(ConfigError, match=r"'model\.b': must be >= 1, got 0"):
+        check_at_least("model", 1, a=1, b=0)
+
+
+def test_model_configs_refuse_out_of_range_values_by_key() -> None:
+    from modalrec.models.freedom import FREEDOMConfig
+    from modalrec.models.lens import LENSConfig
+    from modalrec.models.vbpr import VBPRConfig
+
+    with pytest.raises(ConfigError, match=r"model\.knn_k"):
+        FREEDOMConfig(knn_k=0)
+    with pytest.raises(ConfigError, match=r"model\.l2_scale.*> 0"):
+        LENSConfig(l2_scale=0.0)
+    with pytest.raises(ConfigError, match=r"model\.content_dim"):
+        VBPRConfig(content_dim=0)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
@@ -37,12 +37,9 @@ class BM3Config:
     }
 
     def __post_init__(self) -> None:
-        if self.embedding_dim < 1:
-            raise ConfigError("model.embedding_dim", f"must be >= 1, got {self.embedding_dim}")
-        if self.num_layers < 0:
-            raise ConfigError("model.num_layers", f"must be >= 0, got {self.num_layers}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+        check_range("model.embedding_dim", self.embedding_dim, low=1)
+        check_range("model.num_layers", self.num_layers, low=0)
+        check_range("model.dropout", self.dropout, low=0, high=1, high_open=True)
 
 
 @register_model(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
@@ -21,8 +21,7 @@ class BPRConfig:
     reg_weight: float = 1e-2  # lambda, L2 on the batch's user and item factors
 
     def __post_init__(self) -> None:
-        if self.embedding_dim < 1:
-            raise ConfigError("model.embedding_dim", f"must be >= 1, got {self.embedding_dim}")
+        check_range("model.embedding_dim", self.embedding_dim, low=1)
 
 
 @register_model(

@@ -10,12 +10,14 @@ from typing import TypeVar, cast
 import torch
 from torch import Tensor, nn
 
+from modalrec.config import check_at_least, check_range
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import content_tables, standardize, warm_item_mask
+from modalrec.nn.graph import unique_pairs
 from modalrec.nn.knn import knn_graph, weighted_sum
 from modalrec.nn.pruning import degree_sensitive_weights, prune_edges
 from modalrec.nn.sparse import SparseOperator, mean_of_layers
@@ -41,11 +43,9 @@ class FREEDOMConfig:
     standardize: bool = True  # scale each modality before its projection (the kNN graph uses raw features)
 
     def __post_init__(self) -> None:
-        for key in ("embedding_dim", "content_dim", "knn_k", "num_ui_layers", "num_mm_layers"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+        check_at_least("model", 1, embedding_dim=self.embedding_dim, content_dim=self.content_dim, knn_k=self.knn_k,
+                       num_ui_layers=self.num_ui_layers, num_mm_layers=self.num_mm_layers)
+        check_range("model.dropout", self.dropout, low=0, high=1, high_open=True)
         if any(weight < 0 for weight in self.modality_weights.values()):
             raise ConfigError("model.modality_weights", f"weights must be >= 0, got {self.modality_weights}")
 
@@ -142,8 +142,7 @@ class FREEDOM(Recommender[FREEDOMConfig]):
         self.modalities = list(raw)
         self.register_buffer("item_graph", self.build_item_graph(raw), persistent=False)
         self.item_operator = SparseOperator(self.item_graph)  # S with its transpose kept for the backward pass
-        keys = torch.unique(inputs.train_users.long() * inputs.num_items + inputs.train_items.long())
-        users, items = keys // inputs.num_items, keys % inputs.num_items
+        users, items = unique_pairs(inputs.train_users, inputs.train_items, inputs.num_items)
         self.register_buffer("edge_users", users, persistent=False)
         self.register_buffer("edge_items", items, persistent=False)
         self.register_buffer("edge_weights", degree_sensitive_weights(users, items), persistent=False)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_at_least, check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
@@ -38,13 +38,10 @@ class LATTICEConfig:
     standardize: bool = True  # scale each modality before its projection (the original graph uses raw features)
 
     def __post_init__(self) -> None:
-        for key in ("embedding_dim", "content_dim", "knn_k", "num_layers"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
-        if self.num_ui_layers < 0:
-            raise ConfigError("model.num_ui_layers", f"must be >= 0, got {self.num_ui_layers}")
-        if not 0.0 <= self.lambda_coeff <= 1.0:
-            raise ConfigError("model.lambda_coeff", f"must be in [0, 1], got {self.lambda_coeff}")
+        check_at_least("model", 1, embedding_dim=self.embedding_dim, content_dim=self.content_dim, knn_k=self.knn_k,
+                       num_layers=self.num_layers)
+        check_range("model.num_ui_layers", self.num_ui_layers, low=0)
+        check_range("model.lambda_coeff", self.lambda_coeff, low=0, high=1)
 
 
 @register_model(

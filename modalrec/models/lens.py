@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from modalrec.config import check_range
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
@@ -21,6 +22,7 @@ from modalrec.models.registry import register_model
 from modalrec.models.scoring import ScoreFn
 from modalrec.nn.closed_form import ease_weights
 from modalrec.nn.content import content_tables
+from modalrec.nn.graph import unique_pairs
 from modalrec.nn.knn import knn_graph, weighted_sum
 
 
@@ -35,8 +37,9 @@ class LENSConfig:
     max_cells: int = 200_000_000  # ... and serves users x items history vectors
 
     def __post_init__(self) -> None:
-        if self.l2_scale <= 0 or self.content_share < 0 or self.knn_k < 1:
-            raise ConfigError("model", "l2_scale must be > 0, content_share >= 0 and knn_k >= 1")
+        check_range("model.l2_scale", self.l2_scale, low=0, low_open=True)
+        check_range("model.content_share", self.content_share, low=0)
+        check_range("model.knn_k", self.knn_k, low=1)
 
     search_space = {"l2_scale": ("log", 1.0, 40.0), "content_share": ("float", 0.0, 1.5)}  # noqa: RUF012
 
@@ -81,7 +84,7 @@ class LENS(Recommender[LENSConfig]):
             )
         tables = content_tables("lens", config.modalities, inputs.features, scale=False)
         self.modalities = list(tables)
-        interactions = len(torch.unique(inputs.train_users.long() * inputs.num_items + inputs.train_items.long()))
+        interactions = len(unique_pairs(inputs.train_users, inputs.train_items, inputs.num_items)[0])
         self.l2 = config.l2_scale * max(interactions / inputs.num_items, 1e-3)  # lambda
         prior = self._content_graph(tables) if config.content_share > 0 else None
         weights = ease_weights(inputs.train_users, inputs.train_items, inputs.num_items, self.l2,

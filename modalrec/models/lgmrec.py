@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_at_least, check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
@@ -40,15 +40,11 @@ class LGMRecConfig:
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
 
     def __post_init__(self) -> None:
-        for key in ("embedding_dim", "num_modal_layers", "num_hyper_layers", "num_hyperedges"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
-        if self.num_ui_layers < 0:
-            raise ConfigError("model.num_ui_layers", f"must be >= 0, got {self.num_ui_layers}")
-        if not 0.0 <= self.hyperedge_dropout < 1.0:
-            raise ConfigError("model.hyperedge_dropout", f"must be in [0, 1), got {self.hyperedge_dropout}")
-        if self.tau <= 0:
-            raise ConfigError("model.tau", f"must be > 0, got {self.tau}")
+        check_at_least("model", 1, embedding_dim=self.embedding_dim, num_modal_layers=self.num_modal_layers,
+                       num_hyper_layers=self.num_hyper_layers, num_hyperedges=self.num_hyperedges)
+        check_range("model.num_ui_layers", self.num_ui_layers, low=0)
+        check_range("model.hyperedge_dropout", self.hyperedge_dropout, low=0, high=1, high_open=True)
+        check_range("model.tau", self.tau, low=0, low_open=True)
 
 
 @register_model(

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
-from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency, propagate
+from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
+from modalrec.nn.sparse import mean_of_layers
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,8 @@ class LightGCNConfig:
     reg_weight: float = 1e-3  # lambda, L2 on the layer-0 embeddings of the batch
 
     def __post_init__(self) -> None:
-        if self.num_layers < 1:
-            raise ConfigError("model.num_layers", f"must be >= 1, got {self.num_layers}")
-        if self.embedding_dim < 1:
-            raise ConfigError("model.embedding_dim", f"must be >= 1, got {self.embedding_dim}")
+        check_range("model.num_layers", self.num_layers, low=1)
+        check_range("model.embedding_dim", self.embedding_dim, low=1)
 
 
 @register_model(
@@ -63,12 +62,8 @@ class LightGCN(Recommender[LightGCNConfig]):
         nn.init.xavier_uniform_(self.embedding.weight)
 
     def propagate_layers(self) -> Tensor:
-        layer = self.embedding.weight  # (U+I, d)
-        total = layer
-        for _ in range(self.config.num_layers):
-            layer = propagate(self.adjacency, layer)
-            total = total + layer
-        return total / (self.config.num_layers + 1)
+        """The layer mean over the graph. Shapes: (U+I, d)."""
+        return mean_of_layers(self.adjacency, self.embedding.weight, self.config.num_layers)
 
     def compute_embeddings(self) -> Embeddings:
         users, items = torch.split(self.propagate_layers(), [self.num_users, self.num_items])

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from modalrec.config import check_at_least, check_range
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, NotSupported, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
@@ -57,11 +58,9 @@ class MMDFMConfig:
     def __post_init__(self) -> None:
         check_choice("model.fusion", self.fusion, FUSION_MODES)
         check_choice("model.combine", self.combine, EARLY_COMBINES)
-        if min(self.embedding_dim, self.attention_dim) < 1 or self.feature_hidden_dim < 0:
-            raise ConfigError("model.embedding_dim",
-                              "embedding_dim, attention_dim must be >= 1, feature_hidden_dim >= 0")
-        if not 0.0 <= self.content_dropout < 1.0:
-            raise ConfigError("model.content_dropout", f"must be in [0, 1), got {self.content_dropout}")
+        check_at_least("model", 1, embedding_dim=self.embedding_dim, attention_dim=self.attention_dim)
+        check_range("model.feature_hidden_dim", self.feature_hidden_dim, low=0)
+        check_range("model.content_dropout", self.content_dropout, low=0, high=1, high_open=True)
         if not self.deep_layers or min(self.deep_layers) < 1:
             raise ConfigError("model.deep_layers", f"expected at least one positive width, got {self.deep_layers}")
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from modalrec.config import check_range
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
@@ -42,12 +43,9 @@ class MMGCNConfig:
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
 
     def __post_init__(self) -> None:
-        if self.embedding_dim < 1:
-            raise ConfigError("model.embedding_dim", f"must be >= 1, got {self.embedding_dim}")
-        if self.output_reg_weight < 0:
-            raise ConfigError("model.output_reg_weight", f"must be >= 0, got {self.output_reg_weight}")
-        if self.num_layers < 1:
-            raise ConfigError("model.num_layers", f"must be >= 1, got {self.num_layers}")
+        check_range("model.embedding_dim", self.embedding_dim, low=1)
+        check_range("model.output_reg_weight", self.output_reg_weight, low=0)
+        check_range("model.num_layers", self.num_layers, low=1)
         if self.aggregation not in AGGREGATIONS:
             choices = ", ".join(AGGREGATIONS)
             raise ConfigError("model.aggregation", f"expected one of {choices}, got '{self.aggregation}'")

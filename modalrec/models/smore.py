@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_at_least, check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
@@ -42,15 +42,11 @@ class SMOREConfig:
     }
 
     def __post_init__(self) -> None:
-        for key in ("embedding_dim", "num_item_layers", "knn_k"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
-        if self.num_ui_layers < 0:
-            raise ConfigError("model.num_ui_layers", f"must be >= 0, got {self.num_ui_layers}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
-        if self.tau <= 0:
-            raise ConfigError("model.tau", f"must be > 0, got {self.tau}")
+        check_at_least("model", 1, embedding_dim=self.embedding_dim, num_item_layers=self.num_item_layers,
+                       knn_k=self.knn_k)
+        check_range("model.num_ui_layers", self.num_ui_layers, low=0)
+        check_range("model.dropout", self.dropout, low=0, high=1, high_open=True)
+        check_range("model.tau", self.tau, low=0, low_open=True)
 
 
 def gate(dim: int) -> nn.Module:

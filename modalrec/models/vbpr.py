@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_at_least
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
@@ -26,8 +26,7 @@ class VBPRConfig:
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
 
     def __post_init__(self) -> None:
-        if self.embedding_dim < 1 or self.content_dim < 1:
-            raise ConfigError("model.embedding_dim", "embedding_dim and content_dim must be >= 1")
+        check_at_least("model", 1, embedding_dim=self.embedding_dim, content_dim=self.content_dim)
 
 
 @register_model(

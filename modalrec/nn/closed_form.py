@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from modalrec.errors import ConfigError
+from modalrec.nn.graph import unique_pairs
 
 
 def ease_weights(
@@ -32,10 +33,9 @@ def ease_weights(
     """
     if l2 <= 0:
         raise ConfigError("model.ease_l2", f"must be > 0, got {l2}")
-    keys = torch.unique(users.long() * num_items + items.long())
-    user_index, item_index = keys // num_items, keys % num_items
+    user_index, item_index = unique_pairs(users, items, num_items)
     _, user_rows = torch.unique(user_index, return_inverse=True)
-    history = torch.zeros(int(user_rows.max()) + 1 if len(keys) else 0, num_items, dtype=torch.float64)
+    history = torch.zeros(int(user_rows.max()) + 1 if len(user_index) else 0, num_items, dtype=torch.float64)
     history[user_rows, item_index] = 1.0
     gram = history.T @ history
     precision = torch.linalg.inv(gram + l2 * torch.eye(num_items, dtype=torch.float64))

@@ -9,6 +9,15 @@ import torch
 from torch import Tensor
 
 
+def unique_pairs(users: Tensor, items: Tensor, num_items: int) -> tuple[Tensor, Tensor]:
+    """The distinct (user, item) pairs, ordered by user then item: repeated interactions count once.
+
+    Shapes: (E,), (E,) -> (P,), (P,) long.
+    """
+    keys = torch.unique(users.long() * num_items + items.long())
+    return keys // num_items, keys % num_items
+
+
 def normalized_adjacency(
     num_users: int, num_items: int, users: Tensor, items: Tensor, *, self_loops: bool = False
 ) -> Tensor:
@@ -21,8 +30,8 @@ def normalized_adjacency(
     Shapes: users, items (E,) -> sparse CSR (N, N) with N = num_users + num_items.
     """
     num_nodes = num_users + num_items
-    keys = torch.unique(users.long() * num_items + items.long())
-    u, i = keys // num_items, keys % num_items + num_users
+    u, i = unique_pairs(users, items, num_items)
+    i = i + num_users
     rows = torch.cat([u, i])
     cols = torch.cat([i, u])
     if self_loops:

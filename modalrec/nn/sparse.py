@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from modalrec.errors import ConfigError
-from modalrec.nn.graph import csr_from_coo, propagate, sparse_matmul
+from modalrec.nn.graph import csr_from_coo, propagate, sparse_matmul, unique_pairs
 
 USER_ITEM_NORMALIZATIONS = ("none", "mean", "sym")
 
@@ -66,9 +66,8 @@ def user_item_matrix(num_users: int, num_items: int, users: Tensor, items: Tenso
         raise ConfigError(
             "normalization", f"expected one of {', '.join(USER_ITEM_NORMALIZATIONS)}, got '{normalization}'"
         )
-    keys = torch.unique(users.long() * num_items + items.long())
-    rows, cols = keys // num_items, keys % num_items
-    values = torch.ones(len(keys), device=keys.device)
+    rows, cols = unique_pairs(users, items, num_items)
+    values = torch.ones(len(rows), device=rows.device)
     user_degree = torch.bincount(rows, minlength=num_users).float()
     item_degree = torch.bincount(cols, minlength=num_items).float()
     if normalization == "mean":

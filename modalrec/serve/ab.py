@@ -46,7 +46,8 @@ class Router:
 
 @dataclass(frozen=True)
 class ArmReport:
-    """One arm's row of the report. ``None`` where the value is undefined (no impressions, or arm A's lift)."""
+    """One arm's row of the report, also the row schema of ``GET /ab/report``. ``None`` where the value is
+    undefined (no impressions, or arm A's lift)."""
 
     arm: str
     users: int

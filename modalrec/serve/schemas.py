@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modalrec.serve.ab import ArmReport
+
 Source = Literal["model", "popular", "items"]
 MAX_ID_CHARS = 256  # user and item ids in queries and feedback
 MAX_TEXT_CHARS = 10_000  # one text field of a new item
@@ -105,20 +107,10 @@ class MetricsOut(BaseModel):
     latency_window: int
 
 
-class ArmReportOut(BaseModel):
-    arm: str
-    users: int
-    impressions: int
-    clicks: int
-    purchases: int
-    ctr: float | None
-    ctr_low: float | None = Field(description="95% Wilson interval")
-    ctr_high: float | None
-    lift: float | None = Field(description="relative to arm A's CTR")
-
-
 class ABReportOut(BaseModel):
-    arms: list[ArmReportOut]
+    arms: list[ArmReport] = Field(description="per arm: users, impressions, clicks, purchases, CTR with its 95% "
+                                              "Wilson interval (ctr_low, ctr_high) and lift relative to arm A's "
+                                              "CTR; null where undefined")
     z: float | None = Field(description="two-proportion z statistic of B against A")
     p_value: float | None
     experiment: dict[str, str]
