@@ -99,7 +99,7 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
     sample_cold_negatives: bool = False  # also draw negatives among items with no training interaction
     mixed_precision: bool = False  # bfloat16 autocast for the training step (CUDA only)
-    fused_optimizer: bool = False  # Adam's fused kernel: ~3x faster steps, equal up to rounding (not bit for bit)
+    fused_optimizer: bool = False  # Adam's fused kernel: faster steps, equal up to rounding (not bit for bit)
     keep_freed_memory: bool = False  # glibc keeps freed blocks: faster steps at large scale, RSS stays at its peak
     find_unused_parameters: bool = False  # DDP: set for models whose loss leaves some parameters unused
 

@@ -21,7 +21,7 @@ from modalrec.data.split import Split
 from modalrec.evaluate.metrics import ranking_metrics
 from modalrec.models.scoring import DotProductScores, ScoreFn
 
-MAX_CHUNK_SIZE = 16  # items per chunk in _chunked_top; larger chunks measured slower at 63,001 items
+MAX_CHUNK_SIZE = 16  # items per chunk in _chunked_top; larger chunks were slower on large catalogues
 CPU_BLOCK_BYTES = 8 * 2**20  # scores per block of users on the CPU
 
 
@@ -61,8 +61,8 @@ def _chunked_top(scores: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor]:
 
     Items are dealt into chunks (chunk j holds items j, j + C, j + 2C, ... for C chunks); every item at least
     as large as the width-th largest chunk maximum lies in those chunks, and so do the width largest scores.
-    The selection then runs on C maxima and width x chunk-size candidates instead of N scores per row
-    (measured 1.2x faster than one ``torch.topk`` at 7,050 items, 2x at 63,001). ``certain`` is False for
+    The selection then runs on C maxima and width x chunk-size candidates instead of N scores per row,
+    which beats one ``torch.topk`` over all N, the more so the larger the catalogue. ``certain`` is False for
     rows where the width-th and (width+1)-th chunk maxima are equal, so that the candidate set may miss a
     tied item.
 
@@ -91,8 +91,7 @@ def _best_chunks(maxima: Tensor, width: int) -> tuple[Tensor, Tensor]:
     """The ``width`` columns with the largest values per row, in no particular order, and whether the
     width-th largest value exceeds the (width+1)-th.
 
-    On the CPU numpy's introselect does it, measured 2.7x faster than ``torch.topk`` with one thread on
-    Amazon Baby's chunk maxima (881 per row).
+    On the CPU numpy's introselect does it, faster there than ``torch.topk``.
 
     Shapes: maxima (B, C), C > width -> (B, width), (B,).
     """
@@ -100,7 +99,7 @@ def _best_chunks(maxima: Tensor, width: int) -> tuple[Tensor, Tensor]:
         best, chunks = torch.topk(maxima, width + 1, dim=1)
         return chunks[:, :width], best[:, width - 1] > best[:, width]
     array, count = maxima.detach().numpy(), maxima.shape[1]
-    order = np.argpartition(array, count - width - 1, axis=1)  # one kth: 4x faster than two
+    order = np.argpartition(array, count - width - 1, axis=1)  # one kth: one partition pass, not two
     next_best = np.take_along_axis(array, order[:, count - width - 1 : count - width], axis=1)[:, 0]
     columns = order[:, count - width :]
     certain = np.take_along_axis(array, columns, axis=1).min(1) > next_best
@@ -109,7 +108,7 @@ def _best_chunks(maxima: Tensor, width: int) -> tuple[Tensor, Tensor]:
 
 def _largest_sorted(values: Tensor, width: int) -> tuple[Tensor, Tensor]:
     """``torch.topk(values, width, dim=1)``: the largest values per row, descending, and their columns. On
-    the CPU an introselect (numpy's, 1.8x faster with one thread) picks them and only those are sorted.
+    the CPU an introselect (numpy's, faster there than ``torch.topk``) picks them and only those are sorted.
     Among equal values either column may come first.
 
     Shapes: values (B, L), L >= width -> (B, width), (B, width).
@@ -318,8 +317,8 @@ def _rank(plan: _Plan, score: ScoreFn, device: torch.device, num_items: int, k: 
 
 def _hits(top: Tensor, target_rows: Tensor, target_items: Tensor) -> Tensor:
     """(R, k) bool: whether item ``top[r, j]`` is a target of row r. Each target is compared with its row's k
-    items (it appears there at most once): measured 8x faster on Amazon Baby than a binary search of the
-    ranked items among all targets.
+    items (it appears there at most once): with k small, cheaper than a binary search of the ranked items
+    among all targets.
 
     Shapes: top (R, k), target_rows (T,), target_items (T,) -> (R, k).
     """

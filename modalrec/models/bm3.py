@@ -24,15 +24,15 @@ from modalrec.nn.sparse import mean_of_layers
 class BM3Config:
     embedding_dim: int = 64  # d, for ID embeddings and projected modality features
     num_layers: int = 1  # L, LightGCN layers (MMRec's grid: 1, 2)
-    dropout: float = 0.5  # p, dropout that makes the target view (MMRec's grid: 0.3, 0.5; 0.5 won on validation)
+    dropout: float = 0.5  # p, dropout that makes the target view (MMRec's grid: 0.3, 0.5; chosen on validation)
     cl_weight: float = 0.25  # lambda_cl, weight of the alignment and masked-feature losses (MMRec fixes 2.0)
-    # lambda, L2 on the batch's online user and item embeddings. Off by default: 0.1 collapsed the embeddings
-    # on ml100k-posters, and MMRec's version of the term (norm of whole tables / num_items) is nearly zero.
+    # lambda, L2 on the batch's online user and item embeddings. Off by default: a strong penalty collapses the
+    # embeddings, and MMRec's version of the term (norm of whole tables / num_items) is nearly zero.
     reg_weight: float = 0.0
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
     train_features: bool = False  # also learn the feature tables (as BM3's code does), not only projections
-    search_space = {  # noqa: RUF012  (the paper's grid, plus cl_weight, which mattered most on ml100k-posters)
+    search_space = {  # noqa: RUF012  (the paper's grid, plus cl_weight, which mattered most in our tuning)
         "num_layers": ("int", 1, 2), "dropout": ("choice", 0.3, 0.5), "cl_weight": ("choice", 0.25, 0.5, 2.0),
     }
 

@@ -1,9 +1,9 @@
 """LENS, modalrec's own model: a Linear closed-form item model (EASE) whose weights are pulled towards a
 content Neighbourhood graph (the frozen kNN graph of FREEDOM), Solved once, with no gradient training.
 
-Designed here from what worked best on our benchmarks: on ml100k-posters the closed-form EASE (Steck, WWW
-2019) beat every trained graph model, and FREEDOM's frozen content kNN graph (Zhou & Shen, MM 2023) is the
-cheapest reliable way to bring content in. LENS solves both in one closed form, so content also reaches
+Designed here from two strong, cheap ingredients: the closed-form EASE (Steck, WWW 2019), a hard baseline
+for trained graph models, and FREEDOM's frozen content kNN graph (Zhou & Shen, MM 2023), a cheap reliable
+way to bring content in (the benchmark pages compare them). LENS solves both in one closed form, so content also reaches
 cold items (which have no interactions and hence zero EASE columns).
 """
 

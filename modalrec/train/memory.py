@@ -2,10 +2,9 @@
 
 glibc's ``malloc`` serves blocks over 32 MiB with ``mmap`` and unmaps them on ``free``; the next block of
 that size is then zero-filled by the kernel one 4 KiB page at a time. A training step at Amazon-Elec scale
-(255,404 nodes x 64) makes dozens of 65 MB temporaries (propagations, Adam's step, embedding gradients), and
-re-faulting them took half of the step's CPU time (measured: 598 ms a LightGCN batch, of which 306 ms
-system time; 285 ms with this setting, at +0.1 GiB peak RSS). Serving every block from the heap and never
-trimming it makes a freed block's pages reusable at once.
+makes dozens of such temporaries (propagations, Adam's step, embedding gradients), and re-faulting them
+takes a large share of the step's CPU time. Serving every block from the heap and never trimming it makes a
+freed block's pages reusable at once (figures in docs/benchmarks/notes.md).
 """
 
 from __future__ import annotations
@@ -25,12 +24,10 @@ def keep_freed_memory() -> bool:
     Process-wide and idempotent. The costs: memory freed by the process is not given back to the system
     until it exits, so the resident size stays at its peak; and a loop that keeps small results while it
     frees large temporaries can fragment the heap, each freed block being split by the small ones (the
-    chunked kNN build grew by its similarity block per chunk until it reused one buffer). Measured: the
-    evaluator +0.06 GiB on Baby, Elec-sized LightGCN 2.4 GiB peak against 2.95, but Elec-sized FREEDOM
-    14.75 GiB against 3.85 (kNN build, per-epoch pruned graph and bench/speed.py's kept product arguments
-    interleaved with 65-260 MB temporaries); 5.85 GiB once the evaluator filled one 8 MiB buffer and the
-    graphs kept int32 indices. Hence opt-in, where the peak can afford it: ``train.keep_freed_memory`` makes
-    the Trainer call it.
+    chunked kNN build grew by its similarity block per chunk until it reused one buffer). The peak can fall
+    (LightGCN) or rise a lot (FREEDOM at Amazon-Elec scale, whose kept results interleave with its
+    temporaries). Hence opt-in, where the peak can afford it: ``train.keep_freed_memory`` makes the Trainer
+    call it.
     """
     global _applied
     if _applied:

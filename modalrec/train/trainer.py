@@ -87,8 +87,8 @@ class _LossModule(nn.Module):
 
 def make_adam(parameters: list[nn.Parameter], config: TrainConfig) -> torch.optim.Adam:
     """Adam over ``parameters``, one multi-tensor kernel per step. On CPU PyTorch otherwise loops over the
-    tensors, 2.2x slower at the same result, bit for bit; ``train.fused_optimizer`` uses the fused kernel,
-    3x faster again, equal up to rounding (about 1e-7)."""
+    tensors, slower at the same result bit for bit; ``train.fused_optimizer`` uses the fused kernel, faster
+    again but equal only up to rounding (figures in docs/benchmarks/notes.md)."""
     fused = config.fused_optimizer
     return torch.optim.Adam(parameters or [nn.Parameter(torch.zeros(0))], lr=config.learning_rate,
                             weight_decay=config.weight_decay, foreach=not fused, fused=fused or None)
