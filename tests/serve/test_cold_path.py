@@ -67,7 +67,7 @@ def test_a_served_new_item_scores_as_the_evaluated_cold_item(name: str, shop_dat
     assert run.split.item_roles is not None
     cold = int(np.flatnonzero(run.split.item_roles != 0)[0])
     cold_id = str(run.dataset.item_ids.external[cold])  # "I<n>": its picture and title are in the shop
-    evaluated = run.model.eval().score(torch.arange(run.split.num_users))[:, cold]
+    evaluated = run.model.eval().score(torch.arange(run.split.num_users))[:, cold].detach()
 
     client = TestClient(create_app(load_service([run_dir])))
     response = client.post("/items", data={"item_id": "NEW", "title": title_of(int(cold_id[1:])),
