@@ -66,15 +66,11 @@ def protocol_tasks(split: Split, scores_cold_items: bool) -> list[str]:
 
 
 def model_scores_cold_items(model_name: str) -> bool:
-    """Whether the registered model scores items it never trained on from their content (its capabilities;
-    a model registered without them counts as able when it uses content)."""
+    """Whether the registered model scores items it never trained on from their content (its declared
+    ``cold_items`` capability)."""
     from modalrec.models.registry import get_model
 
-    entry = get_model(model_name)
-    capabilities = getattr(entry, "capabilities", None)
-    if capabilities is not None:
-        return bool(capabilities.cold_items)
-    return bool(entry.uses_content)
+    return get_model(model_name).capabilities.cold_items
 
 
 # ---------------------------------------------------------------------------------------------
