@@ -167,7 +167,7 @@ def _interacting_only(indices: np.ndarray, ids: IdMap, inter: Path, kind: str) -
     used = np.unique(indices)
     if len(used) == len(ids):
         return indices, ids
-    log.info("%s: %d %s ids in 0..%d never occur in the interactions; they are not %ss", inter,
+    log.debug("%s: %d %s ids in 0..%d never occur in the interactions; they are not %ss", inter,
              len(ids) - len(used), kind, len(ids) - 1, kind)
     renumber = np.full(len(ids), -1, dtype=np.int64)
     renumber[used] = np.arange(len(used))

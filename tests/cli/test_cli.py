@@ -62,7 +62,8 @@ def test_recommend_uses_original_ids_and_skips_training_items(tmp_path: Path) ->
     assert main(["recommend", "--run", str(out), "--all-users", "-k", "3", "--out", str(csv_path)]) == 0
     with open(csv_path) as handle:
         recs = list(csv.DictReader(handle))
-    assert list(recs[0]) == ["user_id", "rank", "item_id", "score"]
+    assert list(recs[0]) == ["user_id", "rank", "item_id", "score", "source"]
+    assert {rec["source"] for rec in recs} == {"model"}
     seen = {"ann": {"A", "B"}, "bob": {"B", "D"}, "cyd": {"C", "D"}}
     by_user: dict[str, list[str]] = {}
     for rec in recs:
