@@ -88,6 +88,7 @@ def load_dataset(
     data: Mapping[str, Any] | None = None,
     out: str | Path | None = None,
     demo: Mapping[str, Any] | None = None,
+    fast_features: bool = False,
 ) -> Dataset:
     """Read a dataset, check it, and return a reference to it.
 
@@ -98,10 +99,12 @@ def load_dataset(
         data: ``data`` settings, e.g. ``{"split": "user_time", "min_user_interactions": 5}`` (see
             ``modalrec config keys``).
         out: For ``"demo"``: the folder to generate the shop in (default ``modalrec-demo/data/shop``,
-            or a sibling named after ``demo`` when that is given). An up-to-date shop there is reused.
-        demo: For ``"demo"``: generator settings (fields of
-            ``modalrec.data.demo_shop.ShopConfig``), e.g. ``{"image_extractor": "handcrafted",
-            "text_extractor": "tfidf"}`` for features that take a second instead of about 20.
+            the folder ``modalrec demo`` uses, ``shop-fast`` beside it with ``fast_features``, and
+            ``shop-<hash>`` for other ``demo`` settings). An up-to-date shop there is reused.
+        demo: For ``"demo"``: generator settings (fields of ``modalrec.data.demo_shop.ShopConfig``), e.g.
+            ``{"num_users": 500}``.
+        fast_features: For ``"demo"``: handcrafted image features and TF-IDF text features, which take
+            seconds, instead of EfficientNet-Lite0 and MiniLM (as ``modalrec demo --fast-features``).
 
     Returns:
         The dataset, with its sizes, modalities and a printable summary.
@@ -114,7 +117,10 @@ def load_dataset(
     from modalrec.data.summary import summarize
 
     settings = dict(data or {})
-    path = _demo_folder(out, demo) if str(path_or_name) == DEMO_NAME else Path(path_or_name)
+    if str(path_or_name) == DEMO_NAME:
+        path = _demo_folder(out, {**(_fast_features() if fast_features else {}), **dict(demo or {})})
+    else:
+        path = Path(path_or_name)
     config = build(DataConfig, apply_overrides({}, _override_strings(settings, "data."), {"data": DataConfig})
                    .get("data", {}), section="data")
     prepared = prepare_data(path, config)
@@ -130,17 +136,26 @@ def load_dataset(
     )
 
 
-def _demo_folder(out: str | Path | None, demo: Mapping[str, Any] | None) -> Path:
+def _fast_features() -> dict[str, Any]:
+    from modalrec.demo import FAST_SHOP
+
+    return {"image_extractor": FAST_SHOP.image_extractor, "text_extractor": FAST_SHOP.text_extractor}
+
+
+def _demo_folder(out: str | Path | None, demo: Mapping[str, Any]) -> Path:
     from modalrec.data.demo_shop import ShopConfig, build_demo_dataset
 
     known = set(ShopConfig.__dataclass_fields__)
-    unknown = sorted(set(demo or {}) - known)
+    unknown = sorted(set(demo) - known)
     if unknown:
         raise ConfigError(f"demo.{unknown[0]}", f"unknown key; expected one of: {', '.join(sorted(known))}")
-    config = ShopConfig(**dict(demo or {}))
+    config = ShopConfig(**dict(demo))
     if out is None:
-        out = DEFAULT_DEMO_FOLDER
-        if demo:
+        if config == ShopConfig():
+            out = DEFAULT_DEMO_FOLDER
+        elif config == ShopConfig(**_fast_features()):
+            out = DEFAULT_DEMO_FOLDER.with_name("shop-fast")
+        else:
             tag = hashlib.sha256(json.dumps(dict(demo), sort_keys=True).encode()).hexdigest()[:8]
             out = DEFAULT_DEMO_FOLDER.with_name(f"shop-{tag}")
     return build_demo_dataset(Path(out), config)

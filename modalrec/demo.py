@@ -12,6 +12,9 @@ from modalrec.train.run import LoadedRun, configure_threads, load_run, resolve_c
 
 log = logging.getLogger(__name__)
 
+FAST_SHOP = ShopConfig(image_extractor="handcrafted", text_extractor="tfidf")
+"""The demo shop with features that take seconds (``modalrec demo --fast-features``)."""
+
 
 @dataclass(frozen=True)
 class LeaderboardRow:
@@ -31,10 +34,17 @@ def run_demo(
     seed: int = 2024,
     overrides: list[str] | None = None,
     config_file: str | None = None,
+    shop: ShopConfig | None = None,
 ) -> str:
-    """Generate the shop under ``out/data``, train each model into ``out/runs/<model>``; return the table."""
+    """Generate the shop under ``out/data``, train each model into ``out/runs/<model>``; return the table.
+
+    ``shop`` is the generator's config: the default one goes to ``out/data/shop``, :data:`FAST_SHOP` to
+    ``out/data/shop-fast``, any other to ``out/data/shop-custom``.
+    """
     configure_threads(0)  # $OMP_NUM_THREADS or 1 thread: the fast choice on a shared 2-core machine
-    data_dir = build_demo_dataset(out / "data" / "shop", ShopConfig())
+    shop = shop or ShopConfig()
+    folder = {ShopConfig(): "shop", FAST_SHOP: "shop-fast"}.get(shop, "shop-custom")
+    data_dir = build_demo_dataset(out / "data" / folder, shop)
     rows = []
     for name in models:
         config = resolve_config(data_dir, name.strip(), config_file=config_file, overrides=overrides, seed=seed)

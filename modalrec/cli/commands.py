@@ -382,13 +382,16 @@ def _add_demo(sub: Any) -> None:
     demo.add_argument("--out", default="modalrec-demo", metavar="DIR", help="where data and runs go")
     demo.add_argument("--models", default="bpr,lightgcn,vbpr", help="comma-separated model names")
     demo.add_argument("--seed", type=seed_value, default=2024, help="seed of every run (default 2024)")
+    demo.add_argument("--fast-features", action="store_true",
+                      help="handcrafted image features and TF-IDF text features (seconds) instead of "
+                           "EfficientNet-Lite0 and MiniLM (about a minute on 2 cores); the shop goes to DIR/data/shop-fast")
     _config_arguments(demo)
     demo.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from modalrec.demo import run_demo
+    from modalrec.demo import FAST_SHOP, run_demo
 
     print(run_demo(Path(args.out), args.models.split(","), seed=args.seed, overrides=args.overrides,
-                   config_file=args.config))
+                   config_file=args.config, shop=FAST_SHOP if args.fast_features else None))
     return 0
