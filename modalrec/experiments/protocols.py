@@ -1,5 +1,11 @@
 """``modalrec benchmark --protocol cold-items|sparsity``: models x seeds under a cold-start protocol.
 
+``--set key=value`` applies to every model, ``--set MODEL:key=value`` to that model only (after the
+common settings), e.g. a lower epoch cap for a slow model; ``{seed}`` in a value becomes the run's seed, so
+that a cold-start model can refine the warm run of the same seed
+(``dropoutnet:model.backbone_run=OUT/runs/lightgcn-seed{seed}``, with lightgcn earlier in ``--models``).
+Settings are recorded in ``results.json``.
+
 - **cold-items**: ColdRec's item cold start (``data.cold_item_fraction``, 20% unless set). One training per
   model and seed; each task (cold, warm, overall) is tested at the epoch its own validation set chose. Models
   that cannot score cold items (their registry capabilities) report warm and overall only.
@@ -67,8 +73,12 @@ def run_protocol(
     points = list(fractions) if protocol == "sparsity" else [1.0]
     if protocol == "sparsity" and any(not 0 < f <= 1 for f in points):
         raise ConfigError("--fractions", f"expected fractions in (0, 1], got {points}")
+    unknown = sorted({o.split(":", 1)[0] for o in settings if _model_scoped(o)} - set(models))
+    if unknown:
+        raise ConfigError("--set", f"MODEL:key=value names {', '.join(unknown)}, which is not in --models")
     configs = [(fraction, resolve_config(data_path, model, config_file=config_file, seed=seed,
-                                         overrides=[*settings, f"data.train_fraction={fraction}"]))
+                                         overrides=[*_settings_for(model, settings, seed),
+                                                    f"data.train_fraction={fraction}"]))
                for fraction in points for model in models for seed in seeds]  # every key checked before training
     runs = [_run(config, fraction, _run_dir(out, protocol, config, fraction)) for fraction, config in configs]
     document = {
@@ -86,6 +96,23 @@ def run_protocol(
     write_text(out / RESULTS_FILE, json.dumps(document, indent=1, allow_nan=False) + "\n")
     render_report(document, out)
     return document
+
+
+def _model_scoped(setting: str) -> bool:
+    """``MODEL:key=value`` applies to one model only (e.g. a lower epoch cap for a slow model)."""
+    return ":" in setting.split("=", 1)[0]
+
+
+def _settings_for(model: str, settings: list[str], seed: int) -> list[str]:
+    """The settings of ``model``'s run with ``seed``: the common ones, then its own; ``{seed}`` in a value
+    becomes the seed (e.g. ``dropoutnet:model.backbone_run=OUT/runs/lightgcn-seed{seed}``)."""
+    chosen = []
+    for setting in settings:
+        if not _model_scoped(setting):
+            chosen.append(setting.replace("{seed}", str(seed)))
+        elif setting.split(":", 1)[0] == model:
+            chosen.append(setting.split(":", 1)[1].replace("{seed}", str(seed)))
+    return chosen
 
 
 def _run_dir(out: Path, protocol: str, config: RunConfig, fraction: float) -> Path:

@@ -46,8 +46,9 @@ def test_cold_items_protocol_reports_each_task_and_renders_from_the_result_file(
 
 def test_sparsity_protocol_trains_each_fraction_and_draws_the_chart(blocks: Path, tmp_path: Path) -> None:
     out = tmp_path / "sparse"
-    document = protocols.run_protocol("sparsity", blocks, ["lightgcn", "vbpr"], [1], out, overrides=FAST,
-                                      fractions=[0.25, 1.0])
+    document = protocols.run_protocol("sparsity", blocks, ["lightgcn", "vbpr"], [1], out,
+                                      overrides=[*FAST, "vbpr:train.epochs=1"], fractions=[0.25, 1.0])
+    assert {r["model"]: r["epochs"] for r in document["runs"]} == {"lightgcn": 2, "vbpr": 1}  # MODEL:key=value
     assert sorted((r["model"], r["fraction"]) for r in document["runs"]) == [
         ("lightgcn", 0.25), ("lightgcn", 1.0), ("vbpr", 0.25), ("vbpr", 1.0)]
     assert set(document["tests"]) == {"0.25", "1"}
@@ -64,6 +65,8 @@ def test_sparsity_protocol_trains_each_fraction_and_draws_the_chart(blocks: Path
 def test_protocol_input_errors(blocks: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--fractions"):
         protocols.run_protocol("sparsity", blocks, ["bpr"], [1], tmp_path / "x", fractions=[0.0, 1.0])
+    with pytest.raises(ConfigError, match="MODEL:key=value names vbpr"):
+        protocols.run_protocol("sparsity", blocks, ["bpr"], [1], tmp_path / "x", overrides=["vbpr:train.epochs=1"])
     with pytest.raises(ConfigError, match="--protocol"):
         protocols.run_protocol("warm-users", blocks, ["bpr"], [1], tmp_path / "x")
     assert main(["benchmark", "--protocol", "sparsity", "--out", str(tmp_path / "none"), "--render"]) != 0
