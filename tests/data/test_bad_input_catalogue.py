@@ -743,3 +743,37 @@ def test_a_build_under_a_file_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(ModalrecError, match="interactions.csv/ds: cannot write there"):
         build_dataset(raw, [TITLE], tmp_path / "raw" / "interactions.csv" / "ds",  # type: ignore[arg-type]
                       BuildOptions(progress=False))
+
+
+def test_a_build_killed_by_kill_9_leaves_nothing_the_next_build_keeps(tmp_path: Path) -> None:
+    """A real `data build` process killed mid-build leaves its lock and staging folder; the next build takes the
+    lock over (its owner is dead) and removes the staging folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    raw = _raw(tmp_path)
+    script = (
+        "import sys, time\n"
+        "import modalrec.data.build as build\n"
+        "def stuck(*args, **kwargs):\n"
+        "    time.sleep(120)\n"
+        "build.write_dataset = stuck\n"
+        "from modalrec.cli.main import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    args = ["data", "build", "--interactions", str(tmp_path / "raw" / "interactions.csv"), "--items",
+            str(tmp_path / "raw" / "items.csv"), "--text-cols", "title", "--text-extractor", "tfidf",
+            "--out", str(tmp_path / "ds")]
+    process = subprocess.Popen([sys.executable, "-c", script, *args])
+    try:
+        deadline = time.time() + 60
+        while not list(tmp_path.glob(".ds.*.building")) and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert list(tmp_path.glob(".ds.*.building"))
+    build_dataset(raw, [TITLE], tmp_path / "ds", BuildOptions(progress=False))  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "raw"]
