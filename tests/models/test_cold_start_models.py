@@ -119,10 +119,10 @@ def test_a_backbone_run_that_was_not_loaded_is_a_config_error(name: str) -> None
 def test_coldbridge_keeps_warm_items_id_vectors_and_bridges_cold_ones() -> None:
     model, split, cold = trained("coldbridge", epochs=3)
     _, items = model.backbone.vectors()
-    vectors = model.embeddings().items
+    vectors, dim = model.embeddings().items, items.shape[1]
     warm = ~torch.from_numpy(cold)
-    assert torch.equal(vectors[warm], items[warm])
-    assert vectors[~warm].norm(dim=1).min() > 0
+    assert torch.equal(vectors[warm, :dim], items[warm]) and (vectors[warm, dim:] == 0).all()
+    assert vectors[~warm, :dim].norm(dim=1).min() > 0 and vectors[~warm, dim:].norm(dim=1).min() > 0
 
 
 def test_coldbridge_gate_blends_sparse_items_by_degree() -> None:
