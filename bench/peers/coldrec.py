@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
@@ -64,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="ColdRec's --epochs (default: its own, 500)")
     parser.add_argument("--backbone-epochs", type=int, default=None,
                         help="the backbone's --epochs (default: ColdRec's own, with its early stopping)")
+    parser.add_argument("--content", choices=("standardized", "raw"), default="standardized",
+                        help="the item content ColdRec reads: each modality standardised as modalrec's content "
+                             "models do by default (columns centred, rows scaled to unit average L2 norm), then "
+                             "side by side; or the split's content file as it is")
+    parser.add_argument("--backbone-from", default=None,
+                        help="an earlier --out folder of the same split and name: reuse its backbone embeddings")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--extra", default="", help="more ColdRec flags for every model, e.g. '--bs 2048'")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per ColdRec model run")
@@ -83,17 +91,32 @@ def make_split(dataset: str, fraction: float, seed: int, out: Path) -> Path:
     return out
 
 
-def stage(split_dir: Path, name: str, coldrec: Path, work: Path, env: dict[str, str], log: Path) -> None:
+def standardize(table: np.ndarray) -> np.ndarray:
+    """Columns centred, rows scaled to unit average L2 norm (``modalrec.nn.content.standardize``, in numpy)."""
+    centred = table - table.mean(0, keepdims=True)
+    return (centred / max(float(np.linalg.norm(centred, axis=1).mean()), 1e-12)).astype(np.float32)
+
+
+def content_table(folder: Path, how: str) -> np.ndarray:
+    """The item content ColdRec will read: the split's content file, or its modalities standardised."""
+    combined = sorted(folder.glob("*_item_content.npy"))
+    modalities = sorted(folder.glob("*_feat.npy"))
+    if how == "raw" or not modalities:
+        if not combined:
+            raise SystemExit(f"{folder}: no <name>_item_content.npy (the item content ColdRec reads)")
+        table = np.load(combined[0]).astype(np.float32)
+        return table if how == "raw" else standardize(table)
+    return np.concatenate([standardize(np.load(f).astype(np.float32)) for f in modalities], axis=1)
+
+
+def stage(split_dir: Path, name: str, coldrec: Path, work: Path, env: dict[str, str], log: Path,
+          content: str) -> None:
     """``work/data/<name>`` = a copy of the split, completed by ColdRec's own ``data/convert.py``."""
     target = work / "data" / name
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(split_dir, target)
-    content = sorted(target.glob("*_item_content.npy"))
-    if not (target / f"{name}_item_content.npy").is_file():
-        if not content:
-            raise SystemExit(f"{split_dir}: no <name>_item_content.npy (the item content ColdRec reads)")
-        shutil.copy(content[0], target / f"{name}_item_content.npy")
+    np.save(target / f"{name}_item_content.npy", content_table(split_dir, content))
     (work / "emb").mkdir(exist_ok=True)
     with log.open("w") as sink:
         done = subprocess.run([sys.executable, str(HERE / "peer_main.py"), str(coldrec / "data" / "convert.py"),
@@ -194,8 +217,13 @@ def render_markdown(results: dict[str, Any], source: str = "results.json") -> st
              f"- measured: {results['date']} on {results['cpus']} CPU cores, {results['threads']} thread(s), "
              f"ColdRec commit {results['coldrec_commit']}, modalrec commit {results['modalrec_commit']}",
              f"- split: `{results['split']}` ({results['split_note']})",
-             f"- ColdRec's default hyper-parameters; backbone {results['backbone']}; seeds {results['seeds']}"
-             + (f"; epochs {results['epochs']}" if results.get("epochs") else "")
+             f"- item content: {results.get('content', 'raw')} (standardized: each modality's columns centred and "
+             "rows scaled to unit average L2 norm, as modalrec's content models do, then side by side)",
+             f"- ColdRec's default hyper-parameters; backbone {results['backbone']}"
+             + (f" (embeddings reused from `{results['backbone_from']}`)" if results.get("backbone_from") else "")
+             + f"; seeds {results['seeds']}"
+             + (f"; at most {results['epochs']} epochs" if results.get("epochs") else "")
+             + (f", backbone at most {results['backbone_epochs']}" if results.get("backbone_epochs") else "")
              + (f"; extra flags `{results['extra']}`" if results.get("extra") else ""),
              "- 1-minute load average around the runs: "
              + (f"{min(loads):.2f}-{max(loads):.2f}" if loads else "not recorded"),
@@ -251,11 +279,12 @@ def main(argv: list[str] | None = None) -> None:
         "threads": args.threads, "coldrec_commit": _commit(coldrec), "modalrec_commit": _commit(REPO),
         "split": str(split_dir), "split_note": note, "backbone": args.backbone, "seeds": args.seeds,
         "epochs": args.epochs, "backbone_epochs": args.backbone_epochs, "extra": args.extra,
+        "content": args.content,
         "command": " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "skipped": {}, "runs": []}
     if not (coldrec / "main.py").is_file():
         raise SystemExit(f"no ColdRec checkout at {coldrec} (expected main.py)")
-    stage(split_dir, name, coldrec, work, env, out / "logs" / "convert.log")
+    stage(split_dir, name, coldrec, work, env, out / "logs" / "convert.log", args.content)
     models = []
     for model in (m.strip() for m in args.models.split(",") if m.strip()):
         peer = COLDREC_NAMES.get(model.lower())
@@ -264,7 +293,15 @@ def main(argv: list[str] | None = None) -> None:
             continue
         models.append(peer)
     seeds = [int(s) for s in args.seeds.split(",")]
-    if any(m in NEEDS_BACKBONE for m in models):
+    if args.backbone_from:
+        pattern = f"{name}_cold_item_{args.backbone}_*_emb.pt"
+        reused = sorted((Path(args.backbone_from) / "work" / "emb").glob(pattern))
+        if not reused:
+            raise SystemExit(f"{args.backbone_from}: no work/emb/{pattern} to reuse")
+        for file in reused:
+            shutil.copy(file, work / "emb" / file.name)
+        results["backbone_from"] = str(Path(args.backbone_from).resolve())
+    elif any(m in NEEDS_BACKBONE for m in models):
         for seed in seeds[:1]:  # the embeddings file has no seed in its name: one backbone serves every seed
             record = run_model(coldrec, work, name, args.backbone, seed, args, env, out / "logs" / "backbone.log",
                                args.backbone_epochs, args.backbone_timeout)

@@ -1,6 +1,6 @@
 """Regenerate the Markdown of one or more ``bench/peers/mmrec.py`` result files.
 
-One file gives a page of its own; several (``--section HEADING=FILE`` each) give one page with a section
+``--coldrec FILE`` renders a ``bench/peers/coldrec.py`` result file instead. One file gives a page of its own; several (``--section HEADING=FILE`` each) give one page with a section
 per file, in order. ``--preamble`` puts a hand-written Markdown file's text under the title.
 
     .venv/bin/python bench/peers/render.py runs/peers/mmrec-X/results.json
@@ -27,10 +27,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--section", action="append", default=[], metavar="HEADING=FILE",
                         help="a result file rendered as a section (repeatable)")
     parser.add_argument("--out", help="where to write the Markdown (default: print it)")
+    parser.add_argument("--coldrec", default=None, metavar="FILE",
+                        help="instead: the table of a results.json written by bench/peers/coldrec.py")
     parser.add_argument("--title", default=None, help="replace the page title")
     parser.add_argument("--preamble", default=None, help="a Markdown file whose text goes under the title")
     args = parser.parse_args(argv)
-    if args.section:
+    if args.coldrec:
+        import coldrec
+
+        text = coldrec.render_markdown(json.loads(Path(args.coldrec).read_text()), source=args.coldrec)
+    elif args.section:
         files = []
         for item in args.section:
             heading, _, path = item.partition("=")

@@ -241,3 +241,17 @@ def test_render_script_puts_several_files_in_sections_under_a_preamble(tmp_path:
     assert ("settings: each library's own model and training defaults, seed 999; at most 600 s of training"
             in text.split("## Quality")[1])
     assert "settings: same on both sides (MMRec's first grid values), seed 999; batch 2048" in text
+
+
+def test_coldrec_content_is_standardized_per_modality_like_modalrec(tmp_path: Path) -> None:
+    from modalrec.nn.content import standardize
+
+    rng = np.random.default_rng(0)
+    image, text = (rng.normal(5.0, 3.0, (6, 4)).astype(np.float32), rng.normal(0.0, 0.1, (6, 2)).astype(np.float32))
+    np.save(tmp_path / "image_feat.npy", image)
+    np.save(tmp_path / "text_feat.npy", text)
+    np.save(tmp_path / "x_item_content.npy", np.concatenate([image, text], axis=1))
+    table = coldrec.content_table(tmp_path, "standardized")
+    expected = torch.cat([standardize(torch.from_numpy(image)), standardize(torch.from_numpy(text))], dim=1)
+    assert np.allclose(table, expected.numpy(), atol=1e-5)
+    assert np.array_equal(coldrec.content_table(tmp_path, "raw"), np.concatenate([image, text], axis=1))
