@@ -90,7 +90,7 @@ def run_protocol(
         "overrides": settings,
         "command": command,
         "runs": [{k: v for k, v in run.items() if k != "per_user"} for run in runs],
-        "tests": _paired_tests(runs, protocol),
+        "tests": _paired_tests(runs, protocol, models[0]),
     }
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / RESULTS_FILE, json.dumps(document, indent=1, allow_nan=False) + "\n")
@@ -164,9 +164,10 @@ def _per_user(path: Path, tasks: list[str]) -> dict[str, tuple[np.ndarray, np.nd
         return {task: (saved[f"{task}__users"], saved[f"{task}__{RANK_METRIC}"]) for task in tasks}
 
 
-def _paired_tests(runs: list[dict[str, Any]], protocol: str) -> dict[str, Any]:
+def _paired_tests(runs: list[dict[str, Any]], protocol: str, reference: str) -> dict[str, Any]:
     """Per task (cold-items) or per fraction (sparsity): the best model by mean test recall@20, and each other
-    model against it on per-user recall@20 averaged over seeds (paired t-test and Wilcoxon)."""
+    model against it on per-user recall@20 averaged over seeds (paired t-test and Wilcoxon); for sparsity
+    also each model against ``reference`` (the first model), with its relative difference in mean."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         if run["error"]:
@@ -186,15 +187,28 @@ def _paired_tests(runs: list[dict[str, Any]], protocol: str) -> dict[str, Any]:
             users[run["model"]] = task_users
         means = {model: float(np.mean([v.mean() for v in values])) for model, values in by_model.items()}
         best = max(means, key=lambda m: means[m])
-        against = {}
-        for model, values in by_model.items():
-            if model == best or not np.array_equal(users[model], users[best]):
-                continue
-            t = paired_test(np.mean(by_model[best], axis=0), np.mean(values, axis=0))
-            against[model] = {"users": t.users, "mean_difference": t.mean_difference, "t_test_p": t.t_test_p,
-                              "wilcoxon_p": t.wilcoxon_p}
-        tests[key] = {"best": best, "against": against}
+        tests[key] = {"best": best, "against": _against(best, by_model, users)}
+        if protocol == "sparsity" and reference in by_model:  # every model against the first one, per fraction
+            tests[key]["reference"] = reference
+            tests[key]["versus_reference"] = {
+                model: {**test, "relative": means[model] / means[reference] - 1 if means[reference] else None}
+                for model, test in _against(reference, by_model, users, first=False).items()}
     return tests
+
+
+def _against(anchor: str, by_model: dict[str, list[np.ndarray]], users: dict[str, np.ndarray],
+             first: bool = True) -> dict[str, dict[str, Any]]:
+    """Paired tests of ``anchor`` against every other model (``first``: anchor - model; else model - anchor)
+    on per-user recall@20 averaged over seeds."""
+    result = {}
+    for model, values in by_model.items():
+        if model == anchor or not np.array_equal(users[model], users[anchor]):
+            continue
+        mine, theirs = np.mean(by_model[anchor], axis=0), np.mean(values, axis=0)
+        t = paired_test(mine, theirs) if first else paired_test(theirs, mine)
+        result[model] = {"users": t.users, "mean_difference": t.mean_difference, "t_test_p": t.t_test_p,
+                         "wilcoxon_p": t.wilcoxon_p}
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,6 +301,8 @@ def render_markdown(document: dict[str, Any]) -> str:
     else:
         lines += _sparsity_table(document, rows)
     lines += _tests_table(document)
+    if document["protocol"] == "sparsity":
+        lines += _reference_table(document)
     lines += _bucket_table(document)
     failures = [r for r in document["runs"] if r["error"]]
     if failures:
@@ -350,6 +366,22 @@ def _tests_table(document: dict[str, Any]) -> list[str]:
         for model, t in test["against"].items():
             lines.append(f"| {key} | {test['best']} | {model} | {t['users']} | {t['mean_difference']:+.4f} | "
                          f"{t['t_test_p']:.3g} | {t['wilcoxon_p']:.3g} |")
+    return lines
+
+
+def _reference_table(document: dict[str, Any]) -> list[str]:
+    reference = document["models"][0]
+    fractions = [f"{f:g}" for f in document["fractions"]]
+    lines = ["", f"Each model against {reference} (the first model) at each fraction: relative difference of mean "
+             "test recall@20, and the paired t-test p on per-user recall@20 averaged over seeds.", "",
+             "| model | " + " | ".join(f"{float(f):.0%}" for f in fractions) + " |", "|---|" + "---|" * len(fractions)]
+    for model in document["models"][1:]:
+        cells = []
+        for key in fractions:
+            test = document["tests"].get(key, {}).get("versus_reference", {}).get(model)
+            cells.append("—" if test is None or test["relative"] is None
+                         else f"{test['relative']:+.1%} (p={test['t_test_p']:.2g})")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -52,12 +52,14 @@ def test_sparsity_protocol_trains_each_fraction_and_draws_the_chart(blocks: Path
     assert sorted((r["model"], r["fraction"]) for r in document["runs"]) == [
         ("lightgcn", 0.25), ("lightgcn", 1.0), ("vbpr", 0.25), ("vbpr", 1.0)]
     assert set(document["tests"]) == {"0.25", "1"}
+    versus = document["tests"]["1"]["versus_reference"]["vbpr"]  # every model against the first, lightgcn
+    assert document["tests"]["1"]["reference"] == "lightgcn" and set(versus) >= {"relative", "t_test_p"}
     assert (out / "sparsity.png").read_bytes()[:4] == b"\x89PNG"
     splits = {f: np.load(out / "runs" / f"vbpr-frac{f:g}-seed1" / "split.npz") for f in (0.25, 1.0)}
     assert len(splits[0.25]["train_users"]) < len(splits[1.0]["train_users"])
     assert np.array_equal(splits[0.25]["test_items"], splits[1.0]["test_items"])
     markdown = (out / "results.md").read_text()
-    assert "| 25% of training | 100% of training |" in markdown
+    assert "| 25% of training | 100% of training |" in markdown and "Each model against lightgcn" in markdown
     saved = json.loads((out / "results.json").read_text())
     assert saved["protocol"] == "sparsity" and saved["fractions"] == [0.25, 1.0]
 

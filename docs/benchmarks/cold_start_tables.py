@@ -1,0 +1,31 @@
+"""Rewrite the generated sections of docs/benchmarks/cold-start.md from the result files beside it.
+
+Each ``<!-- generated: NAME -->`` ... ``<!-- end: NAME -->`` section becomes the tables that
+``modalrec benchmark --protocol NAME --render`` makes from ``docs/benchmarks/results/NAME/results.json``.
+Run it after copying new result files: ``python docs/benchmarks/cold_start_tables.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from modalrec.experiments.protocols import read_results, render_markdown
+
+PAGE = Path(__file__).with_name("cold-start.md")
+RESULTS = Path(__file__).with_name("results")
+
+
+def generated_page(text: str) -> str:
+    """``text`` with every generated section rendered again from its result file."""
+
+    def section(match: re.Match[str]) -> str:
+        name = match.group(1)
+        tables = render_markdown(read_results(RESULTS / name / "results.json")).strip()
+        return f"<!-- generated: {name} -->\n{tables}\n<!-- end: {name} -->"
+
+    return re.sub(r"<!-- generated: ([\w-]+) -->.*?<!-- end: \1 -->", section, text, flags=re.S)
+
+
+if __name__ == "__main__":
+    PAGE.write_text(generated_page(PAGE.read_text(encoding="utf-8")), encoding="utf-8")
