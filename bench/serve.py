@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import secrets
+import shlex
 import socket
 import subprocess
 import sys
@@ -332,7 +333,7 @@ def main() -> None:
     document = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **git_commit(),
-        "command": " ".join(["bench/serve.py", *sys.argv[1:]]),
+        "command": shlex.join(["bench/serve.py", *sys.argv[1:]]),
         "note": args.note,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "catalogue": {"items": health["items"], "users": arm["users"], "model": arm["model"], "index": arm["index"]},

@@ -71,6 +71,14 @@ def render(document: dict[str, Any], source: str) -> str:
             f"| {_ms(run['max'])} | {_ms(run['read_p99'])} | {_ms(run['write_p50'])} / {_ms(run['write_p99'])} "
             f"| {run['server_cpu_ms_per_request']:.2f} | {run['load_before'][0]:.2f} / {run['load_after'][0]:.2f} "
             f"| {_verdict(run)} |")
+    lines += ["", "Server side, as the service's `/metrics` reports them after the last rate: measured inside the "
+              "service, from when it starts handling a request to its answer, so without the time the request "
+              "waited in the socket or the client (the last 10,000 requests of each endpoint):", "",
+              "| endpoint | requests | p50 (ms) | p95 (ms) | p99 (ms) |", "|---|---:|---:|---:|---:|"]
+    for endpoint, row in document["server_metrics"].items():
+        if endpoint in ("/recommend", "/feedback"):
+            lines.append(f"| `{endpoint}` | {row['requests']:,} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} "
+                         f"| {row['p99_ms']:.2f} |")
     lines += ["", "Reproduce: `" + document["command"].replace("bench/serve.py", ".venv/bin/python bench/serve.py", 1)
               + "`, then `.venv/bin/python bench/serving_report.py`.", ""]
     return "\n".join(lines)

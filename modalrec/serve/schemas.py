@@ -98,6 +98,8 @@ class HealthOut(BaseModel):
     new_items: int
     feedback_db: str
     max_k: int
+    page_feedback: bool = Field(False, description="whether the web page logs impressions and clicks unless the "
+                                                   "visitor unticks it (serve --page-feedback)")
 
 
 class MetricsOut(BaseModel):

@@ -33,6 +33,8 @@ from modalrec.serve.items import (
     NewItemStore,
     ServiceError,
     check_item_id,
+    check_items_cover,
+    items_file_source,
     read_content_source,
     stored_item,
 )
@@ -58,6 +60,8 @@ class ServiceSettings:
     image_roots: tuple[Path, ...] = ()  # further folders POST /items may read pictures from
     device: str = "cpu"
     max_upload_bytes: int = MAX_UPLOAD_BYTES  # largest picture POST /items accepts (413 beyond)
+    items_file: Path | None = None  # titles and pictures from this table (item_id,title[,image]), not the dataset's
+    page_feedback: bool = False  # the web page logs impressions and clicks unless the visitor unticks it
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1:
@@ -174,10 +178,15 @@ class Service:
         self.started = time.time()
         dataset = first.run.dataset
         source = read_content_source(first.run.config.data_path)
+        shown = source  # where titles and pictures come from: the dataset's items table, or --items
+        if settings.items_file is not None:
+            shown = items_file_source(settings.items_file)
+            check_items_cover(shown, dataset.item_ids.external)
         self.new_items = NewItemStore(first.run_dir)
-        self.catalogue = Catalogue(dataset.item_ids.external, source, uploads=self.new_items.images)
+        self.catalogue = Catalogue(dataset.item_ids.external, shown, uploads=self.new_items.images)
         self.embedder = ContentEmbedder(source, dataset.features, settings.device)
-        self.picture_roots = tuple(dict.fromkeys((*source.roots, *(r.resolve() for r in settings.image_roots))))
+        roots = (*shown.roots, *source.roots, *(r.resolve() for r in settings.image_roots))
+        self.picture_roots = tuple(dict.fromkeys(roots))
         self.feedback = FeedbackStore(settings.db or first.run_dir / FEEDBACK_FILE)
         self._lock = threading.Lock()
         self._load_new_items()
@@ -271,7 +280,8 @@ class Service:
                 "arms": {name: arm.describe() for name, arm in self.arms.items()},
                 "split_b": self.router.split_b if len(self.arms) > 1 else None,
                 "items": len(self.catalogue), "new_items": len(self.catalogue) - self.catalogue.num_base,
-                "feedback_db": str(self.feedback.path), "max_k": MAX_K}
+                "feedback_db": str(self.feedback.path), "max_k": MAX_K,
+                "page_feedback": self.settings.page_feedback}
 
     # -- writing -------------------------------------------------------------------------------
 
