@@ -102,5 +102,5 @@ def test_shell_quickstart_runs(tmp_path: Path) -> None:
     done = subprocess.run(["bash", "-e", str(ROOT / "examples" / "quickstart.sh")], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "bench" / "results.md").is_file() and (tmp_path / "runs" / "freedom" / "metrics.json").is_file()
+    assert (tmp_path / "bench" / "results.md").is_file() and (tmp_path / "runs" / "lens" / "metrics.json").is_file()
     assert "SKU-" in done.stdout

@@ -44,6 +44,12 @@ def add_serve_parsers(sub: Any) -> None:
                        help="search catalogues under N items exactly, larger ones with HNSW (default 20000)")
     serve.add_argument("--device", type=device_value, default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--items", metavar="ITEMS.csv",
+                       help="titles and pictures from this items table (columns item_id,title[,image], pictures "
+                            "relative to its folder), e.g. for a run trained on an MMRec-layout dataset")
+    serve.add_argument("--page-feedback", action="store_true",
+                       help="the web page logs impressions and clicks by default (off unless given; a visitor can "
+                            "still untick it)")
     serve.set_defaults(handler=_serve)
 
     ab = sub.add_parser("ab", help="A/B tests: the per-arm report, and an offline simulation")
@@ -91,7 +97,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise ModalrecError(f"serve: --max-upload-mb must be in (0, 1024], got {args.max_upload_mb:g}")
     settings = _settings(args, index=IndexConfig(exact_below=args.exact_below),
                          image_roots=tuple(Path(p) for p in args.allow_images_from),
-                         max_upload_bytes=max(1, int(args.max_upload_mb * (1 << 20))))
+                         max_upload_bytes=max(1, int(args.max_upload_mb * (1 << 20))),
+                         items_file=Path(args.items) if args.items else None, page_feedback=args.page_feedback)
     service = load_service(_runs(args), settings)
     serve(service, args.host, args.port, access_log=args.access_log, access=_access_policy(args))
     return 0

@@ -53,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     assert main(["train", "--data", str(data), "--model", "vbpr", "--out", str(run), "--set", "epochs=5",
                  "--set", "progress=false", "--set", "batch_size=16"]) == 0
     db = root / "feedback.sqlite"
-    app = create_app(load_service([run], ServiceSettings(db=db)))
+    app = create_app(load_service([run], ServiceSettings(db=db, page_feedback=True)))  # logging is opt-in
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
