@@ -302,6 +302,8 @@ def _add_benchmark(sub: Any) -> None:
                        help="sparsity: fractions of each user's training interactions (default 0.1,0.25,0.5,1)")
     bench.add_argument("--render", action="store_true",
                        help="with --protocol: only rewrite the tables and chart from OUT/results.json")
+    bench.add_argument("--collect", action="store_true",
+                       help="with --protocol: train nothing; report the finished runs in OUT/runs (others: not run)")
     _config_arguments(bench)
     bench.set_defaults(handler=_benchmark)
 
@@ -342,7 +344,7 @@ def _protocol_benchmark(args: argparse.Namespace) -> int:
             raise ModalrecError(f"benchmark: --fractions expects numbers like 0.1,0.5,1, got '{args.fractions}'") from None
         document = run_protocol(args.protocol, args.data, [m.strip() for m in args.models.split(",") if m.strip()],
                                 list(range(1, args.seeds + 1)), out, config_file=args.config,
-                                overrides=args.overrides, fractions=fractions,
+                                overrides=args.overrides, fractions=fractions, train=not args.collect,
                                 command="modalrec " + shlex.join(sys.argv[1:]))
     print(render_markdown(document))
     chart = ", sparsity.png" if args.protocol == "sparsity" else ""

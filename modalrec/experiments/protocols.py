@@ -60,8 +60,12 @@ def run_protocol(
     overrides: Sequence[str] = (),
     fractions: Sequence[float] = FRACTIONS,
     command: str = "",
+    train: bool = True,
 ) -> dict[str, Any]:
-    """Train every model x seed (x fraction) under ``protocol`` and write the report; return ``results.json``."""
+    """Train every model x seed (x fraction) under ``protocol`` and write the report; return ``results.json``.
+
+    With ``train=False`` nothing is trained: the finished runs in ``out/runs`` are collected and every other
+    run is reported as not run (a benchmark stopped early still gets its tables)."""
     if protocol not in PROTOCOLS:
         raise ConfigError("--protocol", f"expected one of {', '.join(PROTOCOLS)}, got '{protocol}'")
     if not seeds or not models:
@@ -80,7 +84,7 @@ def run_protocol(
                                          overrides=[*_settings_for(model, settings, seed),
                                                     f"data.train_fraction={fraction}"]))
                for fraction in points for model in models for seed in seeds]  # every key checked before training
-    runs = [_run(config, fraction, _run_dir(out, protocol, config, fraction)) for fraction, config in configs]
+    runs = [_run(config, fraction, _run_dir(out, protocol, config, fraction), train) for fraction, config in configs]
     document = {
         "protocol": protocol,
         "data": str(data_path),
@@ -120,9 +124,12 @@ def _run_dir(out: Path, protocol: str, config: RunConfig, fraction: float) -> Pa
     return out / "runs" / f"{config.model_name}{suffix}-seed{config.seed}"
 
 
-def _run(config: RunConfig, fraction: float, run_dir: Path) -> dict[str, Any]:
+def _run(config: RunConfig, fraction: float, run_dir: Path, train: bool = True) -> dict[str, Any]:
     """Train (or read back) one run; its test metrics per task, per-user recall@20 per task, or its error."""
     record: dict[str, Any] = {"model": config.model_name, "seed": config.seed, "fraction": fraction, "error": ""}
+    if not train and not _finished(config, run_dir):
+        record["error"] = "not run (collected before this run finished)"
+        return record
     if not _finished(config, run_dir):
         try:
             train_run(config, run_dir, overwrite=True)

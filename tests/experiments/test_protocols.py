@@ -72,3 +72,10 @@ def test_protocol_input_errors(blocks: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--protocol"):
         protocols.run_protocol("warm-users", blocks, ["bpr"], [1], tmp_path / "x")
     assert main(["benchmark", "--protocol", "sparsity", "--out", str(tmp_path / "none"), "--render"]) != 0
+
+
+def test_collect_reports_unfinished_runs_without_training(blocks: Path, tmp_path: Path) -> None:
+    document = protocols.run_protocol("cold-items", blocks, ["bpr"], [1, 2], tmp_path / "c", overrides=FAST,
+                                      train=False)
+    assert [r["error"].startswith("not run") for r in document["runs"]] == [True, True]
+    assert not (tmp_path / "c" / "runs").exists() and "bpr seed 2" in (tmp_path / "c" / "results.md").read_text()
