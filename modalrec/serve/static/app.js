@@ -131,6 +131,8 @@ async function loadUsers() {
 
 async function init() {
   const [health, users] = await Promise.all([getJson("/health").catch(() => null), loadUsers()]);
+  // impressions and clicks are logged only when the service was started with --page-feedback (opt-in)
+  $("log-feedback").checked = Boolean(health && health.page_feedback);
   if (health) {
     const arms = Object.entries(health.arms).map(([name, arm]) => `${name}: ${arm.model}`).join(", ");
     $("service-info").textContent = `${arms} · ${health.items} items`;
