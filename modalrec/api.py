@@ -31,13 +31,13 @@ from modalrec.config import DataConfig, apply_overrides, build
 from modalrec.errors import ConfigError, ModalrecError
 
 DEMO_NAME = "demo"
-"""The name :func:`load_dataset` accepts for the embedded demo shop."""
+"""The name [`load_dataset`][modalrec.api.load_dataset] accepts for the embedded demo shop."""
 
 DEFAULT_DEMO_FOLDER = Path("modalrec-demo") / "data" / "shop"
 """Where the demo shop goes by default: the folder ``modalrec demo`` (``make demo``) also uses."""
 
 ConfigLike = Mapping[str, Any] | str | Path | None
-"""Settings for :func:`train`: ``None``, a TOML/YAML file, or a mapping of keys to values."""
+"""Settings for [`train`][modalrec.api.train]: ``None``, a TOML/YAML file, or a mapping of keys to values."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,12 +47,12 @@ ConfigLike = Mapping[str, Any] | str | Path | None
 class Dataset:
     """A dataset on disk together with the ``data`` settings that read, filter and split it.
 
-    Create one with :func:`load_dataset`. It is only a reference: :func:`train` reads the files again
+    Create one with [`load_dataset`][modalrec.api.load_dataset]. It is only a reference: [`train`][modalrec.api.train] reads the files again
     (and records their SHA-256 hashes in the run's manifest).
 
     Attributes:
         path: The dataset folder or interactions file.
-        data: ``data`` settings (keys of the ``[data]`` config section) given to :func:`load_dataset`.
+        data: ``data`` settings (keys of the ``[data]`` config section) given to [`load_dataset`][modalrec.api.load_dataset].
         num_users: Users after filtering.
         num_items: Items after filtering, cold ones included.
         num_interactions: Interactions after filtering.
@@ -221,7 +221,7 @@ def available_models() -> pd.DataFrame:
 class Run:
     """A run folder: a trained model with its config, split, metrics and history.
 
-    Made by :func:`train` or :func:`load_run`. The model and data are loaded on first use and kept.
+    Made by [`train`][modalrec.api.train] or [`load_run`][modalrec.api.load_run]. The model and data are loaded on first use and kept.
 
     Attributes:
         path: The run folder.
@@ -316,6 +316,10 @@ class Run:
     ) -> pd.DataFrame:
         """The k best items for each user, never one of the user's training items.
 
+        A user id that is not in the dataset, or a user with no training interaction (the model learned
+        nothing about them), gets the k items with the most training interactions instead, as the
+        ``recommend`` command and the service do: ``source`` says ``popular`` and ``score`` is that count.
+
         Args:
             users: One user id or several, as in the dataset; ``None`` for every user.
             k: Items per user (a user with fewer unseen items gets fewer rows).
@@ -324,20 +328,19 @@ class Run:
                 pictures from; by default the dataset's own, when it has one.
 
         Returns:
-            Columns ``user_id, rank, item_id, score`` in the dataset's own ids, rank 1 first, plus
-            ``title`` and ``picture`` (the picture file's absolute path, None when unknown) when the items
-            table gives them.
+            Columns ``user_id, rank, item_id, score, source`` (``model`` or ``popular``) in the dataset's
+            own ids, rank 1 first, plus ``title`` and ``picture`` (the picture file's absolute path, None
+            when unknown) when the items table gives them.
 
         Raises:
-            ModalrecError: If ``k < 1``, a user id is not in the dataset, or ``items`` is missing, unreadable
-                or names none of the run's items.
+            ModalrecError: If ``k < 1``, or ``items`` is missing, unreadable or names none of the run's items.
         """
         from modalrec.serve.recommend import recommend_for_users
 
         if k < 1:
             raise ModalrecError(f"recommend: k must be >= 1, got {k}")
         chosen = None if users is None else ([users] if isinstance(users, str) else [str(u) for u in users])
-        rows = recommend_for_users(self._run(), chosen, k)
+        rows = recommend_for_users(self._run(), chosen, k, unknown="popular")
         return self._with_item_details(rows, items)
 
     def interactions(self, user: str, split: str = "train", *, items: str | Path | None = None) -> pd.DataFrame:
@@ -347,7 +350,7 @@ class Run:
         Args:
             user: A user id as in the dataset.
             split: ``"train"``, ``"valid"`` or ``"test"``.
-            items: An items table to take titles and pictures from (see :meth:`recommend`).
+            items: An items table to take titles and pictures from (see [`Run.recommend`][modalrec.api.Run.recommend]).
 
         Returns:
             Column ``item_id`` in item-index order, plus ``title``/``picture`` when known.
@@ -378,7 +381,7 @@ class Run:
         Args:
             user: A user id as in the dataset.
             k: Items to explain.
-            items: An items table to take titles and pictures from (see :meth:`recommend`).
+            items: An items table to take titles and pictures from (see [`Run.recommend`][modalrec.api.Run.recommend]).
 
         Returns:
             Columns ``rank, item_id, score, method`` (``attention`` or ``ablation``), one column per
@@ -433,8 +436,8 @@ def train(
     the best epoch's weights.
 
     Args:
-        dataset: A :class:`Dataset` from :func:`load_dataset`, a dataset path, or ``"demo"``.
-        model: A registered model name (see :func:`available_models`).
+        dataset: A [`Dataset`][modalrec.api.Dataset] from [`load_dataset`][modalrec.api.load_dataset], a dataset path, or ``"demo"``.
+        model: A registered model name (see [`available_models`][modalrec.api.available_models]).
         config: Settings: a TOML/YAML file, or a mapping such as ``{"epochs": 20, "model.reg_weight":
             0.01}`` or ``{"train": {"epochs": 20}}``. Bare keys work where one section has them.
         out: The run folder (default ``runs/<model>``).
@@ -460,7 +463,7 @@ def train(
 
 
 def load_run(path: str | Path, *, device: str = "cpu") -> Run:
-    """Open a run folder written by :func:`train`, ``modalrec train`` or ``modalrec benchmark``.
+    """Open a run folder written by [`train`][modalrec.api.train], ``modalrec train`` or ``modalrec benchmark``.
 
     Args:
         path: The run folder.
@@ -490,10 +493,10 @@ def benchmark(
     interrupted benchmark continues where it stopped.
 
     Args:
-        dataset: A :class:`Dataset`, a dataset path, or ``"demo"``.
+        dataset: A [`Dataset`][modalrec.api.Dataset], a dataset path, or ``"demo"``.
         models: Registered model names.
         seeds: A number of seeds ``n`` (seeds 1..n) or the seeds themselves.
-        config: Settings applied to every run (see :func:`train`).
+        config: Settings applied to every run (see [`train`][modalrec.api.train]).
         out: Folder for the runs and result files.
 
     Returns:
