@@ -107,8 +107,31 @@ def test_recommend_gives_unseen_items_in_original_ids_with_titles(vbpr: modalrec
     assert list(vbpr.recommend("U0001", k=4)["item_id"]) == list(rows.loc[rows.user_id == "U0001", "item_id"])
     with pytest.raises(ModalrecError, match="k must be"):
         vbpr.recommend("U0001", k=0)
-    with pytest.raises(ModalrecError, match="NOBODY"):
-        vbpr.recommend("NOBODY")
+    assert set(rows["source"]) == {"model"}
+
+
+def test_recommend_gives_unknown_and_untrained_users_the_popular_items(tmp_path: Path) -> None:
+    """As the CLI's recommend and the service do: a user id not in the data, and user 9 (valid and test
+    rows only, so the model learned nothing about them), get the most-trained items with source 'popular'."""
+    data = tmp_path / "data"
+    data.mkdir()
+    train = [(u, 5) for u in range(6)] + [(u, 3) for u in range(5)] + [(u, 1) for u in range(4)]
+    train += [(u, 2 if u < 3 else 4) for u in range(6)]  # training counts: 5: 6, 3: 5, 1: 4, 2: 3, 4: 3
+    held_out = [(u, 4 if u < 3 else 2, label) for u in range(6) for label in (1, 2)] + [(9, 1, 1), (9, 2, 2)]
+    lines = [f"{u}\t{i}\t0" for u, i in train] + [f"{u}\t{i}\t{label}" for u, i, label in held_out]
+    (data / "d.inter").write_text("userID\titemID\tx_label\n" + "\n".join(lines) + "\n")
+    run = modalrec.train(data, "bpr", config={"epochs": 1, "progress": False}, out=tmp_path / "run")
+
+    rows = run.recommend(["0", "9", "NOBODY"], k=3)
+    by_user = {user: group for user, group in rows.groupby("user_id", sort=False)}
+    assert list(by_user) == ["0", "9", "NOBODY"]
+    assert set(by_user["0"]["source"]) == {"model"}
+    for user in ("9", "NOBODY"):
+        assert set(by_user[user]["source"]) == {"popular"}
+        assert list(by_user[user]["rank"]) == [1, 2, 3]
+        assert list(by_user[user]["item_id"].astype(str)) == ["5", "3", "1"]
+        assert list(by_user[user]["score"]) == [6, 5, 4]
+    assert list(run.recommend(None, k=3).query("user_id == '9'")["source"]) == ["popular"] * 3
 
 
 def test_recommend_takes_titles_from_another_items_table(vbpr: modalrec.Run, tmp_path: Path) -> None:
