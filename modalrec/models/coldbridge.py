@@ -38,6 +38,7 @@ class ColdBridgeConfig:
     hidden_dim: int = 128  # hidden width of each modality's projection (0: a linear projection)
     knn_k: int = 10  # k, warm content neighbours whose backbone vectors estimate a cold item's
     neighbour_weight: float = 1.0  # gamma, weight of the neighbours' estimate in a cold item's score
+    projection_weight: float = 1.0  # rho, weight of the learned projections' similarity (0: cosines alone)
     temperature: float = 0.2  # tau of both alignment losses
     align_weight: float = 0.1  # weight of the content-to-item alignment
     modality_align_weight: float = 0.1  # weight of the alignment between modalities
@@ -51,7 +52,7 @@ class ColdBridgeConfig:
         if min(self.embedding_dim, self.knn_k, self.contrast_size) < 1 or min(self.num_layers, self.hidden_dim) < 0:
             raise ConfigError("model.embedding_dim", "embedding_dim, knn_k, contrast_size >= 1; num_layers, "
                               "hidden_dim >= 0")
-        if self.neighbour_weight < 0 or self.temperature <= 0 or self.gate_degree < 0:
+        if min(self.neighbour_weight, self.projection_weight, self.gate_degree) < 0 or self.temperature <= 0:
             raise ConfigError("model.neighbour_weight", "neighbour_weight >= 0, temperature > 0, gate_degree >= 0")
 
 
@@ -66,10 +67,17 @@ class ColdBridgeConfig:
 class ColdBridge(Recommender):
     r"""A warm backbone, with cold items scored by a learned content similarity and their warm neighbours.
 
-    Each modality :math:`m` of item :math:`i` is projected into a shared space,
-    :math:`\mathbf p^m_i = P_m(\mathbf x^m_i)`, and fused with learned weights,
-    :math:`\mathbf c_i = \sum_m \mathrm{softmax}(\mathbf w)_m \mathbf p^m_i`. A user's content profile is
-    the mean over their training items, :math:`\mathbf q_u = \frac{1}{|N_u|}\sum_{j \in N_u} \mathbf c_j`.
+    Each modality :math:`m` of item :math:`i` is standardised and normalised, :math:`\hat{\mathbf x}^m_i`, and
+    projected into a shared space, :math:`\mathbf p^m_i = P_m(\mathbf x^m_i)`; with learned modality weights
+    :math:`\mathbf w = \mathrm{softmax}(\boldsymbol\omega)` the item's content vector is
+
+    .. math::
+        \mathbf c_i = \big[\sqrt{w_1}\,\hat{\mathbf x}^1_i, \dots, \sqrt{w_M}\,\hat{\mathbf x}^M_i,
+        \rho \textstyle\sum_m w_m \mathbf p^m_i\big],
+
+    and a user's content profile the mean over their training items,
+    :math:`\mathbf q_u = \frac{1}{|N_u|}\sum_{j \in N_u} \mathbf c_j`, so :math:`\mathbf q_u^\top\mathbf c_i`
+    is a content-kNN score: weighted per-modality cosines plus the similarity of the learned projections.
     With :math:`W` the row-normalised cosine weights over the :math:`k` nearest *warm* items by content
     (never the item itself) and :math:`\mathbf V` the backbone's item vectors, an item without
     interactions is scored
@@ -86,7 +94,7 @@ class ColdBridge(Recommender):
     .. math::
         \mathcal L = \mathrm{BPR}_{\mathbf V}
         + \mathrm{BPR}(s^{c,-i}_{ui}, s^{c,-i}_{uj})
-        + \lambda_a\,\mathrm{InfoNCE}_\tau(\mathbf c_i, \bar{\mathbf v}_i)
+        + \lambda_a\,\mathrm{InfoNCE}_\tau(\textstyle\sum_m w_m\mathbf p^m_i, \bar{\mathbf v}_i)
         + \lambda_m \sum_{m > 1} \mathrm{InfoNCE}_\tau(\mathbf p^1_i, \mathbf p^m_i)
 
     where :math:`\mathrm{BPR}_{\mathbf V}` trains the LightGCN backbone, :math:`s^{c,-i}` uses the profile
@@ -95,13 +103,15 @@ class ColdBridge(Recommender):
     each positive with the other positives among the batch's first ``contrast_size``. A frozen
     ``backbone_run`` replaces the LightGCN backbone.
 
-    Shapes: content (I, F); neighbour weights (I, I) sparse; vectors (U, 2d), (I, 2d).
+    Shapes: content (I, F); neighbour weights (I, I) sparse; vectors (U, 2d + F), (I, 2d + F).
     """
 
     content: Tensor
+    unit_content: Tensor
     neighbours: Tensor
     gate: Tensor
     history_count: Tensor
+    unit_profiles: Tensor
 
     def __init__(self, config: ColdBridgeConfig, inputs: ModelInputs) -> None:
         super().__init__(config, inputs)
@@ -113,7 +123,8 @@ class ColdBridge(Recommender):
         dim, hidden = self.backbone.dim, config.hidden_dim
         self.projections = nn.ModuleList(MLP([size, hidden, dim] if hidden else [size, dim])
                                          for size in self.modality_dims)
-        self.modality_logits = nn.Parameter(torch.zeros(len(self.modality_dims)))
+        self.modality_logits = nn.Parameter(torch.zeros(len(self.modality_dims)))  # w = softmax(logits)
+        self.register_buffer("unit_content", self.unit_rows(content), persistent=False)
         self.register_buffer("neighbours", self.neighbour_weights(content, catalogue=True).to_sparse_csr(),
                              persistent=False)
         history = user_item_matrix(inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items, "none")
@@ -121,6 +132,7 @@ class ColdBridge(Recommender):
         counts = torch.bincount(torch.unique(inputs.train_users.long() * inputs.num_items + inputs.train_items.long())
                                 // inputs.num_items, minlength=inputs.num_users).float().unsqueeze(1)
         self.register_buffer("history_count", counts, persistent=False)
+        self.register_buffer("unit_profiles", self.history(self.unit_content), persistent=False)  # sums, (U, F)
         degree = torch.bincount(inputs.train_items.long(), minlength=inputs.num_items).float().unsqueeze(1)
         gate = self.backbone.warm if config.gate_degree == 0 else degree / (degree + config.gate_degree)
         self.register_buffer("gate", gate, persistent=False)
@@ -133,6 +145,22 @@ class ColdBridge(Recommender):
                                        torch.arange(start, min(start + chunk, len(query))) if catalogue else None)
                 for start in range(0, len(query), chunk)]
         return torch.cat(rows).to_sparse() if rows else query.new_zeros(0, self.num_items).to_sparse()
+
+    def unit_rows(self, content: Tensor) -> Tensor:
+        """Each modality of the scaled content L2-normalised per row. Shapes: (N, F) -> (N, F)."""
+        return torch.cat([F.normalize(part, dim=1) for part in torch.split(content, self.modality_dims, dim=1)], 1)
+
+    def weighted_cosines(self, unit: Tensor) -> Tensor:
+        """[sqrt(w_m) x_m / |x_m|]_m, whose dot products are the w-weighted sums of per-modality cosines."""
+        weights = torch.softmax(self.modality_logits, dim=0).sqrt()
+        parts = torch.split(unit, self.modality_dims, dim=1)
+        return torch.cat([w * part for w, part in zip(weights, parts, strict=True)], dim=1)
+
+    def item_content(self, content: Tensor, unit: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """c_i = [weighted cosine rows, rho x fused projections], and the modality projections."""
+        projected = self.projected(content)
+        fused = self.config.projection_weight * self.fused(projected)
+        return torch.cat([self.weighted_cosines(unit), fused], dim=1), projected
 
     def projected(self, content: Tensor) -> list[Tensor]:
         """Each modality's projection p^m into the shared space. Shapes: (N, F) -> M x (N, d)."""
@@ -147,24 +175,31 @@ class ColdBridge(Recommender):
         users_all, items_all = self.backbone.vectors()
         fixed_users, fixed_items = users_all.detach(), items_all.detach()
         projected = self.projected(self.content)  # every item once: M x (I, d)
-        fused = self.fused(projected)
+        fused = self.config.projection_weight * self.fused(projected)
         user = fixed_users.index_select(0, batch.users)
-        totals = self.history(fused).index_select(0, batch.users)  # sum of c_j over the user's items
-        positive_content = fused.index_select(0, batch.positive_items)
-        profile = (totals - positive_content) / (self.history_count.index_select(0, batch.users) - 1).clamp(min=1)
+        others = (self.history_count.index_select(0, batch.users) - 1).clamp(min=1)
+
+        def without_positive(totals: Tensor, table: Tensor) -> Tensor:  # leave-one-out profile rows
+            return (totals.index_select(0, batch.users) - table.index_select(0, batch.positive_items)) / others
+
+        with torch.no_grad():  # fixed content: the per-modality cosines only get a learned weight
+            cosine_profile = without_positive(self.unit_profiles, self.unit_content)
+        projected_profile = without_positive(self.history(fused), fused)
         estimates = torch.sparse.mm(self.neighbours.to_sparse_coo(), fixed_items)  # (W V), no gradient
-        gamma = self.config.neighbour_weight
+        gamma, weights = self.config.neighbour_weight, torch.softmax(self.modality_logits, dim=0)
 
-        def content_score(items: Tensor, item_content: Tensor) -> Tensor:
-            return pair_item_scores(profile, item_content) + gamma * pair_item_scores(
-                user, estimates.index_select(0, items))
+        def content_score(items: Tensor) -> Tensor:
+            with torch.no_grad():
+                products = cosine_profile * self.unit_content.index_select(0, items)
+                cosines = torch.stack([part.sum(1) for part in torch.split(products, self.modality_dims, 1)], 1)
+            return cosines @ weights + pair_item_scores(projected_profile, fused.index_select(0, items)) + gamma * (
+                pair_item_scores(user, estimates.index_select(0, items)))
 
-        rank = bpr_loss(content_score(batch.positive_items, positive_content),
-                        content_score(batch.negative_items, fused.index_select(0, batch.negative_items)))
+        rank = bpr_loss(content_score(batch.positive_items), content_score(batch.negative_items))
         count, tau = min(len(batch.users), self.config.contrast_size), self.config.temperature
         targets = torch.arange(count, device=user.device)
         first = [p.index_select(0, batch.positive_items[:count]) for p in projected]
-        align = info_nce(positive_content[:count], fixed_items.index_select(0, batch.positive_items[:count]),
+        align = info_nce(self.fused(first), fixed_items.index_select(0, batch.positive_items[:count]),
                          targets, tau).mean()
         modality = sum((info_nce(first[0], other, targets, tau).mean() for other in first[1:]), rank.new_zeros(()))
         c = self.config
@@ -179,14 +214,17 @@ class ColdBridge(Recommender):
 
     def compute_embeddings(self) -> Embeddings:
         users, items = self.backbone.vectors()
-        fused = self.fused(self.projected(self.content))
-        profiles = self.history(fused) / self.history_count.clamp(min=1)
+        fused, _ = self.item_content(self.content, self.unit_content)
+        projection_profiles = self.history(fused[:, self.unit_content.shape[1]:])
+        profiles = torch.cat([self.weighted_cosines(self.unit_profiles), projection_profiles], 1)
+        profiles = profiles / self.history_count.clamp(min=1)
         vectors = self.item_vectors(items, self.neighbours.to_sparse_coo(), fused, self.gate)
         return Embeddings(torch.cat([users, profiles], dim=1), vectors)
 
     def content_item_vectors(self, features: dict[str, Tensor]) -> Tensor:
         content = scale_new_content(self.scaler, features, self.content.device)
-        none, fused = content.new_zeros(len(content), self.backbone.dim), self.fused(self.projected(content))
+        none, (fused, _) = content.new_zeros(len(content), self.backbone.dim), self.item_content(content,
+                                                                                             self.unit_rows(content))
         return self.item_vectors(none, self.neighbour_weights(content), fused, content.new_zeros(len(content), 1))
 
 
