@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 FAST_SHOP = ShopConfig(image_extractor="handcrafted", text_extractor="tfidf")
 """The demo shop with features that take seconds (``modalrec demo --fast-features``)."""
 
-DEMO_TRAINING = ("train.learning_rate=0.01", "train.patience=5")
-"""Settings under the user's: BPR, LightGCN and VBPR converge in 15 to 30 epochs instead of 70 to 270."""
+DEMO_TRAINING = ("train.learning_rate=0.005", "train.patience=5")
+"""Settings under the user's: BPR, LightGCN and VBPR stop after 20 to 40 epochs instead of 90 to 290."""
 
 PICTURE_FILE = "demo-grid.png"
 

@@ -37,3 +37,16 @@ def test_a_leaderboard_column_is_one_entry(tmp_path: Path) -> None:
     header, _, first, second = table.splitlines()[2:6]
     assert header.split()[-2:] == ["warm", "recall@20"]
     assert first.split()[-2:] == ["9", "0.2500"] and second.split()[-3:] == ["closed", "form", "0.2500"]
+
+
+def test_long_titles_are_cut_to_two_lines_that_fit_a_tile() -> None:
+    from PIL import Image, ImageDraw
+
+    from modalrec.serve.picture import TILE, _caption, _font
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (10, 10))), _font(12)
+    caption = _caption("An extraordinarily long product title that never ends at all", draw, font)
+    lines = caption.splitlines()
+    assert len(lines) == 2 and lines[1].endswith("…")
+    assert all(draw.textlength(line, font=font) <= TILE - 4 for line in lines)
+    assert _caption("Mug", draw, font) == "Mug"

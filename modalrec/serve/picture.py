@@ -8,7 +8,6 @@ with their id, so the grid also works for datasets with titles only.
 from __future__ import annotations
 
 import io
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -73,14 +72,32 @@ def recommendation_picture(run: LoadedRun, source: ContentSource, out: str | Pat
             if number == 1 and item in wanted:
                 draw.rectangle((left - 3, top - 3, left + TILE + 2, top + TILE + 2), outline=HIT, width=4)
             title = titles[item] or item
-            caption = "\n".join(textwrap.wrap(str(title), 20)[:2])
-            draw.multiline_text((left, top + TILE + 3), caption, fill="black", font=font)
+            draw.multiline_text((left, top + TILE + 3), _caption(str(title), draw, font), fill="black", font=font)
     note = "green frame: recommended, and the user chose it later (held-out test interaction)"
     draw.text((GAP, height - 20), note, fill=HIT, font=font)
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     write_bytes(out, buffer.getvalue())
     return Path(out)
+
+
+def _caption(title: str, draw: ImageDraw.ImageDraw, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> str:
+    """``title`` in at most two lines that each fit under a tile (the second cut with an ellipsis)."""
+    lines: list[str] = []
+    words = title.split()
+    while words and len(lines) < 2:
+        line = words.pop(0)
+        while words and draw.textlength(f"{line} {words[0]}", font=font) <= TILE - 4:
+            line = f"{line} {words.pop(0)}"
+        while draw.textlength(line, font=font) > TILE - 4 and len(line) > 1:
+            line = line[:-2] + "…"
+        lines.append(line)
+    if words and lines:
+        last = lines[-1]
+        while draw.textlength(last + "…", font=font) > TILE - 4 and len(last) > 1:
+            last = last[:-1]
+        lines[-1] = last + "…"
+    return "\n".join(lines)
 
 
 def _tile(picture: str | None, item: str) -> Image.Image:
