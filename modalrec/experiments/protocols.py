@@ -321,7 +321,7 @@ def render_markdown(document: dict[str, Any]) -> str:
 def _cold_table(document: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     lookup = {(r["model"], r["task"]): r for r in rows}
     head = ["model", *(f"{task} recall@20" for task in TASKS), *(f"{task} ndcg@20" for task in TASKS),
-            "train s", "epochs (cold/warm/overall chosen)"]
+            "train s", "epochs (cold/warm/overall chosen)", "runs ok"]
     lines = ["Test metrics, mean ± std over seeds; each task at the epoch its own validation set chose "
              "(— : the model cannot score cold items).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -333,10 +333,13 @@ def _cold_table(document: dict[str, Any], rows: list[dict[str, Any]]) -> list[st
                 row = lookup.get((model, task))
                 cells.append(_pm(row[f"{metric}_mean"], row[f"{metric}_std"]) if row else "—")
         overall = lookup.get((model, "overall"))
-        cells.append(f"{overall['train_seconds_mean']:.1f}" if overall else "—")
-        chosen = "/".join(f"{lookup[(model, t)]['best_epoch_mean']:.0f}" if (model, t) in lookup else "—"
+        done = overall is not None and overall["seeds_ok"] > 0
+        cells.append(f"{overall['train_seconds_mean']:.1f}" if done else "—")
+        chosen = "/".join(f"{lookup[(model, t)]['best_epoch_mean']:.0f}" if (model, t) in lookup and done else "—"
                           for t in TASKS)
-        cells.append(f"{overall['epochs_mean']:.0f} ({chosen})" if overall else "—")
+        cells.append(f"{overall['epochs_mean']:.0f} ({chosen})" if done else "—")
+        runs = [r for r in document["runs"] if r["model"] == model]
+        cells.append(f"{sum(1 for r in runs if not r['error'])}/{len(runs)}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
