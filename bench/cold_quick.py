@@ -1,0 +1,77 @@
+"""Quick cold / warm / overall checks of one model on ml100k-posters under the item cold-start protocol.
+
+    python bench/cold_quick.py MODEL SEED EPOCHS [KEY=VALUE ...]   # one run, one JSON line appended to --out
+    python bench/cold_quick.py --render [--out FILE]               # the Markdown table of every line
+
+Each run holds out 20% of the items (``data.cold_item_fraction=0.2``), selects each task's epoch on that
+task's validation set, and records recall@20 of the cold, warm and overall tasks (valid and test). The
+figures are small-budget checks (few epochs, a contended machine), not the benchmark of
+``modalrec benchmark --protocol cold-items``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+
+DATA = "../shared/datasets/ml100k-posters/mmrec"
+DEFAULT_OUT = Path("docs/benchmarks/results/cold_quick.jsonl")
+COLUMNS = ["cold/valid", "cold/test", "warm/valid", "warm/test", "overall/valid", "overall/test"]
+
+
+def run_one(model: str, seed: int, epochs: int, sets: list[str], out: Path, runs: Path) -> dict[str, object]:
+    from modalrec.train.run import resolve_config, train_run
+
+    overrides = [f"train.epochs={epochs}", "train.progress=false", "data.cold_item_fraction=0.2",
+                 "train.patience=10", *([] if any(s.startswith("eval.task=") for s in sets) else ["eval.task=cold"]),
+                 *sets]
+    config = resolve_config(DATA, model, overrides=overrides, seed=seed)
+    start = time.time()
+    result = train_run(config, runs / f"{model}-{seed}-{len(list(runs.glob('*')))}", overwrite=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    row: dict[str, object] = {"model": model, "seed": seed, "epochs": epochs, "sets": sets,
+                              "seconds": round(time.time() - start, 1), "code": commit}
+    for task, parts in result.tasks.items():
+        for part, metrics in parts.items():
+            row[f"{task}/{part}"] = round(metrics["recall@20"], 4)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as file:
+        file.write(json.dumps(row) + "\n")
+    return row
+
+
+def render(out: Path) -> str:
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    lines = ["| model | code | seed | epochs | settings | " + " | ".join(COLUMNS) + " |",
+             "|---|---|---|---|---|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        cells = [f"{row[c]:.4f}" if c in row else "-" for c in COLUMNS]
+        lines.append(f"| {row['model']} | {row.get('code', '-')} | {row['seed']} | {row['epochs']} | "
+                     f"{' '.join(row['sets']) or '-'} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", nargs="?")
+    parser.add_argument("seed", nargs="?", type=int)
+    parser.add_argument("epochs", nargs="?", type=int)
+    parser.add_argument("sets", nargs="*", help="KEY=VALUE overrides, as --set takes them")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--runs", type=Path, default=Path("/tmp/cold_quick_runs"))
+    parser.add_argument("--render", action="store_true")
+    args = parser.parse_args()
+    if args.render:
+        print(render(args.out))
+        return
+    if args.model is None or args.seed is None or args.epochs is None:
+        parser.error("give MODEL SEED EPOCHS, or --render")
+    print(json.dumps(run_one(args.model, args.seed, args.epochs, args.sets, args.out, args.runs)))
+
+
+if __name__ == "__main__":
+    main()
