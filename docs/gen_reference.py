@@ -31,7 +31,8 @@ HELP_WIDTH = 100
 # Config fields: type, default and the comment that documents each
 
 def field_comments(cls: type) -> dict[str, str]:
-    """The comment after (or, failing that, on the lines above) each field of a dataclass's source."""
+    """The comment after (or, failing that, on the line above) each field of a dataclass's source; used where
+    :func:`modalrec.config.field_help` finds no help on the field's own line."""
     try:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):
@@ -51,8 +52,11 @@ def field_comments(cls: type) -> dict[str, str]:
 
 def config_rows(cls: type) -> list[tuple[str, str, str, str]]:
     """``(name, type, default, help)`` for each field of a config dataclass."""
+    from modalrec.config import field_help  # what `modalrec config keys` shows
+
     hints = typing.get_type_hints(cls)
-    comments = field_comments(cls)
+    above = field_comments(cls)
+    comments = {name: text or above.get(name, "") for name, text in field_help(cls).items()}
     rows = []
     for field in dataclasses.fields(cls):
         if field.default is not dataclasses.MISSING:
