@@ -1,7 +1,8 @@
-"""Generate the reference pages from the code: the models from the registry, the CLI from its parser.
+"""Generate the reference pages from the code: the models from the registry, the settings from the config
+dataclasses, the CLI from its parser.
 
-Run by ``mkdocs build`` (the ``gen-files`` plugin), which writes ``models/reference.md`` and ``cli.md``
-into the built site only. ``python docs/gen_reference.py`` rewrites the model table in README.md
+Run by ``mkdocs build`` (the ``gen-files`` plugin), which writes ``models/reference.md``, ``settings.md``
+and ``cli.md`` into the built site only. ``python docs/gen_reference.py`` rewrites the model table in README.md
 (between its ``models:start``/``models:end`` markers), which ``tests/test_docs.py`` checks: run it after
 registering a model.
 """
@@ -158,6 +159,24 @@ def update_readme(path: Path = ROOT / "README.md") -> bool:
     return new != text
 
 
+def settings_reference() -> str:
+    """The ``[data]``, ``[train]`` and ``[eval]`` sections: every key with its type, default and help."""
+    from modalrec.config import DataConfig, EvalConfig, TrainConfig
+
+    lines = ["# Settings reference", "",
+             "Generated from the config dataclasses (`modalrec/config.py`) by `docs/gen_reference.py` when the "
+             "docs are built; `modalrec config keys` prints the same. Set a key in a TOML/YAML config file's "
+             "section, with `--set section.key=value` (or a bare `--set key=value` when one section has it), or "
+             "in the `config` mapping of `modalrec.train`. Each model's own `[model]` keys are in the "
+             "[model reference](models/reference.md)."]
+    for section, cls in (("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+        lines += ["", f"## {section}", "", (inspect.getdoc(cls) or "").splitlines()[0], ""]
+        lines += markdown_table(["key", "type", "default", "meaning"],
+                                [(f"`{name}`", kind, f"`{default}`", text) for name, kind, default, text in
+                                 config_rows(cls)])
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # The CLI reference
 
@@ -198,6 +217,8 @@ def write_pages() -> None:
         handle.write(model_reference())
     with mkdocs_gen_files.open("cli.md", "w") as handle:
         handle.write(cli_reference())
+    with mkdocs_gen_files.open("settings.md", "w") as handle:
+        handle.write(settings_reference())
 
 
 if __name__ == "__main__":
