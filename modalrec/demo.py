@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modalrec.data.demo_shop import ShopConfig, build_demo_dataset
-from modalrec.evaluate.cold import cold_item_evaluator
+from modalrec.evaluate.cold import cold_item_evaluator, cold_items
 from modalrec.serve.items import read_content_source
 from modalrec.serve.picture import recommendation_picture
 from modalrec.train.run import LoadedRun, configure_threads, load_run, resolve_config, train_run
@@ -83,20 +83,22 @@ def run_demo(
     log.info("demo: building the shop (%d users, %d items, pictures and texts) in %s",
              shop.num_users, shop.num_items, out / "data" / folder)
     data_dir = build_demo_dataset(out / "data" / folder, shop)
-    rows = []
+    rows, cold_count = [], 0
     for number, name in enumerate(models, start=1):
         config = resolve_config(data_dir, name.strip(), config_file=config_file,
                                 overrides=[*DEMO_TRAINING, *(overrides or [])], seed=seed)
         run_dir = out / "runs" / config.model_name
         log.info("demo: training %s (%d of %d) into %s", config.model_name, number, len(models), run_dir)
         result = train_run(config, run_dir, overwrite=True)
-        rows.append(LeaderboardRow(config.model_name, result.test, cold_item_recall(load_run(run_dir)),
+        run = load_run(run_dir)
+        cold_count = int(cold_items(run.split).sum())
+        rows.append(LeaderboardRow(config.model_name, result.test, cold_item_recall(run),
                                    result.train_seconds, result.best_epoch, result.closed_form, run_dir))
     best = max(rows, key=lambda r: r.test["recall@20"])
     log.info("demo: drawing %s's recommendations", best.model)
     picture = recommendation_picture(load_run(best.run_dir), read_content_source(data_dir), out / PICTURE_FILE)
     seconds = time.perf_counter() - start
-    return "\n".join([format_leaderboard(rows, data_dir), "",
+    return "\n".join([format_leaderboard(rows, data_dir, cold_count=cold_count), "",
                       f"picture: {picture} (a user's history and {best.model}'s recommendations)",
                       f"demo finished in {seconds:.0f} s"])
 
@@ -107,8 +109,13 @@ def cold_item_recall(run: LoadedRun, k: int = 20) -> float:
     return evaluator.evaluate(run.model.ranking_scorer(), run.device).mean()[f"recall@{k}"]
 
 
-def format_leaderboard(rows: list[LeaderboardRow], data_dir: Path, columns: list[Column] | None = None) -> str:
-    """The runs best first (test recall@20), one line each, under a header of ``columns``."""
+def format_leaderboard(rows: list[LeaderboardRow], data_dir: Path, columns: list[Column] | None = None, *,
+                       cold_count: int = 0) -> str:
+    """The runs best first (test recall@20), one line each, under a header of ``columns``.
+
+    ``cold_count`` (the number of cold items) puts the chance level of ``cold recall@20`` in the footnote:
+    the cold items are ranked among themselves, so a model that reads no content still gets about 20/count.
+    """
     columns = columns or COLUMNS
     ordered = sorted(rows, key=lambda r: -r.test["recall@20"])
 
@@ -119,7 +126,11 @@ def format_leaderboard(rows: list[LeaderboardRow], data_dir: Path, columns: list
     header = line([column.header for column in columns])
     lines = [f"dataset: {data_dir}", "", header, "-" * len(header)]
     lines += [line([column.cell(row) for column in columns]) for row in ordered]
-    lines += ["", "cold recall@20: test items with no training interaction, reachable only through content.", ""]
+    lines += ["", "cold recall@20: test items with no training interaction, reachable only through content."]
+    if cold_count:
+        lines.append(f"They are ranked among the {cold_count} cold items only: ranking them at random gives "
+                     f"about {min(1.0, 20 / cold_count):.2f}.")
+    lines.append("")
     for row in ordered:
         plot = "" if row.closed_form else f", plot {row.run_dir / 'training.png'}"
         lines.append(f"{row.model}: run folder {row.run_dir}{plot}")

@@ -39,6 +39,13 @@ def test_a_leaderboard_column_is_one_entry(tmp_path: Path) -> None:
     assert first.split()[-2:] == ["9", "0.2500"] and second.split()[-3:] == ["closed", "form", "0.2500"]
 
 
+def test_the_leaderboard_says_the_chance_level_of_cold_recall(tmp_path: Path) -> None:
+    row = LeaderboardRow("bpr", {"recall@20": 0.3, "ndcg@20": 0.2}, 0.62, 5.0, 9, False, tmp_path)
+    assert "ranked among the 32 cold items only: ranking them at random gives about 0.62." in \
+        format_leaderboard([row], tmp_path, cold_count=32)
+    assert "at random" not in format_leaderboard([row], tmp_path)
+
+
 def test_long_titles_are_cut_to_two_lines_that_fit_a_tile() -> None:
     from PIL import Image, ImageDraw
 
