@@ -217,8 +217,9 @@ def render_markdown(results: dict[str, Any], source: str = "results.json") -> st
              f"- measured: {results['date']} on {results['cpus']} CPU cores, {results['threads']} thread(s), "
              f"ColdRec commit {results['coldrec_commit']}, modalrec commit {results['modalrec_commit']}",
              f"- split: `{results['split']}` ({results['split_note']})",
-             f"- item content: {results.get('content', 'raw')} (standardized: each modality's columns centred and "
-             "rows scaled to unit average L2 norm, as modalrec's content models do, then side by side)",
+             "- item content: " + ("each modality standardised (columns centred, rows scaled to unit average L2 "
+                                   "norm, as modalrec's content models do), then side by side"
+                                   if results.get("content") == "standardized" else "the split's content file as it is"),
              f"- ColdRec's default hyper-parameters; backbone {results['backbone']}"
              + (f" (embeddings reused from `{results['backbone_from']}`)" if results.get("backbone_from") else "")
              + f"; seeds {results['seeds']}"
