@@ -19,7 +19,8 @@ EXAMPLES: dict[str, str] = {
     "features extract": "modalrec features extract --items items.csv --column title --extractor minilm "
                         "--out title.npy",
     "features merge": "modalrec features merge part0.npy part1.npy --out image_feat.npy",
-    "serve": f"modalrec serve --run {RUN} --items {DATA}/items.csv --port 8000",
+    "serve": f"modalrec serve --run {RUN} --port 8000\n"
+             "modalrec serve --run runs/freedom --items items.csv --page-feedback",
     "ab": "modalrec ab report --db feedback.sqlite",
     "ab report": "modalrec ab report --db feedback.sqlite --json",
     "ab simulate": "modalrec ab simulate --run runs/a --run-b runs/b --db sim.sqlite",
