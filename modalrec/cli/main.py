@@ -14,6 +14,7 @@ from modalrec.cli.runs_cmd import add_runs_parser
 from modalrec.errors import ModalrecError, one_line, shorten
 
 MAX_ERROR_LINE = 800  # the one line an error prints, whatever it quotes
+QUIET_LIBRARIES = ("faiss", "sentence_transformers")  # their INFO lines ("Successfully loaded faiss.") tell a user nothing
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:
+        for library in QUIET_LIBRARIES:
+            logging.getLogger(library).setLevel(logging.WARNING)
     try:
         return int(args.handler(args) or 0)
     except ModalrecError as exc:

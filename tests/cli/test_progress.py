@@ -67,3 +67,21 @@ def test_feature_extraction_logs_items_per_second(tmp_path: Path, caplog: pytest
                  "--set", "dim=4", "--out", str(tmp_path / "t.npy")]) == 0
     lines = [r.getMessage() for r in caplog.records if r.name == "modalrec.progress"]
     assert lines and lines[-1].startswith("text features (tfidf): 12/12 items, ") and "items/s" in lines[-1]
+
+
+def test_libraries_info_lines_are_quiet_unless_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    from modalrec.cli.main import QUIET_LIBRARIES
+
+    root = logging.getLogger()
+    level = root.level
+    loggers = [logging.getLogger(f"{library}.loader") for library in QUIET_LIBRARIES]
+    try:
+        root.setLevel(logging.INFO)  # what the command line sets (pytest has already configured logging)
+        assert main(["models"]) == 0
+        assert not any(logger.isEnabledFor(logging.INFO) for logger in loggers)
+        assert all(logger.isEnabledFor(logging.WARNING) for logger in loggers)
+        assert logging.getLogger("modalrec.progress").isEnabledFor(logging.INFO)
+    finally:
+        root.setLevel(level)
+        for library in QUIET_LIBRARIES:
+            logging.getLogger(library).setLevel(logging.NOTSET)
