@@ -114,7 +114,7 @@ def _add_train(sub: Any) -> None:
     train.add_argument("--device", type=device_value,
                        help="auto, cpu, cuda or cuda:N; shortcut for --set train.device=... (default auto)")
     train.add_argument("--distributed", action="store_true",
-                       help="train with DistributedDataParallel; launch with torchrun (see README)")
+                       help="train with DistributedDataParallel; launch with torchrun (see docs/training.md)")
     _config_arguments(train)
     train.set_defaults(handler=_train)
 
@@ -126,7 +126,7 @@ def _train(args: argparse.Namespace) -> int:
 
     context = from_environment()
     if args.distributed and not context.enabled:
-        raise ModalrecError("train --distributed: launch it with torchrun (RANK/WORLD_SIZE are not set); see README")
+        raise ModalrecError("train --distributed: launch it with torchrun (RANK/WORLD_SIZE are not set); see docs/training.md")
     overrides = [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
     try:
         if args.resume:

@@ -20,7 +20,7 @@ from modalrec.nn.sparse import mean_of_layers
 @dataclass(frozen=True)
 class LightGCNConfig:
     embedding_dim: int = 64  # d
-    num_layers: int = 2  # K propagation steps (the paper uses 3; 2 was best on validation here, see README)
+    num_layers: int = 2  # K propagation steps (the paper uses 3; 2 was best on validation here, see docs/benchmarks/notes.md)
     reg_weight: float = 1e-3  # lambda, L2 on the layer-0 embeddings of the batch
 
     def __post_init__(self) -> None:

@@ -55,7 +55,7 @@ def start(context: DistContext, device: torch.device) -> None:
     if not context.enabled or dist.is_initialized():
         return
     if "MASTER_ADDR" not in os.environ:
-        raise ModalrecError("distributed training needs a rendezvous: launch with torchrun (see README)")
+        raise ModalrecError("distributed training needs a rendezvous: launch with torchrun (see docs/training.md)")
     backend = "nccl" if device.type == "cuda" else "gloo"
     try:
         dist.init_process_group(backend, rank=context.rank, world_size=context.world_size, timeout=START_TIMEOUT)

@@ -158,7 +158,7 @@ def seed_everything(seed: int) -> None:
 
 
 def configure_threads(threads: int) -> None:
-    """``threads`` torch CPU threads; 0 means ``$OMP_NUM_THREADS`` when set, else 1 (see the README)."""
+    """``threads`` torch CPU threads; 0 means ``$OMP_NUM_THREADS`` when set, else 1 (see docs/training.md)."""
     count = threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
     torch.set_num_threads(max(count, 1))
 
