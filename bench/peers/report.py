@@ -122,8 +122,10 @@ def _list(values: list[Any], digits: int = 4) -> str:
 def _settings_text(settings: dict[str, Any]) -> str:
     mode = settings.get("settings", "same")
     given = [f"{label} {settings[key]}" for key, label in (("batch_size", "batch"), ("learning_rate", "learning rate"),
-                                                           ("patience", "patience"), ("epochs", "at most epochs"))
+                                                           ("patience", "patience"))
              if settings.get(key) is not None]
+    if settings.get("epochs") is not None:
+        given.append(f"at most {settings['epochs']} epochs")
     if settings.get("max_seconds"):
         given.append(f"at most {settings['max_seconds']:.0f} s of training")
     head = ("same on both sides (MMRec's first grid values)" if mode == "same"
