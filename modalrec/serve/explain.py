@@ -38,6 +38,7 @@ def explain_user(run: LoadedRun, user_id: str, k: int = 10) -> list[ItemExplanat
     entry = get_model(run.config.model_name)
     if not entry.uses_content:
         raise ModalrecError(f"explain: {entry.name} reads no item content; there is no modality to explain")
+    _check_trained_user(run, user_id)
     top = recommend_for_users(run, [user_id], k)
     users = torch.from_numpy(run.dataset.user_ids.indices_of([user_id])).to(run.device)
     items = torch.from_numpy(run.dataset.item_ids.indices_of(top["item_id"])).to(run.device)
@@ -49,6 +50,18 @@ def explain_user(run: LoadedRun, user_id: str, k: int = 10) -> list[ItemExplanat
         ItemExplanation(int(rank), str(item), float(score), {m: float(v[i]) for m, v in contributions.items()}, method)
         for i, (rank, item, score) in enumerate(zip(top["rank"], top["item_id"], top["score"], strict=True))
     ]
+
+
+def _check_trained_user(run: LoadedRun, user_id: str) -> None:
+    """Refuse a user the model learned nothing about: ``recommend`` gives them the popular items, which no
+    modality contributed to."""
+    index = run.dataset.user_ids.lookup().get(str(user_id))
+    if index is None:
+        raise ModalrecError(f"explain: unknown user id '{user_id}' (not in the dataset); only a user with "
+                            "training interactions has recommendations to explain")
+    if not (run.split.train.users == index).any():
+        raise ModalrecError(f"explain: user '{user_id}' has no training interaction; recommend gives them the "
+                            "popular items, which no modality contributed to")
 
 
 @torch.no_grad()

@@ -41,6 +41,11 @@ def test_explain_command_prints_a_table(vbpr_run: Path, capsys: pytest.CaptureFi
     assert len(lines) == 5
 
 
+def test_an_unknown_user_gets_an_explain_error_not_a_recommend_one(vbpr_run: Path) -> None:
+    with pytest.raises(ModalrecError, match="^explain: unknown user id 'NOBODY' \\(not in the dataset\\)"):
+        explain_user(load_run(vbpr_run), "NOBODY")
+
+
 def test_id_only_model_has_nothing_to_explain(tiny_mmrec: Path, tmp_path: Path) -> None:
     out = tmp_path / "bpr"
     assert main(["train", "--data", str(tiny_mmrec), "--model", "bpr", "--out", str(out), *FAST]) == 0
