@@ -334,10 +334,10 @@ def _cold_table(document: dict[str, Any], rows: list[dict[str, Any]]) -> list[st
                 cells.append(_pm(row[f"{metric}_mean"], row[f"{metric}_std"]) if row else "—")
         overall = lookup.get((model, "overall"))
         done = overall is not None and overall["seeds_ok"] > 0
-        cells.append(f"{overall['train_seconds_mean']:.1f}" if done else "—")
+        cells.append(f"{overall['train_seconds_mean']:.1f}" if done and overall is not None else "—")
         chosen = "/".join(f"{lookup[(model, t)]['best_epoch_mean']:.0f}" if (model, t) in lookup and done else "—"
                           for t in TASKS)
-        cells.append(f"{overall['epochs_mean']:.0f} ({chosen})" if done else "—")
+        cells.append(f"{overall['epochs_mean']:.0f} ({chosen})" if done and overall is not None else "—")
         runs = [r for r in document["runs"] if r["model"] == model]
         cells.append(f"{sum(1 for r in runs if not r['error'])}/{len(runs)}")
         lines.append("| " + " | ".join(cells) + " |")
