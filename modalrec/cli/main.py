@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from modalrec import __version__
@@ -39,10 +40,20 @@ def main(argv: list[str] | None = None) -> int:
         for library in QUIET_LIBRARIES:
             logging.getLogger(library).setLevel(logging.WARNING)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a reader that went away (`modalrec ... | head`) shows here, not at exit
+        return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except ModalrecError as exc:
         print(f"modalrec: error: {shorten(one_line(str(exc)), MAX_ERROR_LINE)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("modalrec: interrupted", file=sys.stderr)
         return 130
+
+
+def _reader_went_away() -> int:
+    """Standard output's reader closed it (``| head``): stop quietly, as ``cat`` does, with status 141."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush then has nowhere to fail
+    return 141

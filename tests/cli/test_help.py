@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
+import sys
 
 import pytest
 
@@ -82,3 +84,12 @@ def test_unknown_model_suggests_the_closest_name() -> None:
     with pytest.raises(UnknownNameError) as caught:
         get_model("zzzz")
     assert caught.value.suggestion is None and "did you mean" not in str(caught.value)
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`modalrec models | head -1`: no BrokenPipeError traceback, the status cat gives (141)."""
+    read, write = os.pipe()
+    os.close(read)
+    with open(write, "w", buffering=1) as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        assert main(["models"]) == 141
