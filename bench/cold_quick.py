@@ -1,7 +1,7 @@
 """Quick cold / warm / overall checks of one model on ml100k-posters under the item cold-start protocol.
 
     python bench/cold_quick.py MODEL SEED EPOCHS [KEY=VALUE ...]   # one run, one JSON line appended to --out
-    python bench/cold_quick.py --render [--out FILE]               # the Markdown table of every line
+    python bench/cold_quick.py --render [--out FILE]               # Markdown: means over seeds, then every run
 
 Each run holds out 20% of the items (``data.cold_item_fraction=0.2``), selects each task's epoch on that
 task's validation set, and records recall@20 of the cold, warm and overall tasks (valid and test). The
@@ -31,7 +31,8 @@ def run_one(model: str, seed: int, epochs: int, sets: list[str], out: Path, runs
     config = resolve_config(DATA, model, overrides=overrides, seed=seed)
     start = time.time()
     result = train_run(config, runs / f"{model}-{seed}-{len(list(runs.glob('*')))}", overwrite=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", f"modalrec/models/{model}.py"],
+                            capture_output=True, text=True).stdout.strip()  # the model file's last change
     row: dict[str, object] = {"model": model, "seed": seed, "epochs": epochs, "sets": sets,
                               "seconds": round(time.time() - start, 1), "code": commit}
     for task, parts in result.tasks.items():
@@ -55,6 +56,29 @@ def render(out: Path) -> str:
     return "\n".join(lines)
 
 
+def summary(out: Path) -> str:
+    """Mean and standard deviation over seeds of each (model, code, settings) group."""
+    import statistics
+
+    groups: dict[tuple[str, str, str, int], list[dict[str, object]]] = {}
+    for line in out.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            key = (row["model"], row.get("code", "-"), " ".join(row["sets"]) or "-", row["epochs"])
+            groups.setdefault(key, []).append(row)
+    lines = ["| model | code | epochs | settings | seeds | " + " | ".join(COLUMNS) + " |",
+             "|---|---|---|---|---|" + "---|" * len(COLUMNS)]
+    for (model, code, sets, epochs), rows in groups.items():
+        cells = []
+        for column in COLUMNS:
+            values = [float(r[column]) for r in rows if column in r]  # type: ignore[arg-type]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.4f} ± {spread:.4f}" if values else "-")
+        seeds = ",".join(str(r["seed"]) for r in rows)
+        lines.append(f"| {model} | {code} | {epochs} | {sets} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", nargs="?")
@@ -66,7 +90,7 @@ def main() -> None:
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
     if args.render:
-        print(render(args.out))
+        print(summary(args.out) + "\n\nEvery run:\n\n" + render(args.out))
         return
     if args.model is None or args.seed is None or args.epochs is None:
         parser.error("give MODEL SEED EPOCHS, or --render")
