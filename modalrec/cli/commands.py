@@ -126,7 +126,8 @@ def _train(args: argparse.Namespace) -> int:
 
     context = from_environment()
     if args.distributed and not context.enabled:
-        raise ModalrecError("train --distributed: launch it with torchrun (RANK/WORLD_SIZE are not set); see docs/training.md")
+        raise ModalrecError("train --distributed: launch it with torchrun (RANK/WORLD_SIZE are not set); "
+                            "see docs/training.md")
     overrides = [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
     try:
         if args.resume:
@@ -295,7 +296,8 @@ def _add_benchmark(sub: Any) -> None:
     bench.add_argument("--data", help="dataset folder or interactions file")
     bench.add_argument("--models", help="comma-separated model names")
     bench.add_argument("--seeds", type=int, default=3, help="number of seeds, 1..N (default 3)")
-    bench.add_argument("--out", default="benchmark", metavar="DIR", help="where runs and tables go")
+    bench.add_argument("--out", default="benchmark", metavar="DIR",
+                       help="where runs and tables go (default benchmark)")
     bench.add_argument("--protocol", choices=("cold-items", "sparsity"),
                        help="item cold start (cold/warm/overall tasks) or training-data sparsity; see docs/cold-start.md")
     bench.add_argument("--fractions", default="0.1,0.25,0.5,1",
@@ -381,8 +383,10 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _add_demo(sub: Any) -> None:
     demo = sub.add_parser("demo", help="build the embedded shop dataset, train BPR, LightGCN and VBPR, compare")
-    demo.add_argument("--out", default="modalrec-demo", metavar="DIR", help="where data and runs go")
-    demo.add_argument("--models", default="bpr,lightgcn,vbpr", help="comma-separated model names")
+    demo.add_argument("--out", default="modalrec-demo", metavar="DIR",
+                      help="where data, runs and the picture go (default modalrec-demo)")
+    demo.add_argument("--models", default="bpr,lightgcn,vbpr",
+                      help="comma-separated model names (default bpr,lightgcn,vbpr)")
     demo.add_argument("--seed", type=seed_value, default=2024, help="seed of every run (default 2024)")
     demo.add_argument("--fast-features", action="store_true",
                       help="handcrafted image features and TF-IDF text features (seconds) instead of "
