@@ -79,3 +79,16 @@ def test_collect_reports_unfinished_runs_without_training(blocks: Path, tmp_path
                                       train=False)
     assert [r["error"].startswith("not run") for r in document["runs"]] == [True, True]
     assert not (tmp_path / "c" / "runs").exists() and "bpr seed 2" in (tmp_path / "c" / "results.md").read_text()
+
+
+def test_cold_start_page_tables_are_the_rendered_result_files() -> None:
+    import importlib.util
+
+    script = Path(__file__).parents[2] / "docs" / "benchmarks" / "cold_start_tables.py"
+    spec = importlib.util.spec_from_file_location("cold_start_tables", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = module.PAGE.read_text(encoding="utf-8")
+    assert "<!-- generated: cold-items -->" in page and "<!-- generated: sparsity -->" in page
+    assert module.generated_page(page) == page  # rerun docs/benchmarks/cold_start_tables.py after new results
