@@ -28,7 +28,7 @@ from modalrec.errors import ConfigError, ModalrecError, NotFittedError, RunFolde
 from modalrec.device import resolve_device
 from modalrec.evaluate.evaluator import FullRankingEvaluator, JointEvaluator, MetricTable, make_evaluators
 from modalrec.evaluate.metrics import parse_metric_name
-from modalrec.evaluate.tasks import model_scores_cold_items, protocol_tasks, task_evaluators
+from modalrec.evaluate.tasks import protocol_tasks, task_evaluators
 from modalrec.io_utils import write_torch
 from modalrec.models.base import Recommender, TrainBatch
 from modalrec.models.registry import capabilities_of
@@ -370,7 +370,7 @@ def _report_tasks(model: Recommender, split: Split, eval_config: EvalConfig,
                   selection: FullRankingEvaluator) -> list[str]:
     """The tasks the final result reports (see :func:`~modalrec.evaluate.tasks.protocol_tasks`); the model
     selection task must be one the model can do and must have validation targets."""
-    scores_cold = not model.name or model_scores_cold_items(model.name)
+    scores_cold = not model.name or capabilities_of(model).cold_items  # for this model's own config
     if eval_config.task == "cold" and not scores_cold:
         raise ConfigError("eval.task", f"{model.name} cannot score cold items (it has no content path); "
                           "choose warm or overall")
