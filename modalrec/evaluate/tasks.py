@@ -58,10 +58,10 @@ def task_evaluators(split: Split, eval_config: EvalConfig, task: str | None = No
 
 
 def protocol_tasks(split: Split, scores_cold_items: bool) -> list[str]:
-    """The tasks a report covers: all three under the cold protocol (warm and overall for a model that cannot
-    score cold items), else overall alone."""
+    """The tasks a report covers under the cold protocol: all three (warm and overall for a model that cannot
+    score cold items); none without the protocol (the run's valid and test are its overall task)."""
     if split.item_roles is None:
-        return ["overall"]
+        return []
     return ["cold", "warm", "overall"] if scores_cold_items else ["warm", "overall"]
 
 

@@ -30,7 +30,7 @@ def test_train_writes_a_complete_run_folder(tiny_mmrec: Path, tmp_path: Path, ca
                  "history.csv", "training.png", "split.npz"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"valid", "test", "best_epoch", "epochs", "train_seconds"}
+    assert set(metrics) == {"valid", "test", "best_epoch", "epochs", "train_seconds", "test_buckets"}
     assert metrics["epochs"] == 3 and 0 <= metrics["best_epoch"] < 3
     expected = {f"{m}@{k}" for m in ("recall", "precision", "ndcg", "hit", "map", "mrr") for k in (10, 20, 50)}
     assert set(metrics["test"]) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def test_model_selection_follows_eval_task() -> None:
 def test_protocol_tasks() -> None:
     assert protocol_tasks(toy_split(), True) == ["cold", "warm", "overall"]
     assert protocol_tasks(toy_split(), False) == ["warm", "overall"]
+    assert protocol_tasks(dataclasses.replace(toy_split(), item_roles=None), True) == []  # no protocol
 
 
 def test_activity_buckets() -> None:
