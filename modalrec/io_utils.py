@@ -180,17 +180,18 @@ def write_torch(path: str | Path, payload: Any) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path, subject: Path) -> Iterator[None]:
+def exclusive_lock(path: Path, subject: Path, what: str = "there") -> Iterator[None]:
     """Hold the lock file ``path`` (guarding ``subject``) for the duration; see :func:`acquire_lock`.
 
     Raises:
-        RunFolderError: If another live process holds it, or it cannot be written (read-only, no permission).
+        RunFolderError: If another live process holds it, or it cannot be written (read-only, no permission):
+            "``subject``: cannot write ``what``: the reason".
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         acquire_lock(path, subject)
     except OSError as exc:
-        raise RunFolderError(f"{subject}: cannot write there: {exc.strerror or exc}") from None
+        raise RunFolderError(f"{subject}: cannot write {what}: {exc.strerror or exc}") from None
     try:
         yield
     finally:

@@ -196,7 +196,8 @@ def summarize(report: BenchmarkReport) -> list[ModelSummary]:
     return sorted(rows, key=lambda r: -r.mean[RANK_METRIC] if r.seeds_ok else 1.0)
 
 
-def _csv_text(rows: list[dict[str, object]]) -> str:
+def csv_text(rows: list[dict[str, object]]) -> str:
+    """``rows`` as CSV text with a header taken from the first row's keys; empty for no rows."""
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
@@ -214,7 +215,7 @@ def _summary_csv(report: BenchmarkReport) -> str:
             row[f"{metric}_mean"], row[f"{metric}_std"] = summary.mean[metric], summary.std[metric]
         row["train_seconds_mean"], row["seconds_per_epoch_mean"] = summary.train_seconds, summary.seconds_per_epoch
         rows.append(row)
-    return _csv_text(rows)
+    return csv_text(rows)
 
 
 def _runs_csv(report: BenchmarkReport) -> str:
@@ -225,7 +226,7 @@ def _runs_csv(report: BenchmarkReport) -> str:
         row.update({"best_epoch": r.best_epoch, "epochs": r.epochs, "train_seconds": round(r.train_seconds, 3),
                     "seconds_per_epoch": round(r.seconds_per_epoch, 4)})
         rows.append(row)
-    return _csv_text(rows)
+    return csv_text(rows)
 
 
 def format_markdown(report: BenchmarkReport) -> str:

@@ -21,8 +21,6 @@ tables are made of; :func:`render_report` writes ``results.md``, ``results.csv``
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import traceback
@@ -35,6 +33,7 @@ import numpy as np
 from modalrec.errors import ConfigError, ModalrecError
 from modalrec.evaluate.significance import paired_test
 from modalrec.evaluate.tasks import model_scores_cold_items
+from modalrec.experiments.benchmark import csv_text
 from modalrec.io_utils import write_text, write_with
 from modalrec.train.run import RunConfig, resolve_config, train_run
 
@@ -237,8 +236,8 @@ def render_report(document: dict[str, Any], out: Path) -> None:
     """Write ``results.md``, ``results.csv`` and ``runs.csv`` (and ``sparsity.png``) from ``document``."""
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "results.md", render_markdown(document))
-    write_text(out / "results.csv", _csv_text(summary_rows(document)))
-    write_text(out / "runs.csv", _csv_text(_run_rows(document)))
+    write_text(out / "results.csv", csv_text(summary_rows(document)))
+    write_text(out / "runs.csv", csv_text(_run_rows(document)))
     if document["protocol"] == "sparsity":
         write_sparsity_chart(document, out / "sparsity.png")
 
@@ -282,15 +281,6 @@ def _run_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
                          "best_epoch": run.get("best_epochs", {}).get(task, ""), "epochs": run.get("epochs", ""),
                          "train_seconds": run.get("train_seconds", "")})
     return rows
-
-
-def _csv_text(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _pm(mean: float, std: float) -> str:

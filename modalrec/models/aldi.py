@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_at_least, check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
@@ -35,8 +35,9 @@ class ALDIConfig:
     standardize: bool = True
 
     def __post_init__(self) -> None:
-        if min(self.alpha, self.beta, self.gamma) < 0 or self.freq_coef_M <= 0 or self.hidden_dim < 1:
-            raise ConfigError("model.alpha", "alpha, beta, gamma must be >= 0, freq_coef_M > 0, hidden_dim >= 1")
+        check_at_least("model", 0, alpha=self.alpha, beta=self.beta, gamma=self.gamma)
+        check_range("model.freq_coef_M", self.freq_coef_M, low=0, low_open=True)
+        check_at_least("model", 1, hidden_dim=self.hidden_dim)
 
 
 def popularity_weights(num_users: int, num_items: int, users: Tensor, items: Tensor, coef_m: float) -> Tensor:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_at_least, check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
@@ -32,10 +32,10 @@ class CLCRecConfig:
     standardize: bool = True
 
     def __post_init__(self) -> None:
-        if self.temp_value <= 0 or not 0 <= self.lr_lambda <= 1 or not 0 <= self.num_sample <= 1:
-            raise ConfigError("model.temp_value", "temp_value must be > 0, lr_lambda and num_sample in [0, 1]")
-        if self.contrast_size < 1:
-            raise ConfigError("model.contrast_size", f"must be >= 1, got {self.contrast_size}")
+        check_range("model.temp_value", self.temp_value, low=0, low_open=True)
+        check_range("model.lr_lambda", self.lr_lambda, low=0, high=1)
+        check_range("model.num_sample", self.num_sample, low=0, high=1)
+        check_at_least("model", 1, contrast_size=self.contrast_size)
 
 
 @register_model(

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_at_least, check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
@@ -49,11 +49,11 @@ class ColdBridgeConfig:
     standardize: bool = True
 
     def __post_init__(self) -> None:
-        if min(self.embedding_dim, self.knn_k, self.contrast_size) < 1 or min(self.num_layers, self.hidden_dim) < 0:
-            raise ConfigError("model.embedding_dim", "embedding_dim, knn_k, contrast_size >= 1; num_layers, "
-                              "hidden_dim >= 0")
-        if min(self.neighbour_weight, self.projection_weight, self.gate_degree) < 0 or self.temperature <= 0:
-            raise ConfigError("model.neighbour_weight", "neighbour_weight >= 0, temperature > 0, gate_degree >= 0")
+        check_at_least("model", 1, embedding_dim=self.embedding_dim, knn_k=self.knn_k, contrast_size=self.contrast_size)
+        check_at_least("model", 0, num_layers=self.num_layers, hidden_dim=self.hidden_dim,
+                       neighbour_weight=self.neighbour_weight, projection_weight=self.projection_weight,
+                       gate_degree=self.gate_degree)
+        check_range("model.temperature", self.temperature, low=0, low_open=True)
 
 
 @register_model(

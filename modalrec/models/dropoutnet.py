@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from modalrec.config import check_at_least, check_range
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
@@ -31,10 +32,10 @@ class DropoutNetConfig:
     standardize: bool = True
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.n_dropout <= 1.0:
-            raise ConfigError("model.n_dropout", f"must be in [0, 1], got {self.n_dropout}")
-        if self.embedding_dim < 1 or self.output_dim < 1 or not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise ConfigError("model.hidden_sizes", "embedding_dim, output_dim and at least one hidden size >= 1")
+        check_range("model.n_dropout", self.n_dropout, low=0, high=1)
+        check_at_least("model", 1, embedding_dim=self.embedding_dim, output_dim=self.output_dim)
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ConfigError("model.hidden_sizes", f"expected at least one size, each >= 1, got {self.hidden_sizes}")
 
 
 @register_model(

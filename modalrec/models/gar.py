@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_at_least, check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
@@ -30,8 +30,9 @@ class GARConfig:
     standardize: bool = True
 
     def __post_init__(self) -> None:
-        if not 0 <= self.alpha <= 1 or not 0 <= self.beta <= 1 or self.embedding_dim < 1:
-            raise ConfigError("model.alpha", "alpha and beta must be in [0, 1] and embedding_dim >= 1")
+        check_range("model.alpha", self.alpha, low=0, high=1)
+        check_range("model.beta", self.beta, low=0, high=1)
+        check_at_least("model", 1, embedding_dim=self.embedding_dim)
 
 
 @register_model(

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modalrec.errors import ConfigError
+from modalrec.config import check_at_least, check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
@@ -32,10 +32,9 @@ class HeaterConfig:
     standardize: bool = True
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.n_dropout <= 1.0:
-            raise ConfigError("model.n_dropout", f"must be in [0, 1], got {self.n_dropout}")
-        if self.n_expert < 1 or self.hidden_dim < 1 or self.embedding_dim < 1 or self.alpha < 0:
-            raise ConfigError("model.n_expert", "n_expert, hidden_dim, embedding_dim must be >= 1 and alpha >= 0")
+        check_range("model.n_dropout", self.n_dropout, low=0, high=1)
+        check_at_least("model", 1, n_expert=self.n_expert, hidden_dim=self.hidden_dim, embedding_dim=self.embedding_dim)
+        check_at_least("model", 0, alpha=self.alpha)
 
 
 class MixtureOfExperts(nn.Module):

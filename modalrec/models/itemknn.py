@@ -12,6 +12,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from modalrec.config import check_at_least
 from modalrec.errors import ConfigError
 from modalrec.models.base import ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
@@ -26,10 +27,8 @@ class ItemKNNConfig:
     chunk_size: int = 1024  # items whose similarities are computed at once (memory: chunk_size x users)
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.chunk_size < 1:
-            raise ConfigError("model", f"k and chunk_size must be >= 1, got k={self.k}, chunk_size={self.chunk_size}")
-        if self.shrink < 0:
-            raise ConfigError("model.shrink", f"must be >= 0, got {self.shrink}")
+        check_at_least("model", 1, k=self.k, chunk_size=self.chunk_size)
+        check_at_least("model", 0, shrink=self.shrink)
 
 
 @register_model(

@@ -6,8 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from modalrec.errors import RunFolderError
-from modalrec.io_utils import acquire_lock
+from modalrec.io_utils import exclusive_lock
 
 LOCK_NAME = ".lock"
 
@@ -20,17 +19,5 @@ def run_folder_lock(folder: Path) -> Iterator[None]:
         RunFolderError: If another live process holds the lock, or the folder cannot be written
             (read-only, no permission, disk full).
     """
-    path = folder / LOCK_NAME
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _acquire(path)
-    except OSError as exc:
-        raise RunFolderError(f"{folder}: cannot write the run folder: {exc.strerror or exc}") from None
-    try:
+    with exclusive_lock(folder / LOCK_NAME, folder, "the run folder"):
         yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _acquire(path: Path) -> None:
-    acquire_lock(path, path.parent)
