@@ -31,8 +31,8 @@ from modalrec.evaluate.metrics import parse_metric_name
 from modalrec.evaluate.tasks import protocol_tasks, task_evaluators
 from modalrec.io_utils import write_torch
 from modalrec.models.base import Recommender, TrainBatch
-from modalrec.models.registry import capabilities_of
 from modalrec.progress import progress as progress_reporter
+from modalrec.models.registry import capabilities_of
 from modalrec.train.distributed import DistContext, broadcast_value
 from modalrec.train.memory import keep_freed_memory
 
@@ -54,11 +54,11 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     test_table: MetricTable | None = None
     closed_form: bool = False  # solved when the model was built (capabilities.closed_form): no epochs, no history
-
     # under the item cold-start protocol: task (cold, warm, overall) -> part (valid, test) -> metric -> mean
     tasks: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     task_tables: dict[str, MetricTable] = field(default_factory=dict)  # task -> its test table
     task_best_epochs: dict[str, int] = field(default_factory=dict)  # task -> the epoch its validation chose
+
 
 @dataclass
 class _Progress:
@@ -127,9 +127,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
         self.split = split
-        self.evaluators = make_evaluators(split, eval_config)
         self.eval_config = eval_config
-        self.metric = config.early_stop_metric
+        self.evaluators = make_evaluators(split, eval_config)
         self.report_tasks = _report_tasks(model, split, eval_config, self.evaluators["valid"])
         for task in self.report_tasks:
             for part, evaluator in task_evaluators(split, eval_config, task).items():
@@ -137,6 +136,7 @@ class Trainer:
         # each task of the cold protocol selects its own epoch on its own validation set
         self.selected_tasks = self.report_tasks if len(self.report_tasks) > 1 else []
         self.task_states: dict[str, dict[str, Any]] = {}
+        self.metric = config.early_stop_metric
         if parse_metric_name(self.metric)[1] not in eval_config.ks:
             raise ConfigError(
                 "train.early_stop_metric", f"{self.metric} needs its cut-off in eval.ks, which is {eval_config.ks}"
@@ -365,7 +365,6 @@ class Trainer:
         self.progress = _Progress(**payload["progress"])
 
 
-CHECKPOINT_KEYS = ("model", "best_model", "optimizer", "generator", "torch_rng", "progress")
 def _report_tasks(model: Recommender, split: Split, eval_config: EvalConfig,
                   selection: FullRankingEvaluator) -> list[str]:
     """The tasks the final result reports (see :func:`~modalrec.evaluate.tasks.protocol_tasks`); the model
@@ -380,6 +379,7 @@ def _report_tasks(model: Recommender, split: Split, eval_config: EvalConfig,
     return protocol_tasks(split, scores_cold)
 
 
+CHECKPOINT_KEYS = ("model", "best_model", "optimizer", "generator", "torch_rng", "progress")
 
 
 def _numpy_globals() -> list[Any]:
