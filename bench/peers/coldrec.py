@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from processes import last_line, wait_child
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
@@ -141,34 +143,14 @@ def run_model(coldrec: Path, work: Path, name: str, model: str, seed: int, args:
     start = time.perf_counter()
     with log.open("w") as sink:
         child = subprocess.Popen(command, cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        status, usage = _wait(child, timeout)
+        status, usage = wait_child(child, timeout)
     record.update(wall_s=time.perf_counter() - start, load_after=list(os.getloadavg()),
                   peak_rss_mib=usage.ru_maxrss / 1024 if usage is not None else None, returncode=status)
     if status == 0 and result_file.is_file():
         record["metrics"] = parse_result_file(result_file.read_text())
     else:
-        record["error"] = "timed out" if status is None else f"exit {status}: {_last_line(log)}"
+        record["error"] = "timed out" if status is None else f"exit {status}: {last_line(log)}"
     return record
-
-
-def _wait(child: subprocess.Popen[bytes], timeout: float | None) -> tuple[int | None, Any]:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            child.returncode = os.waitstatus_to_exitcode(status)
-            return child.returncode, usage
-        if deadline is not None and time.monotonic() > deadline:
-            child.kill()
-            _, _, usage = os.wait4(child.pid, 0)
-            child.returncode = -9
-            return None, usage
-        time.sleep(0.2)
-
-
-def _last_line(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no output"
 
 
 def parse_result_file(text: str) -> dict[str, Any]:

@@ -42,6 +42,7 @@ sys.path.insert(0, str(HERE))
 
 import report  # noqa: E402
 from mmrec_child import MMREC_NAMES  # noqa: E402
+from processes import last_line, wait_child  # noqa: E402
 
 REPO = HERE.parent.parent
 
@@ -148,7 +149,7 @@ def run_child(script: str, spec: dict[str, Any], python: str, env: dict[str, str
         start = time.perf_counter()
         child = subprocess.Popen([python, str(HERE / script), json.dumps(spec), str(out)], stdout=sink,
                                  stderr=subprocess.STDOUT, env=env)
-        status, usage = _wait(child, timeout)
+        status, usage = wait_child(child, timeout)
         record["wall_s"] = time.perf_counter() - start
         record["load_after"] = list(os.getloadavg())
         record["peak_rss_mib"] = usage.ru_maxrss / 1024 if usage is not None else None  # Linux: KiB
@@ -158,26 +159,6 @@ def run_child(script: str, spec: dict[str, Any], python: str, env: dict[str, str
         else:
             record["error"] = "timed out" if status is None else f"exit {status}: {last_line(log)}"
     return record
-
-
-def _wait(child: subprocess.Popen[bytes], timeout: float | None) -> tuple[int | None, Any]:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            child.returncode = os.waitstatus_to_exitcode(status)
-            return child.returncode, usage
-        if deadline is not None and time.monotonic() > deadline:
-            child.kill()
-            _, _, usage = os.wait4(child.pid, 0)
-            child.returncode = -9
-            return None, usage
-        time.sleep(0.2)
-
-
-def last_line(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no output"
 
 
 def child_spec(args: argparse.Namespace, model: str, side: str) -> dict[str, Any]:
