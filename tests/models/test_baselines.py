@@ -41,5 +41,7 @@ def test_itemknn_keeps_only_the_top_k_neighbours() -> None:
 
 
 def test_itemknn_refuses_bad_config() -> None:
-    with pytest.raises(ConfigError, match="k and chunk_size"):
+    with pytest.raises(ConfigError, match=r"'model\.k': must be >= 1, got 0"):
         ItemKNNConfig(k=0)
+    with pytest.raises(ConfigError, match=r"'model\.shrink': must be >= 0"):
+        ItemKNNConfig(shrink=-1.0)
