@@ -57,7 +57,7 @@ COLUMNS: list[Column] = [
     Column("ndcg@20", 8, lambda r: f"{r.test['ndcg@20']:.4f}"),
     Column("cold recall@20", 14, lambda r: f"{r.cold_recall:.4f}"),
     Column("train s", 8, lambda r: f"{r.train_seconds:.1f}"),
-    Column("best epoch", 11, lambda r: "closed form" if r.closed_form else str(r.best_epoch)),
+    Column("best epoch", 11, lambda r: "closed form" if r.closed_form else str(r.best_epoch + 1)),  # from 1
 ]
 
 

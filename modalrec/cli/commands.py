@@ -147,7 +147,8 @@ def _train(args: argparse.Namespace) -> int:
         if result.closed_form:
             print(f"solved in closed form when built (no training epochs); run in {args.out}")
         else:
-            print(f"best epoch {result.best_epoch} of {result.epochs}, {result.train_seconds:.1f} s training; "
+            # counted from 1, as the progress lines count; metrics.json keeps the 0-based index
+            print(f"best epoch {result.best_epoch + 1} of {result.epochs}, {result.train_seconds:.1f} s training; "
                   f"run in {args.out}")
     return 0
 
