@@ -24,7 +24,7 @@ from modalrec.nn.sparse import mean_of_layers
 class BM3Config:
     embedding_dim: int = 64  # d, for ID embeddings and projected modality features
     num_layers: int = 1  # L, LightGCN layers (MMRec's grid: 1, 2)
-    dropout: float = 0.5  # p, dropout that makes the target view (MMRec's grid: 0.3, 0.5; chosen on validation)
+    dropout: float = 0.5  # p, dropout that makes the target view
     cl_weight: float = 0.25  # lambda_cl, weight of the alignment and masked-feature losses (MMRec fixes 2.0)
     # lambda, L2 on the batch's online user and item embeddings. Off by default: a strong penalty collapses the
     # embeddings, and MMRec's version of the term (norm of whole tables / num_items) is nearly zero.

@@ -32,9 +32,7 @@ class LGMRecConfig:
     hyperedge_dropout: float = 0.5  # dropout on the hyperedge assignments while training (1 - keep_rate)
     alpha: float = 0.3  # weight of the global (hypergraph) embeddings in the final ones
     tau: float = 0.2  # temperature of the Gumbel-softmax and of the hypergraph contrastive loss
-    # lambda_c, weight of the hypergraph contrastive loss (summed over the batch). MMRec uses 1e-4 for Amazon
-    # Baby; 1e-5 was chosen on validation (docs/benchmarks/notes.md).
-    cl_weight: float = 1e-5
+    cl_weight: float = 1e-5  # lambda_c, weight of the hypergraph contrastive loss (summed over the batch)
     reg_weight: float = 1e-5  # lambda, L2 on the batch's final user, positive and negative embeddings
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting

@@ -59,8 +59,7 @@ def capabilities_for_attention(config: MMALConfig) -> Capabilities:
     config=MMALConfig,
     description="MMAL: user-aware attention over an item's ID and modality embeddings (ACF/MAML-style), BPR",
     uses_content=True,
-    # chosen on validation (docs/benchmarks/notes.md); the slower rate plateaus for long stretches, so a
-    # patience of 20 stopped some seeds early
+    # the slower rate plateaus for long stretches, hence the longer patience
     training_defaults={"learning_rate": 5e-4, "patience": 40},
     capabilities=capabilities_for_attention,
 )

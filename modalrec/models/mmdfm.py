@@ -37,8 +37,7 @@ LOW_LEARNING_RATE_MODES = ("early", "hybrid")  # the modes with the summed early
 
 @dataclass(frozen=True)
 class MMDFMConfig:
-    """Defaults chosen on validation recall@20 (ml100k-posters): see the class docstring and
-    docs/benchmarks/notes.md."""
+    """MMDFM's settings; the class docstring says where the defaults depart from a textbook FM and why."""
 
     embedding_dim: int = 64  # k, the latent size of every field (user id, item id, each modality)
     fusion: str = "early"  # early (plain FM) | late | hybrid | attention: how the item fields meet the user
@@ -66,8 +65,8 @@ class MMDFMConfig:
 
 
 def learning_rate_for_fusion(config: MMDFMConfig) -> dict[str, float]:
-    """The learning rate per fusion mode: 0.0005 for early and hybrid fusion, the Trainer's 0.001 for late and
-    attention (chosen on mean validation recall@20 over seeds 1-3; docs/benchmarks/notes.md)."""
+    """The learning rate per fusion mode: 0.0005 for early and hybrid fusion, whose summed fields take larger
+    steps per update, and the Trainer's 0.001 for late and attention fusion."""
     return {"learning_rate": 5e-4} if config.fusion in LOW_LEARNING_RATE_MODES else {}
 
 
@@ -126,8 +125,7 @@ class MMDFM(Recommender[MMDFMConfig]):
     have :math:`\mathbf v_{id}(i)` and :math:`b_i` fixed at zero, so they are scored from content alone.
 
     Training minimises BPR plus :math:`\tfrac{\lambda}{2B}` times the squared norms of the batch's user
-    vectors, item fields and item biases. The defaults differ from a textbook FM in three ways, each chosen on
-    validation recall@20 (docs/benchmarks/notes.md):
+    vectors, item fields and item biases. The defaults differ from a textbook FM in three ways:
 
     - ``reg_weighted_user``: the penalty is on the user vector with the fusion weights folded in, the vector
       the score actually uses. On the raw user fields, a learned weight scales its block by up to S for free,

@@ -27,8 +27,8 @@ FUSIONS = ("sum", "concat")
 
 @dataclass(frozen=True)
 class MMGCNConfig:
-    """Defaults: the paper's, with ``aggregation``, ``concat``, ``reg_weight``, ``output_reg_weight``,
-    ``id_branch`` and ``modality_gate`` chosen on validation recall@20 (ml100k-posters);
+    """Defaults: the paper's, except ``aggregation``, ``concat``, ``reg_weight``, ``output_reg_weight``,
+    ``id_branch`` and ``modality_gate`` (the class docstring says why);
     ``output_reg_weight=0, id_branch=False, modality_gate=False`` is the paper's model."""
 
     embedding_dim: int = 64  # d: ID embeddings, user preferences, projected features and every layer's output
@@ -140,7 +140,6 @@ class ModalityBranch(nn.Module):
     config=MMGCNConfig,
     description="MMGCN: one graph convolution per modality over user preferences and item features",
     uses_content=True,
-    # chosen on validation among 0.001, 0.002, 0.005 and 0.01 (docs/benchmarks/notes.md)
     training_defaults={"learning_rate": 5e-3},
     capabilities=Capabilities(dot_product=True, cold_items=True, new_items=True),
 )
@@ -173,11 +172,11 @@ class MMGCN(Recommender[MMGCNConfig]):
 
     trained with BPR plus :math:`\tfrac{\lambda}{2B}` times the squared norms of the batch's ID embeddings
     and user preference vectors (the paper's :math:`\lambda\lVert\Theta\rVert^2` on every weight is
-    ``train.weight_decay``). :math:`\lambda` = 1e-4 was chosen on validation (docs/benchmarks/notes.md).
+    ``train.weight_decay``); :math:`\lambda` defaults to 1e-4.
     The layer-0 rows are scaled to unit length, so the penalty on a preference vector changes its raw length
     only, not its direction.
 
-    Two additions, not in the paper, each switchable and chosen on validation recall@20:
+    Additions not in the paper, each switchable:
 
     - ``output_reg_weight``: :math:`\tfrac{\lambda_o}{2B}` times the squared norms of the batch's fused user
       and item vectors. The layers' weights can scale the regularised ID embeddings and preferences up
