@@ -10,14 +10,10 @@ registering a model.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import inspect
-import io
 import os
 import sys
-import textwrap
-import tokenize
 import typing
 from pathlib import Path
 from typing import Any
@@ -31,33 +27,12 @@ HELP_WIDTH = 100
 # ---------------------------------------------------------------------------------------------
 # Config fields: type, default and the comment that documents each
 
-def field_comments(cls: type) -> dict[str, str]:
-    """The comment after (or, failing that, on the line above) each field of a dataclass's source; used where
-    :func:`modalrec.config.field_help` finds no help on the field's own line."""
-    try:
-        source = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return {}
-    comments: dict[int, str] = {}
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.COMMENT:
-            comments[token.start[0]] = token.string.lstrip("#").strip()
-    found: dict[str, str] = {}
-    class_node = ast.parse(source).body[0]
-    for node in getattr(class_node, "body", []):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            text = comments.get(node.lineno) or comments.get(node.lineno - 1, "")
-            found[node.target.id] = text
-    return found
-
-
 def config_rows(cls: type) -> list[tuple[str, str, str, str]]:
     """``(name, type, default, help)`` for each field of a config dataclass."""
     from modalrec.config import field_help  # what `modalrec config keys` shows
 
     hints = typing.get_type_hints(cls)
-    above = field_comments(cls)
-    comments = {name: text or above.get(name, "") for name, text in field_help(cls).items()}
+    comments = field_help(cls)
     rows = []
     for field in dataclasses.fields(cls):
         if field.default is not dataclasses.MISSING:

@@ -273,7 +273,8 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 
 def field_help(cls: type) -> dict[str, str]:
     """Each field's one-line help: ``field(metadata={"help": ...})`` when given, else the comment that ends
-    the field's line in the class source (the house style). A field with neither gets "".
+    the field's line in the class source (the house style), else the comment on the line above it. A field
+    with none of these gets "".
     """
     comments: dict[str, str] = {}
     try:
@@ -281,13 +282,14 @@ def field_help(cls: type) -> dict[str, str]:
     except (OSError, TypeError):  # no source (a class made at run time)
         source = ""
     if source:
-        by_line = {token.start[0]: token.string.lstrip("#").strip()
-                   for token in tokenize.generate_tokens(io.StringIO(source).readline)
-                   if token.type == tokenize.COMMENT}
+        tokens = [token for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                  if token.type == tokenize.COMMENT]
+        by_line = {token.start[0]: token.string.lstrip("#").strip() for token in tokens}
+        alone = {token.start[0]: by_line[token.start[0]] for token in tokens if token.line.lstrip().startswith("#")}
         body = ast.parse(source).body[0]
         for node in getattr(body, "body", []):
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.end_lineno:
-                comments[node.target.id] = by_line.get(node.end_lineno, "")
+                comments[node.target.id] = by_line.get(node.end_lineno) or alone.get(node.lineno - 1, "")
     return {f.name: str(f.metadata.get("help") or comments.get(f.name, "")) for f in dataclasses.fields(cls)}
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from modalrec.config import DataConfig, EvalConfig, TrainConfig, apply_overrides, build
+from modalrec.config import DataConfig, EvalConfig, TrainConfig, apply_overrides, build, field_help
 from modalrec.errors import ConfigError, UnknownNameError
 from modalrec.train.run import resolve_config
 
@@ -120,3 +121,19 @@ def test_model_configs_refuse_out_of_range_values_by_key() -> None:
         LENSConfig(l2_scale=0.0)
     with pytest.raises(ConfigError, match=r"model\.content_dim"):
         VBPRConfig(content_dim=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Documented:
+    inline: int = 1  # the comment that ends the line
+    # a comment line of its own, above the field
+    above: float = 0.5
+    bare: str = ""
+    given: bool = dataclasses.field(default=False, metadata={"help": "from metadata"})  # not this
+
+
+def test_field_help_reads_metadata_then_the_line_then_the_comment_above() -> None:
+    # "bare" must not inherit the trailing comment of the field above it
+    assert field_help(_Documented) == {"inline": "the comment that ends the line",
+                                       "above": "a comment line of its own, above the field",
+                                       "bare": "", "given": "from metadata"}

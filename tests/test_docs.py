@@ -74,11 +74,11 @@ def test_model_reference_lists_every_model_with_its_settings() -> None:
     assert "| `embedding_dim` | int | `64` |" in reference
 
 
-def test_field_comments_read_the_config_source() -> None:
+def test_settings_reference_takes_help_from_the_config_source() -> None:
     from modalrec.config import TrainConfig
 
-    comments = _generator().field_comments(TrainConfig)
-    assert comments["patience"].startswith("evaluations without improvement")
+    rows = {name: text for name, _, _, text in _generator().config_rows(TrainConfig)}
+    assert rows["patience"].startswith("evaluations without improvement")
 
 
 def test_cli_reference_shows_every_subcommand() -> None:
