@@ -38,6 +38,7 @@ T = TypeVar("T")
 SPLIT_METHODS = ("auto", "given", "random", "user_time", "global_time")
 DATA_FORMATS = ("auto", "mmrec", "table", "movielens", "coldrec")
 EVAL_TASKS = ("overall", "warm", "cold")
+LR_SCHEDULES = ("constant", "cosine", "plateau")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ class TrainConfig:
     epochs: int = 300  # most passes over the training interactions (early stopping may end sooner)
     batch_size: int = 2048  # BPR triples per optimisation step
     learning_rate: float = 1e-3  # Adam's step size
+    lr_schedule: str = "constant"  # constant | cosine (down to lr_floor at the last epoch) | plateau (x lr_decay when validation stalls)
+    lr_floor: float = 0.01  # the schedules' smallest step size, as a fraction of learning_rate
+    lr_decay: float = 0.5  # plateau: the step size is multiplied by this after lr_patience evaluations without improvement
+    lr_patience: int = 5  # plateau: evaluations without improvement before each cut of the step size
     weight_decay: float = 0.0  # Adam's L2 on all parameters; models add their own reg_weight
     patience: int = 20  # evaluations without improvement before stopping (0 disables early stopping)
     eval_every: int = 1  # validate every N epochs
@@ -109,6 +114,10 @@ class TrainConfig:
                 raise ConfigError(f"train.{name}", f"must be >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise ConfigError("train.learning_rate", f"must be > 0, got {self.learning_rate}")
+        _choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_range("train.lr_floor", self.lr_floor, low=0, high=1)
+        check_range("train.lr_decay", self.lr_decay, low=0, high=1, low_open=True, high_open=True)
+        check_range("train.lr_patience", self.lr_patience, low=1)
         if self.patience < 0 or self.threads < 0 or self.weight_decay < 0:
             raise ConfigError("train", "patience, threads and weight_decay must be >= 0")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):

@@ -94,6 +94,14 @@ def make_adam(parameters: list[nn.Parameter], config: TrainConfig) -> torch.opti
                             weight_decay=config.weight_decay, foreach=not fused, fused=fused or None)
 
 
+def cosine_learning_rate(config: TrainConfig, epoch: int) -> float:
+    """The step size of ``epoch`` (0-based) under the cosine schedule: ``learning_rate`` at the first epoch,
+    ``lr_floor x learning_rate`` at the last one (``train.epochs``), half a cosine period in between."""
+    floor = config.learning_rate * config.lr_floor
+    progress = epoch / max(config.epochs - 1, 1)
+    return floor + (config.learning_rate - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 class Trainer:
     """Trains any :class:`Recommender` on a :class:`Split` with BPR triples and early stopping.
 
@@ -201,16 +209,21 @@ class Trainer:
 
     def _run_epoch(self) -> dict[str, float]:
         epoch = self.progress.epoch
+        if self.config.lr_schedule == "cosine":
+            self._set_learning_rate(cosine_learning_rate(self.config, epoch))
         start = time.perf_counter()
         loss = self.train_one_epoch()
         seconds = time.perf_counter() - start
         self.progress.train_seconds += seconds
         record: dict[str, float] = {"epoch": epoch, "loss": loss, "train_seconds": seconds}
+        if self.config.lr_schedule != "constant":
+            record["learning_rate"] = self.optimizer.param_groups[0]["lr"]
         if (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs:
             value = self._validate(record, epoch) if self.dist.is_main else 0.0
             record[self.metric] = broadcast_value(value, self.dist)
             record["eval_seconds"] = time.perf_counter() - start - seconds
             self._update_best(record[self.metric], epoch)
+            self._cut_learning_rate_on_plateau()
         self.progress.history.append(record)
         self.progress.epoch += 1
         if self.progress.epoch % self.config.checkpoint_every == 0 or self.progress.epoch == self.config.epochs:
@@ -277,6 +290,20 @@ class Trainer:
             self.best_state = copy.deepcopy(self.model.state_dict())
         else:
             self.progress.evaluations_without_improvement += 1
+
+    def _cut_learning_rate_on_plateau(self) -> None:
+        """Under the plateau schedule, every ``lr_patience`` evaluations without improvement multiply the step
+        size by ``lr_decay``, down to ``lr_floor x learning_rate``. The count comes from the progress and the
+        step size lives in the optimizer's state, so a resumed run cuts at the same epochs."""
+        stalled = self.progress.evaluations_without_improvement
+        if self.config.lr_schedule != "plateau" or stalled == 0 or stalled % self.config.lr_patience:
+            return
+        floor = self.config.learning_rate * self.config.lr_floor
+        self._set_learning_rate(max(self.optimizer.param_groups[0]["lr"] * self.config.lr_decay, floor))
+
+    def _set_learning_rate(self, value: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = value
 
     def _should_stop(self) -> bool:
         patience = self.config.patience
