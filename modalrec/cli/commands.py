@@ -1,4 +1,6 @@
-"""The subcommands. Each parses its arguments, calls the library and prints the result."""
+"""The subcommands. Each parses its arguments, calls the library and prints the result: the public API
+(:mod:`modalrec.api`) wherever it has the operation (evaluate, recommend, explain, benchmark, demo), so that
+the shell and Python give the same answers."""
 
 from __future__ import annotations
 
@@ -206,38 +208,27 @@ def _add_recommend(sub: Any) -> None:
     who.add_argument("--all-users", action="store_true", help="every user of the run (use with --out)")
     recommend.add_argument("-k", type=int, default=20, help="items per user (default 20)")
     recommend.add_argument("--out", metavar="FILE.csv", help="write CSV here instead of printing")
-    recommend.add_argument("--items", metavar="ITEMS.csv", help="add title and image columns from this items table "
-                           "(columns item_id,title[,image]), e.g. for a run on an MMRec-layout dataset")
+    recommend.add_argument("--items", metavar="ITEMS.csv", help="take the title and picture columns from this items "
+                           "table (columns item_id,title[,image]) instead of the dataset's own, e.g. for a run on "
+                           "an MMRec-layout dataset")
     recommend.add_argument("--device", type=device_value, default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     recommend.set_defaults(handler=_recommend)
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from modalrec.serve.recommend import recommend_for_users, write_recommendations
-    from modalrec.train.run import load_run
+    from modalrec.api import load_run
+    from modalrec.io_utils import write_with
 
     if args.k < 1:
         raise ModalrecError(f"recommend: -k must be >= 1, got {args.k}")
-    run = load_run(args.run, device=args.device)
     users = None if args.all_users else [str(u) for u in args.user]
-    rows = recommend_for_users(run, users, args.k, unknown="popular")
-    if args.items:
-        rows = _with_titles(rows, args.items, run.dataset.item_ids.external)
-    write_recommendations(rows, args.out)
-    if args.out:
+    rows = load_run(args.run, device=args.device).recommend(users, args.k, items=args.items)
+    if args.out:  # atomically: an interrupted command leaves the earlier file whole
+        write_with(args.out, lambda handle: rows.to_csv(handle, index=False, float_format="%.6g"))
         print(f"wrote {len(rows)} rows to {args.out}")
+    else:
+        rows.to_csv(sys.stdout, index=False, float_format="%.6g")
     return 0
-
-
-def _with_titles(rows: Any, items_file: str, run_items: Any) -> Any:
-    """``rows`` with ``title`` and ``image`` columns from ``--items`` (checked to describe this run's items)."""
-    from modalrec.serve.items import check_items_cover, item_details, items_file_source
-
-    # rows: a DataFrame with an item_id column; run_items: the run's external item ids
-    source = items_file_source(items_file)
-    check_items_cover(source, run_items)
-    details = item_details(source, [str(i) for i in rows["item_id"]])
-    return rows.assign(title=details["title"].to_numpy(), image=details["image"].to_numpy())
 
 
 # -- explain -----------------------------------------------------------------------------------------
@@ -249,44 +240,41 @@ def _add_explain(sub: Any) -> None:
     explain.add_argument("-k", type=int, default=10, help="items to explain (default 10)")
     explain.add_argument("--device", type=device_value, default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     explain.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    explain.add_argument("--items", metavar="ITEMS.csv", help="show titles (and picture paths) from this items "
-                         "table (columns item_id,title[,image])")
+    explain.add_argument("--items", metavar="ITEMS.csv", help="take titles (and picture paths) from this items "
+                         "table (columns item_id,title[,image]) instead of the dataset's own")
     explain.set_defaults(handler=_explain)
 
 
-def _explain(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
+EXPLAINED = ("rank", "item_id", "score", "method")  # Run.explain's columns before the modalities'
 
-    from modalrec.serve.explain import explain_user
-    from modalrec.train.run import load_run
+
+def _explain(args: argparse.Namespace) -> int:
+    from modalrec.api import DETAIL_COLUMNS, load_run
 
     if args.k < 1:
         raise ModalrecError(f"explain: -k must be >= 1, got {args.k}")
-    run = load_run(args.run, device=args.device)
-    rows = explain_user(run, str(args.user), args.k)
-    import pandas as pd
-
-    details = _with_titles(pd.DataFrame({"item_id": [row.item_id for row in rows]}), args.items,
-                           run.dataset.item_ids.external) if args.items else None
+    rows = load_run(args.run, device=args.device).explain(str(args.user), args.k, items=args.items)
+    names = [c for c in rows.columns if c not in (*EXPLAINED, *DETAIL_COLUMNS)]
+    details = [c for c in DETAIL_COLUMNS if c in rows.columns]
+    records = rows.to_dict("records")  # Python numbers, for JSON
     if args.json:
-        described = [asdict(row) for row in rows]
-        if details is not None:
-            for entry, title, image in zip(described, details["title"], details["image"], strict=True):
-                entry.update(title=title, image=image)
+        described = [{"rank": r["rank"], "item_id": r["item_id"], "score": r["score"],
+                      "contributions": {n: r[n] for n in names}, "method": r["method"],
+                      **{c: r[c] for c in details}} for r in records]
         print(json.dumps(described, indent=2))
         return 0
-    if not rows:
+    if not records:
         print(f"no recommendations for user {args.user}")
         return 0
-    names = list(rows[0].contributions)
-    what = "attention weight" if rows[0].method == "attention" else "score drop when the modality is replaced by its mean"
+    what = "attention weight" if records[0]["method"] == "attention" else \
+        "score drop when the modality is replaced by its mean"
     print(f"user {args.user}: per-modality contribution ({what})")
-    title_header = "  title" if details is not None else ""
+    title_header = "  title" if "title" in details else ""
     print(f"{'rank':>4}  {'item':<16} {'score':>9}  " + "  ".join(f"{n:>10}" for n in names) + title_header)
-    for index, row in enumerate(rows):
-        values = "  ".join(f"{row.contributions[n]:>10.4f}" for n in names)
-        title = f"  {details['title'].iloc[index] or ''}" if details is not None else ""
-        print(f"{row.rank:>4}  {row.item_id:<16} {row.score:>9.4f}  {values}{title}".rstrip())
+    for r in records:
+        values = "  ".join(f"{r[n]:>10.4f}" for n in names)
+        title = f"  {r['title'] or ''}" if title_header else ""
+        print(f"{r['rank']:>4}  {r['item_id']:<16} {r['score']:>9.4f}  {values}{title}".rstrip())
     return 0
 
 
@@ -312,16 +300,15 @@ def _add_benchmark(sub: Any) -> None:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from modalrec.experiments.benchmark import format_markdown, run_benchmark
+    from modalrec.api import benchmark
 
     if args.protocol:
         return _protocol_benchmark(args)
     if not args.data or not args.models:
         raise ModalrecError("benchmark: --data and --models are required")
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    report = run_benchmark(args.data, models, list(range(1, args.seeds + 1)), Path(args.out),
-                           config_file=args.config, overrides=args.overrides)
-    print(format_markdown(report))
+    benchmark(Path(args.data), args.models.split(","), args.seeds, config=args.config, overrides=args.overrides,
+              out=args.out)
+    print((Path(args.out) / "results.md").read_text(encoding="utf-8"))  # the tables the call just wrote
     print(f"tables: {args.out}/results.md, results.csv, runs.csv; chart: {args.out}/results.png")
     return 0
 
@@ -397,8 +384,8 @@ def _add_demo(sub: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from modalrec.demo import FAST_SHOP, run_demo
+    from modalrec.api import run_demo
 
-    print(run_demo(Path(args.out), args.models.split(","), seed=args.seed, overrides=args.overrides,
-                   config_file=args.config, shop=FAST_SHOP if args.fast_features else None))
+    print(run_demo(args.out, args.models.split(","), seed=args.seed, fast_features=args.fast_features,
+                   config=args.config, overrides=args.overrides))
     return 0

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pandas as pd
 import torch
 
 from modalrec.errors import DataFormatError, ModalrecError
 from modalrec.evaluate.evaluator import top_k_deterministic
-from modalrec.io_utils import write_with
 from modalrec.train.run import LoadedRun
 
 COLUMNS = ["user_id", "rank", "item_id", "score", "source"]
@@ -80,11 +77,3 @@ def _rows(run: LoadedRun, users: np.ndarray, items: np.ndarray, scores: np.ndarr
         "score": scores[keep],
         "source": "model",
     })
-
-
-def write_recommendations(rows: pd.DataFrame, path: str | None) -> None:
-    """CSV ``user_id,rank,item_id,score,source`` to ``path`` (atomically) or to standard output."""
-    if path:
-        write_with(path, lambda handle: rows.to_csv(handle, index=False, float_format="%.6g"))
-    else:
-        rows.to_csv(sys.stdout, index=False, float_format="%.6g")

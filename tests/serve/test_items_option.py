@@ -40,11 +40,11 @@ def test_recommend_adds_titles_and_pictures(vbpr_run: Path, items_csv: Path, tmp
     import pandas as pd
 
     rows = pd.read_csv(out, dtype=str)
-    assert {"title", "image"} <= set(rows.columns)
+    assert {"title", "picture"} <= set(rows.columns)
     assert (rows["title"] == "Item number " + rows["item_id"]).all()
-    with_picture = rows.dropna(subset=["image"])
+    with_picture = rows.dropna(subset=["picture"])
     assert set(with_picture["item_id"]) <= {"0"}  # a picture that is not on disk is not claimed
-    assert all(Path(p).is_file() for p in with_picture["image"])
+    assert all(Path(p).is_file() for p in with_picture["picture"])
 
 
 def test_explain_shows_titles(vbpr_run: Path, items_csv: Path, capsys: pytest.CaptureFixture) -> None:
