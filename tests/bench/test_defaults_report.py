@@ -1,0 +1,57 @@
+"""bench/defaults.py: epochs to a threshold, the summary table over paired runs, the generated notes section."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_bench_defaults", REPO / "bench" / "defaults.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(setting: str, split_seed: int, seed: int, curve: list[float | None], test: float) -> dict[str, Any]:
+    best = max(v for v in curve if v is not None)
+    return {"setting": setting, "split_seed": split_seed, "seed": seed, "valid_curve": curve,
+            "best_epoch": curve.index(best) + 1, "valid": {"recall@20": best}, "test": {"recall@20": test}}
+
+
+def test_first_epoch_reaching_counts_from_one_and_skips_unevaluated_epochs() -> None:
+    defaults = load()
+    assert defaults.first_epoch_reaching([0.1, None, 0.3, 0.5], 0.3) == 3
+    assert defaults.first_epoch_reaching([0.1, 0.2], 0.3) is None
+
+
+def test_the_table_compares_each_setting_on_the_references_runs_and_thresholds() -> None:
+    defaults = load()
+    runs = [
+        run("default", 1, 1, [0.1, 0.2, 0.3, 0.4], 0.30),  # split 1: the reference's mean best is 0.4
+        run("default", 1, 2, [0.1, 0.3, 0.4, 0.4], 0.32),
+        run("fast", 1, 1, [0.39, 0.41, 0.42, 0.42], 0.34),  # 0.388 at epoch 1, 0.4 at epoch 2
+        run("fast", 1, 2, [0.2, 0.3, 0.35, 0.36], 0.30),  # never reaches 0.388
+        run("fast", 9, 1, [0.9, 0.9, 0.9, 0.9], 0.90),  # a re-split the reference did not run: left out
+    ]
+    table = defaults.report_table(runs, "default").splitlines()
+    # best epochs 4 and 3; 0.97 x 0.4 first reached at epochs 4 and 3
+    assert table[2] == "| default | 2 | 0.4000 ± 0.0000 | 0.3100 ± 0.0141 | 4 ± 1 | 4 ± 1 (2/2) | 4 ± 1 (2/2) |"
+    assert table[3] == "| fast | 2 | 0.3900 ± 0.0424 | 0.3200 ± 0.0283 | 4 ± 1 | 1 ± 0 (1/2) | 2 ± 0 (1/2) |"
+    assert len(table) == 4
+
+
+def test_the_generated_section_is_replaced_and_a_missing_one_refused() -> None:
+    defaults = load()
+    page = "intro\n<!-- generated: defaults-x -->\nold\n<!-- end: defaults-x -->\nafter\n"
+    assert defaults.with_section(page, "defaults-x", "| new |\n") == (
+        "intro\n<!-- generated: defaults-x -->\n| new |\n<!-- end: defaults-x -->\nafter\n")
+    with pytest.raises(SystemExit, match="defaults-y"):
+        defaults.with_section(page, "defaults-y", "| new |\n")
