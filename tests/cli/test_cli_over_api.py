@@ -88,6 +88,19 @@ def test_explain_prints_what_run_explain_returns(vbpr: modalrec.Run, capsys: pyt
         assert line.endswith(f"  {row['title']}")
 
 
+def test_benchmark_prints_the_tables_of_the_api_call(vbpr: modalrec.Run, capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    data, settings = vbpr.config["data_path"], ["epochs=1", "progress=false"]
+    assert main(["benchmark", "--data", data, "--models", "bpr", "--seeds", "1", "--out", str(tmp_path),
+                 *[arg for setting in settings for arg in ("--set", setting)]]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith((tmp_path / "results.md").read_text()) and "bpr" in printed
+    table = modalrec.benchmark(data, ["bpr"], 1, overrides=settings, out=tmp_path)  # the same config: reused
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert table.loc["bpr", "recall@20"] == pytest.approx(runs.loc[runs.model == "bpr", "recall@20"].mean())
+    assert f"{table.loc['bpr', 'recall@20']:.4f}" in printed
+
+
 # ---------------------------------------------------------------------------------------------
 # The calls: replace the API and see the command print what it returns
 
