@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_API = ("Dataset", "Run", "available_models", "benchmark", "load_dataset", "load_run", "run_demo", "train")
+_API = ("Dataset", "Run", "available_models", "benchmark", "benchmark_protocol", "load_dataset", "load_run",
+        "run_demo", "train")
 
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:  # the names as type checkers and IDEs see them
-    from modalrec.api import Dataset, Run, available_models, benchmark, load_dataset, load_run, run_demo, train
+    from modalrec.api import (Dataset, Run, available_models, benchmark, benchmark_protocol, load_dataset, load_run,
+                              run_demo, train)
 
 
 class _TrainPackage(types.ModuleType):

@@ -540,6 +540,70 @@ def benchmark(
     return pd.DataFrame(rows).set_index("model")
 
 
+PROTOCOL_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+"""The training fractions [`benchmark_protocol`][modalrec.api.benchmark_protocol] compares by default."""
+
+
+def benchmark_protocol(
+    dataset: Dataset | str | Path,
+    models: Iterable[str],
+    protocol: str,
+    seeds: int | Iterable[int] = 3,
+    *,
+    config: ConfigLike = None,
+    out: str | Path = "benchmark",
+    overrides: Iterable[str] = (),
+    fractions: Iterable[float] = PROTOCOL_FRACTIONS,
+    collect: bool = False,
+    command: str | None = None,
+) -> pd.DataFrame:
+    """Compare models under a cold-start protocol (``modalrec benchmark --protocol``; see the cold-start page).
+
+    ``"cold-items"`` holds out items that have no training interaction (20% unless
+    ``data.cold_item_fraction`` is set) and tests each model on the cold, warm and overall tasks, each at
+    the epoch its own validation chose; ``"sparsity"`` trains every model on each fraction of each user's
+    training interactions. Writes ``results.json`` (everything the tables are made of), ``results.md``,
+    ``results.csv``, ``runs.csv`` (and ``sparsity.png``) into ``out``, the runs into ``out/runs``; a
+    finished run of the same config is read back, not retrained.
+
+    Args:
+        dataset: A [`Dataset`][modalrec.api.Dataset], a dataset path, or ``"demo"``.
+        models: Registered model names; the first is the reference of the paired tests.
+        protocol: ``"cold-items"`` or ``"sparsity"``.
+        seeds: A number of seeds ``n`` (seeds 1..n) or the seeds themselves.
+        config: Settings applied to every run (see [`train`][modalrec.api.train]).
+        out: Folder for the runs and result files.
+        overrides: ``KEY=VALUE`` strings as ``--set`` takes them, applied after ``config``;
+            ``MODEL:KEY=VALUE`` applies to one model only, and ``{seed}`` in a value becomes the run's seed.
+        fractions: For ``"sparsity"``: the training fractions, each in (0, 1].
+        collect: Train nothing: report the finished runs in ``out/runs`` (the others as not run).
+        command: How the results were made, recorded in ``results.json`` (default: this call, in Python).
+
+    Returns:
+        One row per model, task (``cold``, ``warm``, ``overall``) and fraction: ``<metric>_mean`` and
+        ``<metric>_std`` over seeds, ``seeds_ok``, ``seeds_failed``, mean training seconds and epochs.
+        The paired significance tests are in ``out/results.md``.
+
+    Raises:
+        ConfigError: If the protocol, a model name, a fraction or a setting is invalid (checked before the
+            first run).
+    """
+    from modalrec.experiments.protocols import run_protocol, summary_rows
+
+    path, data = _as_dataset_path(dataset)
+    seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    config_file, settings = _config_parts(config, overrides)
+    names = [m.strip() for m in models if m.strip()]
+    points = [float(f) for f in fractions]
+    if command is None:
+        command = (f"modalrec.benchmark_protocol({str(path)!r}, {names!r}, {protocol!r}, seeds={seed_list!r}, "
+                   f"config={config_file!r}, overrides={settings!r}, fractions={points!r}, collect={collect!r})")
+    document = run_protocol(protocol, path, names, seed_list, Path(out), config_file=config_file,
+                            overrides=[*_override_strings(data, "data."), *settings], fractions=points,
+                            train=not collect, command=command)
+    return pd.DataFrame(summary_rows(document))
+
+
 # ---------------------------------------------------------------------------------------------
 # The demo
 
@@ -592,6 +656,7 @@ __all__ = [
     "Run",
     "available_models",
     "benchmark",
+    "benchmark_protocol",
     "load_dataset",
     "load_run",
     "run_demo",

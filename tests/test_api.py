@@ -37,7 +37,8 @@ def test_importing_the_package_or_its_errors_loads_neither_torch_nor_pandas() ->
 
 
 def test_the_package_exports_the_api() -> None:
-    for name in ("Dataset", "Run", "available_models", "benchmark", "load_dataset", "load_run", "run_demo", "train"):
+    for name in ("Dataset", "Run", "available_models", "benchmark", "benchmark_protocol", "load_dataset", "load_run",
+                 "run_demo", "train"):
         assert name in dir(modalrec)
     with pytest.raises(AttributeError, match="no attribute 'fit'"):
         modalrec.fit  # type: ignore[attr-defined]  # noqa: B018

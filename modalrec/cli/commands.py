@@ -316,15 +316,11 @@ def _benchmark(args: argparse.Namespace) -> int:
 def _protocol_benchmark(args: argparse.Namespace) -> int:
     import shlex
 
-    from modalrec.experiments.protocols import read_results, render_markdown, render_report, run_protocol
+    from modalrec.api import benchmark_protocol
 
     out = Path(args.out)
     if args.render:
-        document = read_results(out)
-        if document["protocol"] != args.protocol:
-            raise ModalrecError(f"benchmark: {out}/results.json holds the {document['protocol']} protocol, "
-                                f"not {args.protocol}")
-        render_report(document, out)
+        _render_protocol(args.protocol, out)
     else:
         if not args.data or not args.models:
             raise ModalrecError("benchmark: --data and --models are required (or --render to redo the tables)")
@@ -332,14 +328,24 @@ def _protocol_benchmark(args: argparse.Namespace) -> int:
             fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
         except ValueError:
             raise ModalrecError(f"benchmark: --fractions expects numbers like 0.1,0.5,1, got '{args.fractions}'") from None
-        document = run_protocol(args.protocol, args.data, [m.strip() for m in args.models.split(",") if m.strip()],
-                                list(range(1, args.seeds + 1)), out, config_file=args.config,
-                                overrides=args.overrides, fractions=fractions, train=not args.collect,
-                                command="modalrec " + shlex.join(sys.argv[1:]))
-    print(render_markdown(document))
+        benchmark_protocol(Path(args.data), args.models.split(","), args.protocol, args.seeds, config=args.config,
+                           overrides=args.overrides, out=out, fractions=fractions, collect=args.collect,
+                           command="modalrec " + shlex.join(sys.argv[1:]))
+    print((out / "results.md").read_text(encoding="utf-8"))  # the tables just written
     chart = ", sparsity.png" if args.protocol == "sparsity" else ""
     print(f"results: {out}/results.json; tables: {out}/results.md, results.csv, runs.csv{chart}")
     return 0
+
+
+def _render_protocol(protocol: str, out: Path) -> None:
+    """``--render``: rewrite the tables and chart from ``out/results.json`` alone (no model is loaded)."""
+    from modalrec.experiments.protocols import read_results, render_report
+
+    document = read_results(out)
+    if document["protocol"] != protocol:
+        raise ModalrecError(f"benchmark: {out}/results.json holds the {document['protocol']} protocol, "
+                            f"not {protocol}")
+    render_report(document, out)
 
 
 # -- tune --------------------------------------------------------------------------------------------

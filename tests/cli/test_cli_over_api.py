@@ -166,6 +166,25 @@ def test_benchmark_calls_the_api_and_prints_its_tables(monkeypatch: pytest.Monke
                       {"config": "c.toml", "overrides": ["epochs=1"], "out": str(tmp_path)})]
 
 
+def test_benchmark_protocol_calls_the_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    calls = []
+
+    def fake_protocol(dataset: Any, models: Any, protocol: str, seeds: Any = 3, **options: Any) -> pd.DataFrame:
+        calls.append((dataset, list(models), protocol, seeds, options))
+        Path(options["out"], "results.md").write_text("PROTOCOL TABLES FROM THE API\n")
+        return pd.DataFrame()
+
+    monkeypatch.setattr(modalrec.api, "benchmark_protocol", fake_protocol)
+    monkeypatch.setattr("sys.argv", ["modalrec", "benchmark", "--protocol", "sparsity", "(as typed)"])
+    assert main(["benchmark", "--protocol", "sparsity", "--data", "D", "--models", "bpr", "--seeds", "1",
+                 "--fractions", "0.5,1", "--collect", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("PROTOCOL TABLES FROM THE API\n")
+    assert calls == [(Path("D"), ["bpr"], "sparsity", 1,
+                      {"config": None, "overrides": [], "out": tmp_path, "fractions": [0.5, 1.0], "collect": True,
+                       "command": "modalrec benchmark --protocol sparsity '(as typed)'"})]
+
+
 def test_demo_calls_the_api(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     calls = []
 
@@ -180,13 +199,14 @@ def test_demo_calls_the_api(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
                                              "overrides": ["epochs=1"]})]
 
 
-HANDLERS = ("_recommend", "_explain", "_benchmark", "_demo", "_evaluate")
+HANDLERS = ("_recommend", "_explain", "_benchmark", "_protocol_benchmark", "_demo", "_evaluate")
 ALLOWED = {"modalrec.api", "modalrec.io_utils", "modalrec.errors", "modalrec.train.run"}
 
 
 def test_the_handlers_reach_the_library_only_through_the_api() -> None:
     """Each handler imports from modalrec only the API (and file helpers, errors, and evaluate's file name):
-    a handler calling an internal directly would give the shell other answers than Python."""
+    a handler calling an internal directly would give the shell other answers than Python. (``benchmark
+    --render`` only rewrites tables from a results file, in ``_render_protocol``.)"""
     tree = ast.parse(Path(commands.__file__).read_text(encoding="utf-8"))
     handlers = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in HANDLERS}
     assert set(handlers) == set(HANDLERS)
@@ -228,3 +248,15 @@ def test_only_the_string_demo_names_the_demo_shop() -> None:
     from modalrec.api import _as_dataset_path
 
     assert _as_dataset_path(Path("demo")) == (Path("demo"), {})
+
+
+def test_benchmark_protocol_returns_the_summary_of_its_results_file(vbpr: modalrec.Run, tmp_path: Path) -> None:
+    table = modalrec.benchmark_protocol(vbpr.config["data_path"], ["bpr"], "sparsity", [1], out=tmp_path,
+                                        fractions=[0.5, 1], overrides=["epochs=1", "progress=false"])
+    assert table[["model", "fraction", "task", "seeds_ok"]].values.tolist() == [["bpr", 0.5, "overall", 1],
+                                                                                ["bpr", 1.0, "overall", 1]]
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert document["command"].startswith("modalrec.benchmark_protocol(") and "fractions=[0.5, 1.0]" in \
+        document["command"]
+    recall = [run["tasks"]["overall"]["recall@20"] for run in document["runs"]]
+    assert table["recall@20_mean"].tolist() == pytest.approx(recall)
