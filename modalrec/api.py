@@ -422,7 +422,8 @@ class Run:
             source = read_content_source(self._config.data_path)
         if source.items_file is None or rows.empty:
             return rows
-        details = item_details(source, [str(item) for item in rows["item_id"]])
+        ids = [str(item) for item in rows["item_id"]]
+        details = item_details(source, list(dict.fromkeys(ids))).reindex(ids)  # each picture file checked once
         if source.title_col:
             rows = rows.assign(title=details["title"].to_numpy())
         if source.image_col:
