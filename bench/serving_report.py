@@ -58,8 +58,8 @@ def render(document: dict[str, Any], source: str) -> str:
     lines += [
         "",
         "| rate asked (req/s) | requests (writes) | errors | achieved (req/s) | p50 (ms) | p95 (ms) | p99 (ms) "
-        "| max (ms) | reads p99 (ms) | writes p50 / p99 (ms) | server CPU per request (ms) | 1-min load before / after "
-        f"| target: 0 errors, p99 < {TARGET_P99_MS:g} ms |",
+        "| max (ms) | reads p99 (ms) | writes p50 / p99 (ms) | CPU per request, server / load generator (ms) "
+        f"| 1-min load before / after | target: 0 errors, p99 < {TARGET_P99_MS:g} ms |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in document["runs"]:
@@ -69,7 +69,8 @@ def render(document: dict[str, Any], source: str) -> str:
             f"| {run['rate']:g} | {run['requests']:,} ({run['writes']:,}) | {errors}{detail} "
             f"| {run['achieved_rate']:.1f} | {_ms(run['p50'])} | {_ms(run['p95'])} | {_ms(run['p99'])} "
             f"| {_ms(run['max'])} | {_ms(run['read_p99'])} | {_ms(run['write_p50'])} / {_ms(run['write_p99'])} "
-            f"| {run['server_cpu_ms_per_request']:.2f} | {run['load_before'][0]:.2f} / {run['load_after'][0]:.2f} "
+            f"| {run['server_cpu_ms_per_request']:.2f} / {_ms(run.get('client_cpu_ms_per_request', math.nan))} "
+            f"| {run['load_before'][0]:.2f} / {run['load_after'][0]:.2f} "
             f"| {_verdict(run)} |")
     lines += ["", "Server side, as the service's `/metrics` reports them after the last rate: measured inside the "
               "service, from when it starts handling a request to its answer, so without the time the request "

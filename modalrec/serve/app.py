@@ -73,6 +73,7 @@ from modalrec.serve.schemas import (
     new_item_form,
 )
 from modalrec.serve.service import MAX_K, Service
+from modalrec.serve.shortcut import RecommendShortcut
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,6 @@ MAX_BODY_BYTES = 1 << 20  # JSON bodies
 FORM_OVERHEAD_BYTES = 1 << 20  # what a POST /items body may hold besides the picture (text fields, boundaries)
 MAX_FEEDBACK_EVENTS = 1000
 MAX_SEED_CHARS = 8000  # the `items` query of /recommend
-MAX_REQUEST_HEAD_BYTES = 256 << 10
-"""uvicorn's (h11's) cap on a request line plus headers; 16 KiB by default, too small for the longest query the
-spec allows once percent-encoded (up to 12 bytes a character), which uvicorn would refuse in plain text."""
 STATIC_DIR = Path(__file__).parent / "static"
 ENDPOINTS = ("/recommend", "/similar", "/history", "/users", "/feedback", "/items", "/ab/report", "/health",
              "/metrics", "/images", "/", "/static", "/docs", "/openapi.json")
@@ -113,6 +111,7 @@ def create_app(service: Service, access: AccessPolicy | None = None) -> FastAPI:
     _add_status_routes(app, service, metrics)
     _add_page_routes(app, service, access)
     limit = service.settings.max_upload_bytes
+    app.add_middleware(RecommendShortcut, service=service)  # innermost: after the access checks and metrics
     app.add_middleware(BodyLimitMiddleware, limits={"/items": limit + FORM_OVERHEAD_BYTES}, default=MAX_BODY_BYTES)
     app.add_middleware(AccessMiddleware, policy=access)  # before the body is read, after CORS preflights
     if access.cors_origins:
@@ -312,10 +311,9 @@ def _add_page_routes(app: FastAPI, service: Service, access: AccessPolicy) -> No
 
 def serve(service: Service, host: str = DEFAULT_HOST, port: int = 8000, *, access_log: bool = False,
           access: AccessPolicy | None = None) -> None:
-    """Run the app with uvicorn until interrupted."""
-    import uvicorn
+    """Run the app with uvicorn until interrupted (:func:`modalrec.serve.server.run_app`)."""
+    from modalrec.serve.server import run_app
 
     log.info("serving %s on http://%s:%d (docs at /docs)", ", ".join(
         f"{a.name}={a.model_name}" for a in service.arms.values()), host, port)
-    uvicorn.run(create_app(service, access), host=host, port=port, access_log=access_log, log_level="info",
-                h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
+    run_app(create_app(service, access), host, port, access_log=access_log)

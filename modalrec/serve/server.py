@@ -1,0 +1,37 @@
+"""Running the app under uvicorn: its event loop, its request-head cap, and a heap that startup leaves out of
+the garbage collector's way.
+
+uvicorn runs on uvloop (libuv) when it is installed, a dependency of modalrec where the platform has it, which
+costs the server less CPU per request than asyncio's own loop. HTTP is parsed by h11 with the request line plus
+headers capped at :data:`MAX_REQUEST_HEAD_BYTES`. (httptools would parse for less CPU, but it refuses any
+request target over 64 KiB with a plain-text 400, shorter than the longest query the spec allows.)
+
+The loaded service (models, catalogue, indexes, the web framework's routes) is a few hundred thousand
+long-lived Python objects, none of which will ever be garbage. Requests leave little behind, so full
+collections are rare, but one would walk all of them while every request waits; :func:`run_app` collects
+once and freezes them (:func:`gc.freeze`) before the first request, so collections see only what requests
+allocate.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+MAX_REQUEST_HEAD_BYTES = 256 << 10
+"""h11's cap on a request line plus headers; 16 KiB by default in uvicorn, too small for the longest query the
+spec allows once percent-encoded (up to 12 bytes a character), which uvicorn would refuse in plain text."""
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """How :func:`run_app` runs uvicorn: h11 with the head cap, uvloop when installed (uvicorn's ``auto``)."""
+    return {"http": "h11", "loop": "auto", "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES}
+
+
+def run_app(app: Any, host: str, port: int, *, access_log: bool) -> None:
+    """Serve ``app`` with uvicorn until interrupted, the heap frozen first (see the module's docstring)."""
+    import uvicorn
+
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", **uvicorn_options())
