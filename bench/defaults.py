@@ -5,8 +5,8 @@ Each candidate setting trains on per-user random re-splits of one dataset (MMRec
 validation recall@20, the best epoch, validation and test metrics there) into ``--out``. A run whose file
 exists is skipped, so an interrupted sweep continues where it stopped. ``report`` turns the files into a
 Markdown table: mean ± std of validation and test recall@20 at the best validation epoch, and the epochs
-each setting needs to reach 0.97 x and 1.0 x the reference setting's best validation recall@20 (the mean
-over the reference's seeds on the same re-split).
+each setting needs to reach the reference setting's best validation recall@20 on the same re-split (0.97 x
+and 1.0 x the mean over the reference's seeds, and the best of them).
 
     python bench/defaults.py run --model lightgcn --out docs/benchmarks/results/defaults-lightgcn \\
         --setting "default:" --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau"
@@ -124,15 +124,18 @@ def load_runs(out: Path) -> list[dict[str, Any]]:
 
 def report_table(runs: list[dict[str, Any]], reference: str) -> str:
     """The Markdown summary: one row per setting, over the runs of every (re-split, seed) pair that the
-    reference setting also ran, so that each row compares the same runs."""
-    targets: dict[int, float] = {}
-    for split_seed in sorted({r["split_seed"] for r in runs if r["setting"] == reference}):
+    reference setting also ran, so that each row compares the same runs. The quality targets are per
+    re-split: the mean of the reference's best validation values over its seeds, and the best of them."""
+    mean_target: dict[Any, float] = {}
+    best_target: dict[Any, float] = {}
+    for split_seed in {r["split_seed"] for r in runs if r["setting"] == reference}:
         bests = [max(v for v in r["valid_curve"] if v is not None) for r in runs
                  if r["setting"] == reference and r["split_seed"] == split_seed]
-        targets[split_seed] = statistics.mean(bests)
+        mean_target[split_seed], best_target[split_seed] = statistics.mean(bests), max(bests)
     pairs = {(r["split_seed"], r["seed"]) for r in runs if r["setting"] == reference}
-    lines = ["| setting | runs | valid recall@20 | test recall@20 | best epoch | epochs to 0.97 x ref. "
-             "(reached) | epochs to 1.0 x ref. (reached) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| setting | runs | valid recall@20 | test recall@20 | best epoch | epochs to 0.97 x ref. mean "
+             "(reached) | epochs to ref. mean (reached) | epochs to ref. best run (reached) |",
+             "|---|---|---|---|---|---|---|---|"]
     for setting in dict.fromkeys(r["setting"] for r in runs):
         chosen = [r for r in runs if r["setting"] == setting and (r["split_seed"], r["seed"]) in pairs]
         if not chosen:
@@ -140,7 +143,7 @@ def report_table(runs: list[dict[str, Any]], reference: str) -> str:
         cells = [setting, str(len(chosen)),
                  _mean_std([r["valid"][METRIC] for r in chosen], 4), _mean_std([r["test"][METRIC] for r in chosen], 4),
                  _mean_std([float(r["best_epoch"]) for r in chosen], 0)]
-        for factor in (0.97, 1.0):
+        for targets, factor in ((mean_target, 0.97), (mean_target, 1.0), (best_target, 1.0)):
             reached = [first_epoch_reaching(r["valid_curve"], factor * targets[r["split_seed"]]) for r in chosen]
             epochs = [float(e) for e in reached if e is not None]
             cells.append(f"{_mean_std(epochs, 0)} ({len(epochs)}/{len(chosen)})")
