@@ -17,13 +17,14 @@ from modalrec.errors import ConfigError, ModalrecError
 from modalrec.evaluate.evaluator import FullRankingEvaluator
 from modalrec.models import ModelInputs, available_models, capabilities_of, get_model
 from modalrec.models.aldi import popularity_weights
-from modalrec.models.base import Embeddings
+from modalrec.models.base import Embeddings, TrainBatch
 from modalrec.models.coldbridge import ColdBridge, ColdBridgeConfig
+from modalrec.models.contentmf import ContentMF, ContentMFConfig
 from modalrec.nn.coldstart import warm_neighbour_weights
 from modalrec.train.run import seed_everything
 from modalrec.train.trainer import Trainer
 
-COLD_MODELS = ["aldi", "clcrec", "coldbridge", "contentknn", "dropoutnet", "gar", "heater"]
+COLD_MODELS = ["aldi", "clcrec", "coldbridge", "contentknn", "contentmf", "dropoutnet", "gar", "heater"]
 GROUPS, ITEMS_PER_GROUP, USERS_PER_GROUP, COLD_PER_GROUP = 4, 12, 10, 3
 
 
@@ -158,3 +159,32 @@ def test_models_without_a_content_path_refuse_the_cold_task(name: str) -> None:
     config = TrainConfig(epochs=1, progress=False, early_stop_metric="recall@5")
     with pytest.raises(ModalrecError, match="cold"):
         Trainer(model, split, config, EvalConfig(ks=(5,), task="cold"), seed=0)
+
+
+def test_contentmf_cold_items_have_no_id_residual_and_warm_ones_learn_one() -> None:
+    model, split, cold = trained("contentmf", epochs=5)
+    content = model.projection(model.content)
+    vectors = model.embeddings().items
+    assert torch.allclose(vectors[torch.from_numpy(cold)], content[torch.from_numpy(cold)])
+    assert (vectors[~torch.from_numpy(cold)] - content[~torch.from_numpy(cold)]).norm(dim=1).min() > 0
+
+
+def test_contentmf_softmax_never_contains_cold_items() -> None:
+    """The loss only ever reads warm items' vectors: a cold item's residual gets no gradient, and a change of
+    a cold item's content leaves the loss unchanged."""
+    split, features, cold = taste_groups()
+    seed_everything(0)
+    model = ContentMF(ContentMFConfig(id_dropout=0.0, feature_dropout=0.0), inputs_of(split, features))
+    batch = TrainBatch(torch.from_numpy(split.train.users[:16]), torch.from_numpy(split.train.items[:16]),
+                       torch.from_numpy(split.train.items[16:32]))
+    before = model.loss(batch) - 0.5 * model.config.reg_weight * sum(p.pow(2).sum() for p in model.parameters())
+    model.content[torch.from_numpy(cold)] += 5.0
+    after = model.loss(batch) - 0.5 * model.config.reg_weight * sum(p.pow(2).sum() for p in model.parameters())
+    assert torch.allclose(before, after)
+
+
+def test_contentmf_sampled_softmax_still_ranks_cold_items() -> None:
+    """With more warm items than ``softmax_items`` the loss reads the positive plus a uniform sample of 8."""
+    model, split, cold = trained("contentmf", softmax_items=8)
+    assert len(model.warm_items) > 8
+    assert cold_recall(model, split, cold) >= 0.75

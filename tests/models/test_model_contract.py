@@ -37,6 +37,9 @@ LOSS_RATIO = {"bm3": 0.55}
 # GAR's generator and recommender are adversaries: at their equilibrium both adversarial BPR terms are ln 2,
 # so its summed loss has a floor near 1.3 and falls by 30% at most on this data (recall must still be 1).
 LOSS_RATIO["gar"] = 0.7
+# ContentMF's softmax starts near ln 20 (all items alike) and cannot go below ln 5 (each user's 5 items share the
+# probability mass), a ratio of 0.54: it must cover most of that way
+LOSS_RATIO["contentmf"] = 0.7
 # popularity is not personalised: the 4 blocks are equally popular, so every user gets the first block (1 in 4)
 TRAIN_RECALL = {"popularity": 0.25}
 # content-kNN reads content alone, and the text table is noise: 1 target in 20 falls out of its user's top 5
