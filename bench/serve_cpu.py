@@ -84,8 +84,9 @@ def measure(server: subprocess.Popen[bytes], port: int, token: str, kind: str, c
 def one_round(label: str, args: argparse.Namespace, source: Path | None, uvloop: bool, round_: int,
               token: str) -> dict[str, Any]:
     port = free_port()
-    db = args.work / f"serve-cpu-{label}-{round_}.sqlite"
-    server = start(args.run, port, args.work / "token", db, source, uvloop, args.work / f"serve-cpu-{label}.log")
+    name = "this" if source is None else "compared"
+    db = args.work / f"serve-cpu-{name}-{round_}.sqlite"
+    server = start(args.run, port, args.work / "token", db, source, uvloop, args.work / f"serve-cpu-{name}.log")
     try:
         wait_healthy(f"http://{HOST}:{port}", server, timeout=600)
         asyncio.run(closed_loop(port, token, "read", 500, args.users))  # warm-up, not measured

@@ -35,6 +35,7 @@ a readable format. ``tests/serve/test_fuzz.py`` fuzzes every operation against t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 from pathlib import Path
@@ -227,13 +228,13 @@ def _add_read_routes(app: FastAPI, service: Service) -> None:
 
 def _add_write_routes(app: FastAPI, service: Service) -> None:
     @app.post("/feedback", status_code=201, response_model=FeedbackOut, tags=["feedback"])
-    def feedback(events: Annotated[FeedbackIn | Annotated[list[FeedbackIn],
-                                                          Field(min_length=1, max_length=MAX_FEEDBACK_EVENTS)],
-                                   Body()]) -> JSONResponse:
-        """Store one event or a list (one transaction); it is on disk when the answer comes."""
+    async def feedback(events: Annotated[FeedbackIn | Annotated[list[FeedbackIn],
+                                                                Field(min_length=1, max_length=MAX_FEEDBACK_EVENTS)],
+                                         Body()]) -> JSONResponse:
+        """Store one event or a list (all or none); it is on disk when the answer comes."""
         batch = events if isinstance(events, list) else [events]
-        stored = service.record([e.model_dump() for e in batch])
-        return JSONResponse({"stored": stored}, status_code=201)
+        await asyncio.wrap_future(service.submit_feedback([e.model_dump() for e in batch]))
+        return JSONResponse({"stored": len(batch)}, status_code=201)
 
     form = new_item_form(text_fields(service), file_fields(service), MAX_ITEM_ID_LENGTH)
 

@@ -1,8 +1,14 @@
 """Durable feedback events (impressions, clicks, purchases) in an embedded SQLite database.
 
-The database runs in WAL mode with ``synchronous=FULL``: every write is one transaction whose commit
-returns only once the write-ahead log is on disk, so an event the service has acknowledged survives a crash
-of the process or the machine. Each event records the A/B arm that served the user.
+The database runs in WAL mode with ``synchronous=FULL``: a commit returns only once the write-ahead log is on
+disk, so an event the service has acknowledged survives a crash of the process or the machine. Each event
+records the A/B arm that served the user.
+
+Writes go through one writer thread that commits what has queued up meanwhile in one transaction (a group
+commit): under load, requests that arrive while the disk syncs share the next sync instead of queueing for
+one each. Each request (one :meth:`FeedbackStore.append` or :meth:`FeedbackStore.submit`) is all or nothing
+and is acknowledged only once the transaction holding it has committed; when a group fails, each of its
+requests is written again on its own, so a bad request fails alone, as it would have without the others.
 
 Schema::
 
@@ -16,10 +22,12 @@ Schema::
 from __future__ import annotations
 
 import errno
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +36,10 @@ from modalrec.errors import ModalrecError, WriteError
 
 FEEDBACK_FILE = "feedback.sqlite"
 EVENTS = ("impression", "click", "purchase")
+MAX_GROUP_REQUESTS = 256  # requests committed together at most
+WRITER_IDLE_SECONDS = 2.0  # the writer thread ends after this long without requests; the next one starts it again
+_INSERT = ("INSERT INTO feedback (user_id, item_id, event, timestamp, arm, received_at) "
+           "VALUES (?, ?, ?, ?, ?, ?)")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -64,8 +76,17 @@ class ArmCounts:
     purchases: int
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One append's rows and the future its caller waits on."""
+
+    rows: list[tuple[object, ...]]
+    done: Future[None]
+
+
 class FeedbackStore:
-    """Appends feedback events durably; safe to share between threads (one connection behind a lock).
+    """Appends feedback events durably; safe to share between threads (one connection behind a lock, written
+    by one writer thread; see the module's docstring).
 
     Args:
         path: the SQLite file; created with its schema when missing.
@@ -83,13 +104,76 @@ class FeedbackStore:
         except sqlite3.Error as exc:
             raise ModalrecError(f"{self.path}: cannot open the feedback database ({exc})") from None
         self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._queue_lock = threading.Lock()  # guards queueing, starting and ending the writer, and closing
+        self._closed = False
+        self._writer: threading.Thread | None = None
 
     def append(self, events: Sequence[FeedbackEvent]) -> None:
-        """Store ``events`` in one transaction; returns once they are on disk."""
+        """Store ``events``, all or none; returns once they are on disk."""
+        self.submit(events).result()
+
+    def submit(self, events: Sequence[FeedbackEvent]) -> Future[None]:
+        """Queue ``events`` for the writer; the future completes once they are on disk, or fails with what
+        :meth:`append` would raise (WriteError for a full disk or a read-only database)."""
         received = time.time()
-        rows = [(e.user_id, e.item_id, e.event, e.timestamp, e.arm, received) for e in events]
-        self._write("INSERT INTO feedback (user_id, item_id, event, timestamp, arm, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
+        request = _Request([(e.user_id, e.item_id, e.event, e.timestamp, e.arm, received) for e in events],
+                           Future())
+        with self._queue_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError(f"{self.path}: the feedback store is closed")
+            self._queue.put(request)
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_queued, daemon=True,
+                                                name=f"feedback writer {self.path.name}")
+                self._writer.start()
+        return request.done
+
+    def _write_queued(self) -> None:
+        """The writer thread: commits the queued requests, those that arrived together in one transaction;
+        ends at close's stop sign or once idle (so that an unused store holds no thread)."""
+        while True:
+            try:
+                first = self._queue.get(timeout=WRITER_IDLE_SECONDS)
+            except queue.Empty:
+                with self._queue_lock:
+                    if self._queue.empty():
+                        self._writer = None
+                        return
+                continue
+            if first is None:
+                return
+            group, stop = [first], False
+            while len(group) < MAX_GROUP_REQUESTS:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                group.append(more)
+            self._commit([request for request in group if request.done.set_running_or_notify_cancel()])
+            if stop:
+                return
+
+    def _commit(self, group: list[_Request]) -> None:
+        if len(group) > 1:
+            try:
+                self._write(_INSERT, [row for request in group for row in request.rows])
+            except Exception:  # each request again on its own: a bad one fails alone
+                pass
+            else:
+                for request in group:
+                    request.done.set_result(None)
+                return
+        for request in group:
+            try:
+                self._write(_INSERT, request.rows)
+            except Exception as exc:  # handed to the caller waiting on the future
+                request.done.set_exception(exc)
+            else:
+                request.done.set_result(None)
 
     def set_experiment(self, values: dict[str, str]) -> None:
         """Record how the experiment is set up (arms' runs, split, salt); later values replace earlier ones."""
@@ -132,6 +216,13 @@ class FeedbackStore:
             return int(self._connection.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 
     def close(self) -> None:
+        """Write what is queued, stop the writer and close the database."""
+        with self._queue_lock:
+            writer, self._closed = (None if self._closed else self._writer), True
+            if writer is not None:
+                self._queue.put(None)
+        if writer is not None:
+            writer.join()
         with self._lock:
             self._connection.close()
 

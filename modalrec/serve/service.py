@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,15 +287,21 @@ class Service:
     # -- writing -------------------------------------------------------------------------------
 
     def record(self, events: list[dict[str, Any]]) -> int:
-        """Store feedback events (``user``, ``item``, ``event``, optional ``timestamp``) with each user's arm."""
+        """Store feedback events (``user``, ``item``, ``event``, optional ``timestamp``) with each user's arm;
+        returns their count once they are on disk."""
+        self.submit_feedback(events).result()
+        return len(events)
+
+    def submit_feedback(self, events: list[dict[str, Any]]) -> Future[None]:
+        """Queue feedback events for the store's writer (:meth:`record` without the wait); an unknown item is
+        refused at once, and the future completes once the events are on disk."""
         self.item_indices([e["item"] for e in events])
         now = time.time()
-        self.feedback.append([
+        return self.feedback.submit([
             FeedbackEvent(e["user"], e["item"], e["event"], now if e.get("timestamp") is None else e["timestamp"],
                           self.router.arm(e["user"]) if len(self.arms) > 1 else "A")
             for e in events
         ])
-        return len(events)
 
     def check_can_add_items(self) -> None:
         """Raise 409 unless the dataset names its extractors and every arm's model embeds content."""
