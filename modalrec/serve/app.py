@@ -21,7 +21,9 @@ at ``/docs``), and :mod:`modalrec.serve.forms` reads the form of ``POST /items``
 ``GET /``                   the web page (``modalrec/serve/static``)
 ==========================  ========================================================================
 
-Every refused request gets a 4xx JSON body ``{"error": message, "status": code}``.
+Every refused request gets a 4xx JSON body ``{"error": message, "status": code}``. A plain ``/recommend``
+query (``user`` and ``k``, valid, each once) is answered with the route's very response by
+:mod:`modalrec.serve.shortcut`, without FastAPI's per-request parameter work; every other goes to the route.
 
 Security: the service binds to 127.0.0.1 unless ``--host`` says otherwise. Writes (``POST /items``,
 ``POST /feedback``) from another origin or for another ``Host`` are refused, and need the token when one is
