@@ -122,10 +122,11 @@ def load_runs(out: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted((out / "runs").glob("*.json"))]
 
 
-def report_table(runs: list[dict[str, Any]], reference: str) -> str:
+def report_table(runs: list[dict[str, Any]], reference: str, threshold: float | None = None) -> str:
     """The Markdown summary: one row per setting, over the runs of every (re-split, seed) pair that the
     reference setting also ran, so that each row compares the same runs. The quality targets are per
-    re-split: the mean of the reference's best validation values over its seeds, and the best of them."""
+    re-split: the mean of the reference's best validation values over its seeds, and the best of them;
+    ``threshold``, when given, adds the epochs to that validation value (e.g. 0.97 x a peer's best)."""
     mean_target: dict[Any, float] = {}
     best_target: dict[Any, float] = {}
     for split_seed in {r["split_seed"] for r in runs if r["setting"] == reference}:
@@ -134,16 +135,20 @@ def report_table(runs: list[dict[str, Any]], reference: str) -> str:
         mean_target[split_seed], best_target[split_seed] = statistics.mean(bests), max(bests)
     pairs = {(r["split_seed"], r["seed"]) for r in runs if r["setting"] == reference}
     lines = ["| setting | runs | valid recall@20 | test recall@20 | best epoch | epochs to 0.97 x ref. mean "
-             "(reached) | epochs to ref. mean (reached) | epochs to ref. best run (reached) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for setting in dict.fromkeys(r["setting"] for r in runs):
+             "(reached) | epochs to ref. mean (reached) | epochs to ref. best run (reached) |"
+             + ("" if threshold is None else f" epochs to {threshold:g} (reached) |"),
+             "|---|---|---|---|---|---|---|---|" + ("" if threshold is None else "---|")]
+    for setting in dict.fromkeys([reference, *(r["setting"] for r in runs)]):  # the reference first
         chosen = [r for r in runs if r["setting"] == setting and (r["split_seed"], r["seed"]) in pairs]
         if not chosen:
             continue
         cells = [setting, str(len(chosen)),
                  _mean_std([r["valid"][METRIC] for r in chosen], 4), _mean_std([r["test"][METRIC] for r in chosen], 4),
                  _mean_std([float(r["best_epoch"]) for r in chosen], 0)]
-        for targets, factor in ((mean_target, 0.97), (mean_target, 1.0), (best_target, 1.0)):
+        fixed = {} if threshold is None else {r["split_seed"]: threshold for r in chosen}
+        for targets, factor in ((mean_target, 0.97), (mean_target, 1.0), (best_target, 1.0), (fixed, 1.0)):
+            if not targets:
+                continue
             reached = [first_epoch_reaching(r["valid_curve"], factor * targets[r["split_seed"]]) for r in chosen]
             epochs = [float(e) for e in reached if e is not None]
             cells.append(f"{_mean_std(epochs, 0)} ({len(epochs)}/{len(chosen)})")
@@ -163,7 +168,7 @@ def report(args: argparse.Namespace) -> None:
     runs = load_runs(args.out)
     if not runs:
         raise SystemExit(f"{args.out}/runs: no result files")
-    table = report_table(runs, args.reference)
+    table = report_table(runs, args.reference, args.threshold)
     (args.out / "summary.md").write_text(table)
     if args.page is not None:
         args.page.write_text(with_section(args.page.read_text(), args.out.name, table))
@@ -184,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     reporter = commands.add_parser("report", help="summarise the result files as a Markdown table")
     reporter.add_argument("--out", type=Path, required=True)
     reporter.add_argument("--reference", default="default")
+    reporter.add_argument("--threshold", type=float, help="also the epochs to this validation recall@20")
     reporter.add_argument("--page", type=Path, help="also rewrite this page's section named after --out's folder")
     args = parser.parse_args(argv)
     run(args) if args.command == "run" else report(args)

@@ -46,6 +46,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     chosen = {k: spec.get(k) for k in ("batch_size", "learning_rate", "epochs", "patience")}
     train = {**{k: v for k, v in chosen.items() if v is not None},  # None: modalrec's own default
              "threads": spec["threads"], "device": "cpu", "progress": False}
+    if "model_settings" in spec:  # --settings same: MMRec's step size is constant (its scheduler factor is 1.0)
+        train["lr_schedule"] = "constant"
     overrides += [f"train.{k}={_text(v)}" for k, v in train.items()]
     config = resolve_config(spec["dataset"], spec["model"], overrides=overrides, seed=spec["seed"])
     configure_threads(config.train.threads)

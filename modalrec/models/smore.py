@@ -133,8 +133,8 @@ class SMORE(Recommender[SMOREConfig]):
     feature tables :math:`\mathbf x^m` are trained with the rest, as in SMORE's code, starting from the raw
     features. With one modality the fused view is that modality's spectrum under a second filter.
 
-    Difference from SMORE's code: its learning-rate decay (x0.96 every 50 epochs) is not reproduced, as the
-    shared Trainer has no schedule.
+    Difference from SMORE's code: its learning-rate decay (x0.96 every 50 epochs) is not reproduced; the
+    shared Trainer's schedules (``train.lr_schedule``) are cosine and cut-on-plateau.
 
     Training note: at the start the embeddings are small (LightGCN's layer mean shrinks them), so the
     scale-free InfoNCE gradients outweigh BPR's and the model sits near its initial ranking for some epochs,

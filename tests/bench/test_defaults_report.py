@@ -47,6 +47,9 @@ def test_the_table_compares_each_setting_on_the_references_runs_and_thresholds()
                         "| 4 ± 1 (2/2) |")
     assert table[3] == "| fast | 2 | 0.3900 ± 0.0424 | 0.3200 ± 0.0283 | 4 ± 1 | 1 ± 0 (1/2) | 2 ± 0 (1/2) | 2 ± 0 (1/2) |"
     assert len(table) == 4
+    fixed = defaults.report_table(runs, "default", threshold=0.35).splitlines()
+    assert fixed[0].endswith("| epochs to 0.35 (reached) |") and fixed[1].count("---") == 9
+    assert fixed[3].endswith("| 2 ± 1 (2/2) |")  # 0.35 first at epochs 1 and 3
 
 
 def test_the_generated_section_is_replaced_and_a_missing_one_refused() -> None:

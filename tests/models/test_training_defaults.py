@@ -53,8 +53,8 @@ def test_training_defaults_are_recorded_in_the_resolved_config_and_read_back() -
 
 
 def test_a_model_without_training_defaults_keeps_the_trainer_defaults() -> None:
-    assert not get_model("lightgcn").defaults_for()
-    assert resolve_config("data", "lightgcn").train == TrainConfig()
+    assert not get_model("bpr").defaults_for()
+    assert resolve_config("data", "bpr").train == TrainConfig()
 
 
 def test_mmdfm_chooses_its_learning_rate_by_fusion_mode() -> None:
