@@ -41,6 +41,7 @@ def parse_setting(text: str) -> tuple[str, list[str]]:
     return name, overrides.split()
 
 
+RUN_FILES = "run-files"  # one JSON file per training (not "runs/": .gitignore keeps run folders out)
 GIVEN = "given"  # as a split seed: the dataset's own split instead of a re-split
 
 
@@ -49,7 +50,7 @@ def split_seed_arg(text: str) -> int | str:
 
 
 def run_file(out: Path, setting: str, split_seed: int | str, seed: int) -> Path:
-    return out / "runs" / f"{setting}__split{split_seed}__seed{seed}.json"
+    return out / RUN_FILES / f"{setting}__split{split_seed}__seed{seed}.json"
 
 
 def train_one(data: str, model: str, overrides: list[str], split_seed: int | str, seed: int) -> dict[str, Any]:
@@ -89,7 +90,7 @@ def _commit() -> str:
 
 def run(args: argparse.Namespace) -> None:
     settings = [parse_setting(text) for text in args.setting]
-    (args.out / "runs").mkdir(parents=True, exist_ok=True)
+    (args.out / RUN_FILES).mkdir(parents=True, exist_ok=True)
     for split_seed in args.split_seeds:
         for seed in args.seeds:
             for name, overrides in settings:
@@ -119,7 +120,7 @@ def _mean_std(values: list[float], digits: int) -> str:
 
 
 def load_runs(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(path.read_text()) for path in sorted((out / "runs").glob("*.json"))]
+    return [json.loads(path.read_text()) for path in sorted((out / RUN_FILES).glob("*.json"))]
 
 
 def report_table(runs: list[dict[str, Any]], reference: str, threshold: float | None = None) -> str:
@@ -167,7 +168,7 @@ def with_section(page: str, name: str, table: str) -> str:
 def report(args: argparse.Namespace) -> None:
     runs = load_runs(args.out)
     if not runs:
-        raise SystemExit(f"{args.out}/runs: no result files")
+        raise SystemExit(f"{args.out / RUN_FILES}: no result files")
     table = report_table(runs, args.reference, args.threshold)
     (args.out / "summary.md").write_text(table)
     if args.page is not None:
