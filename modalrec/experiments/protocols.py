@@ -156,10 +156,13 @@ def _run(config: RunConfig, fraction: float, run_dir: Path, train: bool = True) 
 
 
 def _finished(config: RunConfig, run_dir: Path) -> bool:
+    """The run folder holds a finished run of exactly ``config``. Its recorded config is read through today's
+    dataclasses, so a key added since then with a default equal to what the run did does not make it stale."""
     try:
-        recorded = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        return recorded == json.loads(json.dumps(config.to_dict())) and (run_dir / "metrics.json").is_file()
-    except (OSError, ValueError):
+        recorded = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
+        same = json.loads(json.dumps(recorded.to_dict())) == json.loads(json.dumps(config.to_dict()))
+        return same and (run_dir / "metrics.json").is_file()
+    except (OSError, ValueError, KeyError, ModalrecError):
         return False
 
 

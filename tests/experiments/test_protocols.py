@@ -92,3 +92,20 @@ def test_cold_start_page_tables_are_the_rendered_result_files() -> None:
     page = module.PAGE.read_text(encoding="utf-8")
     assert "<!-- generated: cold-items -->" in page and "<!-- generated: sparsity -->" in page
     assert module.generated_page(page) == page  # rerun docs/benchmarks/cold_start_tables.py after new results
+
+
+def test_collect_takes_a_run_recorded_before_a_key_with_a_default_existed(blocks: Path, tmp_path: Path) -> None:
+    """A finished run whose config.json lacks a key added later (filled with the default it ran with) is
+    collected, not reported as unfinished; a run with a different value is not."""
+    out = tmp_path / "c"
+    protocols.run_protocol("cold-items", blocks, ["bpr"], [1], out, overrides=FAST)
+    config_file = out / "runs" / "bpr-seed1" / "config.json"
+    recorded = json.loads(config_file.read_text())
+    del recorded["train"]["lr_schedule"]  # as written before train.lr_schedule existed (its default: constant)
+    config_file.write_text(json.dumps(recorded))
+    document = protocols.run_protocol("cold-items", blocks, ["bpr"], [1], out, overrides=FAST, train=False)
+    assert document["runs"][0]["error"] == ""
+    recorded["train"]["lr_schedule"] = "cosine"
+    config_file.write_text(json.dumps(recorded))
+    document = protocols.run_protocol("cold-items", blocks, ["bpr"], [1], out, overrides=FAST, train=False)
+    assert document["runs"][0]["error"].startswith("not run")
