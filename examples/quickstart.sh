@@ -1,4 +1,4 @@
-modalrec demo --out demo --fast-features --set epochs=10  # build the shop, train bpr, lightgcn, vbpr, compare
+modalrec demo --out demo --fast-features --set epochs=10  # build the shop, train bpr, lightgcn, vbpr, contentmf, compare
 modalrec data info demo/data/shop-fast                    # users, items, split, modalities
 modalrec train --data demo/data/shop-fast --model lens --out runs/lens  # closed form: no epochs
 modalrec evaluate --run runs/lens --cold-items            # recall on items nobody bought in training

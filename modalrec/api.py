@@ -608,7 +608,7 @@ def benchmark_protocol(
 # ---------------------------------------------------------------------------------------------
 # The demo
 
-DEMO_MODELS = ("bpr", "lightgcn", "vbpr")
+DEMO_MODELS = ("bpr", "lightgcn", "vbpr", "contentmf")
 """The models ``modalrec demo`` compares by default."""
 
 

@@ -376,11 +376,11 @@ def _tune(args: argparse.Namespace) -> int:
 # -- demo --------------------------------------------------------------------------------------------
 
 def _add_demo(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="build the embedded shop dataset, train BPR, LightGCN and VBPR, compare")
+    demo = sub.add_parser("demo", help="build the embedded shop dataset, train BPR, LightGCN, VBPR and ContentMF, compare")
     demo.add_argument("--out", default="modalrec-demo", metavar="DIR",
                       help="where data, runs and the picture go (default modalrec-demo)")
-    demo.add_argument("--models", default="bpr,lightgcn,vbpr",
-                      help="comma-separated model names (default bpr,lightgcn,vbpr)")
+    demo.add_argument("--models", default="bpr,lightgcn,vbpr,contentmf",
+                      help="comma-separated model names (default bpr,lightgcn,vbpr,contentmf)")
     demo.add_argument("--seed", type=seed_value, default=2024, help="seed of every run (default 2024)")
     demo.add_argument("--fast-features", action="store_true",
                       help="handcrafted image features and TF-IDF text features (seconds) instead of "

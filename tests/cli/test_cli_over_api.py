@@ -4,6 +4,7 @@ what `modalrec.api` gives, and call it (checked by replacing the API functions a
 from __future__ import annotations
 
 import ast
+import inspect
 import io
 import json
 from pathlib import Path
@@ -197,6 +198,15 @@ def test_demo_calls_the_api(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     assert capsys.readouterr().out == "LEADERBOARD FROM THE API\n"
     assert calls == [("D", ["bpr", "lens"], {"seed": 2024, "fast_features": True, "config": None,
                                              "overrides": ["epochs=1"]})]
+
+
+def test_the_demo_trains_the_api_default_models_including_the_best_cold_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert inspect.signature(modalrec.api.run_demo).parameters["models"].default == modalrec.api.DEMO_MODELS
+    calls = []
+    monkeypatch.setattr(modalrec.api, "run_demo", lambda out, models, **options: calls.append(list(models)) or "")
+    assert main(["demo", "--out", "D"]) == 0
+    assert calls == [list(modalrec.api.DEMO_MODELS)] == [["bpr", "lightgcn", "vbpr", "contentmf"]]
 
 
 HANDLERS = ("_recommend", "_explain", "_benchmark", "_protocol_benchmark", "_demo", "_evaluate")
