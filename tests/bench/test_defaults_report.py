@@ -59,3 +59,13 @@ def test_the_generated_section_is_replaced_and_a_missing_one_refused() -> None:
         "intro\n<!-- generated: defaults-x -->\n| new |\n<!-- end: defaults-x -->\nafter\n")
     with pytest.raises(SystemExit, match="defaults-y"):
         defaults.with_section(page, "defaults-y", "| new |\n")
+
+
+@pytest.mark.parametrize(("folder", "reference", "threshold"), [("defaults-lightgcn", "old-default", None),
+                                                                 ("defaults-lightgcn-given", "old-default", 0.3386)])
+def test_the_notes_tables_are_the_rendered_result_files(folder: str, reference: str, threshold: float | None) -> None:
+    defaults = load()
+    page = (REPO / "docs" / "benchmarks" / "notes.md").read_text(encoding="utf-8")
+    table = defaults.report_table(defaults.load_runs(REPO / "docs" / "benchmarks" / "results" / folder), reference,
+                                  threshold)
+    assert defaults.with_section(page, folder, table) == page  # rerun the report line of the folder's commands.sh
