@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -53,3 +55,12 @@ def block_dataset(num_users: int = 24, num_items: int = 12, seed: int = 0) -> tu
 def tiny_mmrec(tmp_path: Path) -> Path:
     rows, features = block_dataset()
     return write_mmrec(tmp_path / "tiny", rows, features={"image": features, "text": features[:, ::-1].copy()})
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A Python file that is not part of a package (bench/, docs/), imported under the private ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -14,6 +13,7 @@ from types import ModuleType
 import pytest
 
 from modalrec.cli.main import build_parser
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -21,11 +21,7 @@ MAX_README_LINES = 250
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_reference", ROOT / "docs" / "gen_reference.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "docs" / "gen_reference.py", "gen_reference")
 
 
 def code_blocks(text: str, language: str) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,6 +13,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from tests.conftest import load_script
+
 PEERS = Path(__file__).resolve().parents[2] / "bench" / "peers"
 
 
@@ -21,11 +22,7 @@ def load(name: str) -> ModuleType:
     """A bench/peers module by file, under a private name (bench/ is not a package)."""
     if str(PEERS) not in sys.path:
         sys.path.insert(0, str(PEERS))
-    spec = importlib.util.spec_from_file_location(f"_peers_{name}", PEERS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PEERS / f"{name}.py", f"_peers_{name}")
 
 
 report = load("report")

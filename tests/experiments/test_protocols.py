@@ -12,7 +12,7 @@ import pytest
 from modalrec.cli.main import main
 from modalrec.errors import ConfigError
 from modalrec.experiments import protocols
-from tests.conftest import block_dataset, write_mmrec
+from tests.conftest import block_dataset, load_script, write_mmrec
 
 FAST = ["train.epochs=2", "train.progress=false", "train.batch_size=64", "data.split=random"]
 
@@ -82,13 +82,7 @@ def test_collect_reports_unfinished_runs_without_training(blocks: Path, tmp_path
 
 
 def test_cold_start_page_tables_are_the_rendered_result_files() -> None:
-    import importlib.util
-
-    script = Path(__file__).parents[2] / "docs" / "benchmarks" / "cold_start_tables.py"
-    spec = importlib.util.spec_from_file_location("cold_start_tables", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(Path(__file__).parents[2] / "docs" / "benchmarks" / "cold_start_tables.py", "cold_start_tables")
     page = module.PAGE.read_text(encoding="utf-8")
     assert "<!-- generated: cold-items -->" in page and "<!-- generated: sparsity -->" in page
     assert module.generated_page(page) == page  # rerun docs/benchmarks/cold_start_tables.py after new results
