@@ -108,21 +108,28 @@ class ContentMF(Recommender[ContentMFConfig]):
     def loss(self, batch: TrainBatch) -> Tensor:
         kept = torch.rand(self.num_items, 1, device=batch.users.device) >= self.config.id_dropout  # one draw a step
         user = self.user_embedding(batch.users)
-        if len(self.warm_items) <= self.config.softmax_items:  # every warm item is a candidate
-            vectors = self.item_vectors(self.warm_items, kept)  # (W, d + 1), positives are among them
-            logits = user @ vectors[:, :-1].T + vectors[:, -1]
-            positive_logit = logits.gather(1, self.warm_position.index_select(0, batch.positive_items).unsqueeze(1))
-            ranking = (torch.logsumexp(logits, dim=1) - positive_logit.squeeze(1)).mean()
-        else:  # sampled softmax: the positive joins a uniform sample of warm items
-            sample = self.warm_items.index_select(0, torch.randint(
-                len(self.warm_items), (self.config.softmax_items,), device=user.device))
-            vectors = self.item_vectors(torch.cat([batch.positive_items, sample]), kept)
-            positive, negative = vectors[:len(user)], vectors[len(user):]
-            positive_logit = (user * positive[:, :-1]).sum(1) + positive[:, -1]
-            logits = torch.cat([positive_logit.unsqueeze(1), user @ negative[:, :-1].T + negative[:, -1]], dim=1)
-            ranking = (torch.logsumexp(logits, dim=1) - positive_logit).mean()
+        if len(self.warm_items) <= self.config.softmax_items:
+            ranking = self.full_softmax(user, batch.positive_items, kept)
+        else:
+            ranking = self.sampled_softmax(user, batch.positive_items, kept)
         penalty = sum((p.pow(2).sum() for p in self.parameters()), ranking.new_zeros(()))
         return ranking + 0.5 * self.config.reg_weight * penalty
+
+    def full_softmax(self, user: Tensor, positives: Tensor, kept: Tensor) -> Tensor:
+        """Mean cross-entropy of each positive among every warm item. Shapes: (B, d), (B,) -> ()."""
+        vectors = self.item_vectors(self.warm_items, kept)  # (W, d + 1); the positives are among them
+        logits = user @ vectors[:, :-1].T + vectors[:, -1]
+        positive = logits.gather(1, self.warm_position.index_select(0, positives).unsqueeze(1)).squeeze(1)
+        return (torch.logsumexp(logits, dim=1) - positive).mean()
+
+    def sampled_softmax(self, user: Tensor, positives: Tensor, kept: Tensor) -> Tensor:
+        """The same over each positive plus a uniform sample of ``softmax_items`` warm items shared by the batch."""
+        picks = torch.randint(len(self.warm_items), (self.config.softmax_items,), device=user.device)
+        vectors = self.item_vectors(torch.cat([positives, self.warm_items.index_select(0, picks)]), kept)
+        positive_vectors, negative_vectors = vectors[:len(user)], vectors[len(user):]
+        positive = (user * positive_vectors[:, :-1]).sum(1) + positive_vectors[:, -1]
+        logits = torch.cat([positive.unsqueeze(1), user @ negative_vectors[:, :-1].T + negative_vectors[:, -1]], dim=1)
+        return (torch.logsumexp(logits, dim=1) - positive).mean()
 
     def item_vectors(self, items: Tensor, kept: Tensor | None = None) -> Tensor:
         """[v_i, b_i] for catalogue rows ``items``. ``kept`` (I, 1) bool says which items keep their ID
