@@ -50,7 +50,7 @@ class LGMRecConfig:
     config=LGMRecConfig,
     description="LGMRec: local user-item graph embeddings plus a global hypergraph of learnable hyperedges",
     uses_content=True,
-    training_defaults={"epochs": 100},  # a time cap: validation recall has levelled off by then
+    training_defaults={"epochs": 100},  # a time cap, with early stopping still on (why: docs/benchmarks/notes.md)
     capabilities=Capabilities(dot_product=True, cold_items=True, new_items=True),
 )
 class LGMRec(Recommender[LGMRecConfig]):
