@@ -13,6 +13,11 @@ of the server and of this load generator (both share the machine) and the machin
 may be shared), and writes all of it, with the date, commit and machine, to ``--results`` (JSON);
 ``bench/serving_report.py`` renders that file as ``docs/benchmarks/serving.md``.
 
+With ``--stall-log DIR``, the server and this load generator each run the event-loop watchdog of
+:mod:`modalrec.serve.watchdog` (``DIR/server.jsonl``, ``DIR/client.jsonl``): every stall of either loop over
+50 ms is logged with the loop thread's stack and whether it was computing, waiting for a CPU or asleep, and
+each rate's results count the stalls of both sides.
+
 Bounded: ``rate x duration`` requests per rate at most, to 127.0.0.1 only; answers still missing 60 s after
 the last request was sent are counted as errors (``unanswered``), and each rate's loop stops itself after
 ``duration + 90`` seconds whatever happens.
@@ -101,10 +106,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(run: Path, port: int, log_file: Path, token_file: Path) -> subprocess.Popen[bytes]:
+def start_server(run: Path, port: int, log_file: Path, token_file: Path,
+                 stall_log: Path | None = None) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "modalrec", "serve", "--run", str(run), "--host", HOST, "--port", str(port),
                "--token-file", str(token_file)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if stall_log is not None:
+        from modalrec.serve.watchdog import STALL_LOG_ENV
+
+        env[STALL_LOG_ENV] = str(stall_log)
     with open(log_file, "wb") as log:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
@@ -277,6 +287,17 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def stall_summary(path: Path, since: float, until: float) -> dict[str, Any]:
+    """Count and longest of the watchdog's stalls logged in ``path`` between two wall-clock times, and how
+    many of them the loop thread spent mostly waiting for a CPU (the machine busy, not the code)."""
+    from modalrec.serve.watchdog import read_stalls
+
+    stalls = [s for s in read_stalls(path) if since <= s["at"] <= until] if path.is_file() else []
+    starved = [s for s in stalls if s["loop_runqueue_ms"] >= 0.5 * s["blocked_ms"]]
+    return {"count": len(stalls), "max_ms": max((s["blocked_ms"] for s in stalls), default=0.0),
+            "waiting_for_cpu": len(starved)}
+
+
 def git_commit() -> dict[str, Any]:
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=False,
@@ -300,6 +321,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("docs/benchmarks/results/serving.json"),
                         help="JSON file the results go to (default docs/benchmarks/results/serving.json)")
     parser.add_argument("--note", default="", help="a note stored with the results (e.g. what else ran)")
+    parser.add_argument("--stall-log", type=Path, default=None,
+                        help="folder for the event-loop watchdogs' logs of the server and of this generator "
+                             "(server.jsonl, client.jsonl); off by default")
     args = parser.parse_args()
     rates = [float(rate) for rate in args.rates.split(",") if rate.strip()]
     if not rates or not all(0 < rate <= 2000 for rate in rates) or not 0 < args.duration <= 600:
@@ -316,7 +340,14 @@ def main() -> None:
     port = free_port()
     base = f"http://{HOST}:{port}"
     started = time.perf_counter()
-    server = start_server(run, port, args.work / "server.log", token_file)
+    stall_logs = None
+    if args.stall_log is not None:
+        args.stall_log.mkdir(parents=True, exist_ok=True)
+        stall_logs = {side: args.stall_log / f"{side}.jsonl" for side in ("server", "client")}
+        for path in stall_logs.values():
+            path.unlink(missing_ok=True)
+    server = start_server(run, port, args.work / "server.log", token_file,
+                          stall_logs["server"] if stall_logs else None)
     loads: list[dict[str, Any]] = []
     results: list[LoadResult] = []
     try:
@@ -333,17 +364,30 @@ def main() -> None:
             gc.freeze()  # the generator's own heap (torch, from served_recall) is never walked while measuring
             cpu_before, client_before = cpu_seconds(server.pid), time.process_time()
             loop = new_event_loop()
+            watchdog = None
+            if stall_logs is not None:
+                from modalrec.serve.watchdog import LoopWatchdog
+
+                watchdog = LoopWatchdog(stall_logs["client"], name=f"client {rate:g}/s")
+                watchdog.start(loop)
+            began = time.time()
             try:
                 result = loop.run_until_complete(asyncio.wait_for(
                     load(port, user_ids, item_ids, rate, args.duration, args.k, token, args.write_share),
                     timeout=args.duration + DRAIN_SECONDS + 30))
             finally:
+                if watchdog is not None:
+                    watchdog.stop()
                 loop.close()
             server_cpu = (cpu_seconds(server.pid) - cpu_before) / max(result.ok, 1) * 1000
             client_cpu = (time.process_time() - client_before) / max(result.requests, 1) * 1000
             results.append(result)
             loads.append({"load_before": load_before, "load_after": os.getloadavg(),
                           "server_cpu_ms_per_request": server_cpu, "client_cpu_ms_per_request": client_cpu})
+            if stall_logs is not None:
+                loads[-1]["stalls"] = {side: stall_summary(path, began, time.time())
+                                       for side, path in stall_logs.items()}
+                print(f"  loop stalls over 50 ms: {loads[-1]['stalls']}", flush=True)
             print(f"{rate:g}/s: {result.ok}/{result.requests} ok, errors {result.errors or 0}, "
                   f"p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms (reads {result.read_p99:.2f}, writes "
                   f"{result.write_p99:.2f}); CPU per request: server {server_cpu:.2f} ms, client {client_cpu:.2f} ms; "

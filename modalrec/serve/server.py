@@ -11,6 +11,9 @@ long-lived Python objects, none of which will ever be garbage. Requests leave li
 collections are rare, but one would walk all of them while every request waits; :func:`run_app` collects
 once and freezes them (:func:`gc.freeze`) before the first request, so collections see only what requests
 allocate.
+
+With ``MODALREC_STALL_LOG`` set to a file, :func:`run_app` also starts the event-loop watchdog of
+:mod:`modalrec.serve.watchdog` on uvicorn's loop, which logs every stall of the loop over 50 ms.
 """
 
 from __future__ import annotations
@@ -34,4 +37,24 @@ def run_app(app: Any, host: str, port: int, *, access_log: bool) -> None:
 
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", **uvicorn_options())
+    uvicorn.run(with_stall_watchdog(app), host=host, port=port, access_log=access_log, log_level="info",
+                **uvicorn_options())
+
+
+def with_stall_watchdog(app: Any) -> Any:
+    """``app``, with :func:`modalrec.serve.watchdog.start_from_environment` watching the serving loop from
+    startup to shutdown (the ASGI lifespan, which uvicorn runs on the loop the requests run on)."""
+    from modalrec.serve.watchdog import start_from_environment
+
+    async def watched(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        watchdog = start_from_environment("server")
+        try:
+            await app(scope, receive, send)
+        finally:
+            if watchdog is not None:
+                watchdog.stop()
+
+    return watched
