@@ -168,8 +168,11 @@ class BM3(Recommender[BM3Config]):
 
     def compute_embeddings(self) -> Embeddings:
         users, items = self.online_embeddings()
-        warm = self.warm.bool()  # (I, 1)
-        items = torch.where(warm, items, self.latent_from_content(self.content, items[warm.squeeze(1)]))
+        warm = self.warm.bool().squeeze(1)  # (I,)
+        cold = torch.nonzero(~warm).squeeze(1)
+        if len(cold):  # only the cold rows' content is projected: the warm rows keep their online embedding
+            from_content = self.latent_from_content(self.content.index_select(0, cold), items[warm])
+            items = items.index_copy(0, cold, from_content)
         return Embeddings(self.predictor(users), self.predictor(items))
 
     def content_item_vectors(self, features: dict[str, Tensor]) -> Tensor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency, propagate
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
 from modalrec.nn.contrastive import info_nce
 from modalrec.nn.hypergraph import hyperedge_assignment, hypergraph_propagate
+from modalrec.nn.reduce import sum_in_order
 from modalrec.nn.sparse import SparseOperator, mean_of_layers, user_item_matrix
 
 
@@ -138,10 +140,29 @@ class LGMRec(Recommender[LGMRecConfig]):
         parts = torch.split(content, self.modality_dims, dim=1)
         return [hyperedges(part) for hyperedges, part in zip(self.hyperedges, parts, strict=True)]
 
-    def hyperedge_assignments(self) -> list[tuple[Tensor, Tensor]]:
-        """(H_u (U, A), H_i (I, A)) per modality; Gumbel-softmax samples in training mode, rows sum to 1."""
+    def modality_products(self) -> list[tuple[Tensor, Tensor]]:
+        """(e_i^m = x_i^m W_m (I, d), X^m V^m (I, A)) for each modality of the catalogue.
+
+        Both come from one product with the stacked weights [W_m; V_m], so each feature table is read once;
+        the columns are computed exactly as by two separate products.
+        """
+        parts = torch.split(self.content, self.modality_dims, dim=1)
+        sizes = [self.config.embedding_dim, self.config.num_hyperedges]
+        products = []
+        for projection, hyperedges, part in zip(self.projections, self.hyperedges, parts, strict=True):
+            weights = [cast(nn.Linear, layer).weight for layer in (projection, hyperedges)]
+            both = F.linear(part, torch.cat(weights))
+            items, logits = torch.split(both, sizes, dim=1)
+            products.append((items, logits))
+        return products
+
+    def hyperedge_assignments(self, logits: list[Tensor] | None = None) -> list[tuple[Tensor, Tensor]]:
+        """(H_u (U, A), H_i (I, A)) per modality; Gumbel-softmax samples in training mode, rows sum to 1.
+
+        ``logits``: the catalogue's X^m V^m when already computed; None computes them.
+        """
         assignments = []
-        for item_logits in self.hyperedge_logits(self.content):
+        for item_logits in self.hyperedge_logits(self.content) if logits is None else logits:
             user_logits = self.sum_over_items(item_logits)  # (U, A)
             tau, sample = self.config.tau, self.training
             users = hyperedge_assignment(user_logits, tau, sample=sample)
@@ -149,14 +170,15 @@ class LGMRec(Recommender[LGMRecConfig]):
             assignments.append((users, items))
         return assignments
 
-    def local_embeddings(self) -> tuple[Tensor, Tensor]:
-        """(CGE embeddings, CGE + sum_m norm(MGE_m)). Shapes: (U+I, d) each."""
+    def local_embeddings(self, projected: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """(CGE embeddings, CGE + sum_m norm(MGE_m)) from each modality's projected items e_i^m (I, d).
+
+        Shapes: M x (I, d) -> (U+I, d) each.
+        """
         ego = torch.cat([self.user_id.weight, self.warm * self.item_id.weight])
         collaborative = mean_of_layers(self.adjacency, ego, self.config.num_ui_layers)
         local = collaborative
-        parts = torch.split(self.content, self.modality_dims, dim=1)
-        for projection, part in zip(self.projections, parts, strict=True):
-            items = projection(part)  # (I, d)
+        for items in projected:
             nodes = torch.cat([self.mean_over_items(items), items])
             for _ in range(self.config.num_modal_layers):
                 nodes = propagate(self.adjacency, nodes)
@@ -165,10 +187,11 @@ class LGMRec(Recommender[LGMRecConfig]):
 
     def forward_views(self) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Final embeddings E* (U+I, d), each modality's global embeddings (U+I, d) and hyperedges (A, d)."""
-        collaborative, local = self.local_embeddings()
+        projected, item_logits = zip(*self.modality_products(), strict=True)
+        collaborative, local = self.local_embeddings(list(projected))
         dropout = self.config.hyperedge_dropout
         global_views, hyperedge_embeddings = [], []
-        for user_assignment, item_assignment in self.hyperedge_assignments():
+        for user_assignment, item_assignment in self.hyperedge_assignments(list(item_logits)):
             item_assignment = F.dropout(item_assignment, dropout, training=self.training)
             user_assignment = F.dropout(user_assignment, dropout, training=self.training)
             hyperedges, items = hypergraph_propagate(
@@ -176,7 +199,7 @@ class LGMRec(Recommender[LGMRecConfig]):
             )
             global_views.append(torch.cat([user_assignment @ hyperedges, items]))
             hyperedge_embeddings.append(hyperedges)
-        final = local + self.config.alpha * F.normalize(torch.stack(global_views).sum(0), dim=1)
+        final = local + self.config.alpha * F.normalize(sum_in_order(global_views), dim=1)
         return final, global_views, hyperedge_embeddings
 
     def compute_embeddings(self) -> Embeddings:
@@ -194,7 +217,7 @@ class LGMRec(Recommender[LGMRecConfig]):
             hyperedge_assignment(logits, self.config.tau, sample=False) @ z
             for logits, z in zip(self.hyperedge_logits(content), hyperedges, strict=True)
         ]
-        return self.config.alpha * F.normalize(torch.stack(per_modality).sum(0), dim=1)
+        return self.config.alpha * F.normalize(sum_in_order(per_modality), dim=1)
 
     def hypergraph_contrastive_loss(self, global_views: list[Tensor], batch: TrainBatch) -> Tensor:
         """InfoNCE between modalities' global views, summed over the batch's users and positive items.

@@ -20,6 +20,7 @@ from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
 from modalrec.nn.gcn import AGGREGATIONS, GraphAggregation
+from modalrec.nn.reduce import sum_in_order
 from modalrec.nn.sparse import mean_of_layers
 
 FUSIONS = ("sum", "concat")
@@ -257,7 +258,7 @@ class MMGCN(Recommender[MMGCNConfig]):
     def fuse(self, representations: list[Tensor]) -> Tensor:
         """Sum (fusion="sum") or concatenate the modalities' vectors. Shapes: M x (N, d) -> (N, d) or (N, M*d)."""
         if self.config.fusion == "sum":
-            return torch.stack(representations).sum(0)
+            return sum_in_order(representations)
         return torch.cat(representations, dim=1)
 
     def compute_embeddings(self) -> Embeddings:

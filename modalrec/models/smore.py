@@ -18,6 +18,7 @@ from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
 from modalrec.nn.contrastive import info_nce
 from modalrec.nn.knn import knn_graph
+from modalrec.nn.reduce import sum_in_order
 from modalrec.nn.sparse import SparseOperator, elementwise_max, mean_of_layers, user_item_matrix
 from modalrec.nn.spectral import SpectrumFusion
 
@@ -218,7 +219,8 @@ class SMORE(Recommender[SMOREConfig]):
             F.dropout(preference_gate(behaviour), self.config.dropout, training=self.training)
             for preference_gate in self.preference_gates
         ]
-        side = torch.stack([p * v for p, v in zip(preferences, [*weighted, fused_view], strict=True)]).mean(0)
+        views = [p * v for p, v in zip(preferences, [*weighted, fused_view], strict=True)]
+        side = sum_in_order(views) / len(views)  # their mean
         return behaviour, side
 
     def compute_embeddings(self) -> Embeddings:

@@ -95,6 +95,18 @@ def test_bm3_loss_is_non_negative_and_falls() -> None:
     assert 0.0 <= after < before
 
 
+def test_bm3_projects_only_the_cold_items_content_with_the_same_result() -> None:
+    model = train(build("bm3"))
+    with torch.no_grad():
+        users, items = model.online_embeddings()
+        warm = model.warm.bool()
+        whole_catalogue = torch.where(warm, items, model.latent_from_content(model.content, items[warm.squeeze(1)]))
+        vectors = model.compute_embeddings()
+        assert torch.equal(vectors.users, model.predictor(users))
+        assert torch.allclose(vectors.items, model.predictor(whole_catalogue), rtol=0, atol=1e-6)
+        assert not torch.allclose(vectors.items[COLD], model.predictor(items)[COLD])  # cold rows came from content
+
+
 # -- LGMRec -------------------------------------------------------------------------------------------
 
 
@@ -109,6 +121,18 @@ def test_lgmrec_hyperedge_assignments_are_row_stochastic(training: bool) -> None
         for assignment in (users, items):
             assert bool((assignment >= 0).all())
             assert torch.allclose(assignment.sum(1), torch.ones(len(assignment)), atol=1e-5)
+
+
+def test_lgmrec_one_product_per_modality_gives_both_projections() -> None:
+    model = train(build("lgmrec", num_hyperedges=3))
+    parts = torch.split(model.content, model.modality_dims, dim=1)
+    expected_logits = model.hyperedge_logits(model.content)
+    products = model.modality_products()
+    assert len(products) == 2
+    for (items, logits), projection, part, expected in zip(products, model.projections, parts, expected_logits):
+        assert items.shape == (NUM_ITEMS, 8) and logits.shape == (NUM_ITEMS, 3)
+        assert torch.allclose(items, projection(part), rtol=0, atol=1e-6)
+        assert torch.allclose(logits, expected, rtol=0, atol=1e-6)
 
 
 def test_lgmrec_global_part_changes_the_output_only_when_alpha_is_positive() -> None:
