@@ -15,7 +15,10 @@ A new item (``POST /items``) runs through the same extractors as the dataset, th
 :meth:`~modalrec.models.base.Recommender.content_item_vectors`. It is stored in ``new_items.parquet`` in the
 first run's folder (one row per item: id, title, picture, text fields, the raw feature vector of each
 modality), rewritten atomically on every addition and read back at start, when the vectors are
-recomputed from the stored features by each served model.
+recomputed from the stored features by each served model. The rewrite runs beside the event loop (in the
+threadpool), so its feature columns are built from numpy arrays kept for the purpose, never from Python
+floats: a conversion of those would hold the interpreter lock, and so stall every request, for a time
+growing with the items added.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
 from modalrec.features.table import FeatureTable
@@ -450,6 +455,7 @@ class NewItemStore:
         self.path = run_dir / NEW_ITEMS_FILE
         self.images = run_dir / NEW_IMAGES_DIR
         self._items: list[StoredItem] = []
+        self._features: dict[str, _Rows] = {}  # modality -> the stored items' vectors, as written
 
     def load(self, tables: Mapping[str, FeatureTable]) -> list[StoredItem]:
         """Read the stored items; a modality the file lacks (or with another dim) gets the dataset's mean."""
@@ -470,6 +476,7 @@ class NewItemStore:
             items.append(StoredItem(str(row["item_id"]), row.get("title") or None, self._picture(row.get("picture")),
                                     json.loads(row.get("texts") or "{}"), features, float(row.get("added_at", 0.0))))
         self._items = items
+        self._features = {}
         log.info("loaded %d new items from %s", len(items), self.path)
         return items
 
@@ -483,16 +490,59 @@ class NewItemStore:
     def append(self, item: StoredItem) -> None:
         """Rewrite the file with ``item`` added (atomically: a crash leaves the old or the new file)."""
         items = [*self._items, item]
-        frame = pd.DataFrame({
-            "item_id": [i.item_id for i in items],
-            "title": [i.title or "" for i in items],
-            "picture": [i.picture or "" for i in items],
-            "texts": [json.dumps(i.texts, sort_keys=True) for i in items],
-            "added_at": [i.added_at for i in items],
-            **{f"feat_{m}": [i.features[m].tolist() for i in items] for m in item.features},
+        features = {m: self._rows(m).with_row(item.features[m]) for m in item.features}
+        table = pa.table({
+            "item_id": pa.array([i.item_id for i in items], pa.large_string()),
+            "title": pa.array([i.title or "" for i in items], pa.large_string()),
+            "picture": pa.array([i.picture or "" for i in items], pa.large_string()),
+            "texts": pa.array([json.dumps(i.texts, sort_keys=True) for i in items], pa.large_string()),
+            "added_at": pa.array(np.asarray([i.added_at for i in items], dtype=np.float64)),
+            **{f"feat_{m}": rows.column() for m, rows in features.items()},
         })
-        write_with(self.path, lambda handle: frame.to_parquet(handle, index=False), mode="wb")
-        self._items = items
+        write_with(self.path, lambda handle: pq.write_table(table, handle), mode="wb")
+        self._items, self._features = items, features
+
+    def _rows(self, modality: str) -> _Rows:
+        """The stored items' vectors of ``modality`` (gathered once, then kept)."""
+        rows = self._features.get(modality)
+        if rows is None:
+            rows = _Rows.of([i.features[modality] for i in self._items])
+        return rows
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Equal-length vectors in the first ``count`` rows of a buffer that grows by doubling, so that adding one
+    copies one vector, and a column of them is made from numpy, not from Python floats. Shared by successive
+    versions: a version only ever reads its own first ``count`` rows, and later versions write past them."""
+
+    buffer: np.ndarray  # (capacity, F) float64, the values the file holds (float32 features, widened)
+    count: int
+
+    @classmethod
+    def of(cls, vectors: list[np.ndarray]) -> _Rows:
+        if not vectors:
+            return cls(np.zeros((0, 0)), 0)
+        buffer = np.empty((2 * len(vectors), len(vectors[0])), dtype=np.float64)  # room for as many more
+        for row, vector in enumerate(vectors):
+            buffer[row] = vector
+        return cls(buffer, len(vectors))
+
+    def with_row(self, vector: np.ndarray) -> _Rows:
+        row = np.asarray(vector, dtype=np.float64).reshape(1, -1)
+        if self.count == 0:
+            return _Rows(row.copy(), 1)
+        buffer = self.buffer
+        if self.count == len(buffer):
+            buffer = np.concatenate([buffer, np.empty_like(buffer)])
+        buffer[self.count] = row
+        return _Rows(buffer, self.count + 1)
+
+    def column(self) -> pa.Array:
+        """A ``list<double>`` column, one list per row, as pandas writes lists of Python floats."""
+        values = self.buffer[:self.count]
+        offsets = np.arange(self.count + 1, dtype=np.int32) * values.shape[1]
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.reshape(-1)))
 
 
 def stored_item(content: NewItemContent, features: dict[str, np.ndarray]) -> StoredItem:
