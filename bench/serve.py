@@ -9,8 +9,9 @@ leaves at its scheduled time, whether or not earlier ones have answered). ``--wr
 (default 5%) are authenticated ``POST /feedback`` clicks, the rest ``GET /recommend``. It prints latency
 percentiles, errors and the achieved rate, measured by the client (from the scheduled send time, which
 counts any queueing, and from the actual send) and by the server (``/metrics``), with the CPU time per request
-of the server and of this load generator (both share the machine) and the machine's load average (the machine
-may be shared), and writes all of it, with the date, commit and machine, to ``--results`` (JSON);
+of the server and of this load generator (both share the machine), and the machine's load average and the CPUs
+that other processes used meanwhile (the machine may be shared: what they take, the server may wait for), and
+writes all of it, with the date, commit and machine, to ``--results`` (JSON);
 ``bench/serving_report.py`` renders that file as ``docs/benchmarks/serving.md``.
 
 With ``--stall-log DIR``, the server and this load generator each run the event-loop watchdog of
@@ -100,6 +101,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all processes of the machine have used so far, summed over CPUs (Linux /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
@@ -116,7 +124,9 @@ def start_server(run: Path, port: int, log_file: Path, token_file: Path,
 
         env[STALL_LOG_ENV] = str(stall_log)
     with open(log_file, "wb") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        # its own session, as a deployed service has: where the kernel shares CPU between sessions
+        # (autogroups), the load generator then competes with other work for its own share, not the server's
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
 def wait_healthy(base: str, server: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
@@ -363,6 +373,7 @@ def main() -> None:
             gc.collect()
             gc.freeze()  # the generator's own heap (torch, from served_recall) is never walked while measuring
             cpu_before, client_before = cpu_seconds(server.pid), time.process_time()
+            busy_before, wall_before = machine_busy_seconds(), time.perf_counter()
             loop = new_event_loop()
             watchdog = None
             if stall_logs is not None:
@@ -379,11 +390,15 @@ def main() -> None:
                 if watchdog is not None:
                     watchdog.stop()
                 loop.close()
-            server_cpu = (cpu_seconds(server.pid) - cpu_before) / max(result.ok, 1) * 1000
-            client_cpu = (time.process_time() - client_before) / max(result.requests, 1) * 1000
+            server_seconds, client_seconds = cpu_seconds(server.pid) - cpu_before, time.process_time() - client_before
+            other_cores = (machine_busy_seconds() - busy_before - server_seconds - client_seconds) / (
+                time.perf_counter() - wall_before)
+            server_cpu = server_seconds / max(result.ok, 1) * 1000
+            client_cpu = client_seconds / max(result.requests, 1) * 1000
             results.append(result)
             loads.append({"load_before": load_before, "load_after": os.getloadavg(),
-                          "server_cpu_ms_per_request": server_cpu, "client_cpu_ms_per_request": client_cpu})
+                          "server_cpu_ms_per_request": server_cpu, "client_cpu_ms_per_request": client_cpu,
+                          "other_cpu_cores": round(other_cores, 3)})
             if stall_logs is not None:
                 loads[-1]["stalls"] = {side: stall_summary(path, began, time.time())
                                        for side, path in stall_logs.items()}
@@ -391,7 +406,8 @@ def main() -> None:
             print(f"{rate:g}/s: {result.ok}/{result.requests} ok, errors {result.errors or 0}, "
                   f"p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms (reads {result.read_p99:.2f}, writes "
                   f"{result.write_p99:.2f}); CPU per request: server {server_cpu:.2f} ms, client {client_cpu:.2f} ms; "
-                  f"load {load_before[0]:.2f}", flush=True)
+                  f"load {load_before[0]:.2f}; other processes used {other_cores:.2f} of {os.cpu_count()} CPUs",
+                  flush=True)
         server_side = get_json(base, "/metrics")["endpoints"]
     finally:
         server.terminate()

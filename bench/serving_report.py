@@ -17,6 +17,9 @@ TARGET_P99_MS = 20.0
 # a 1-min load above this share of the cores before a run: other jobs were running (the average still carries
 # about half of a run that ended a minute ago, such as this benchmark's previous rate, so a lower bound misfires)
 SHARED_LOAD_PER_CPU = 0.5
+# CPUs that processes other than the server and the load generator used on average during a run (results written
+# since the issue 17 watchdog): above this, the service's latency includes waiting for a CPU they held
+SHARED_OTHER_CPUS = 0.1
 
 
 def _ms(value: float) -> str:
@@ -27,6 +30,16 @@ def _verdict(run: dict[str, Any]) -> str:
     errors = sum(run["errors"].values())
     met = errors == 0 and not math.isnan(run["p99"]) and run["p99"] < TARGET_P99_MS
     return "met" if met else f"not met ({errors} errors, p99 {_ms(run['p99'])} ms)"
+
+
+def _shared(run: dict[str, Any], cpus: int) -> bool:
+    return run["load_before"][0] > SHARED_LOAD_PER_CPU * cpus or run.get("other_cpu_cores", 0.0) > SHARED_OTHER_CPUS
+
+
+def _stalls(side: dict[str, Any]) -> str:
+    if not side["count"]:
+        return "none"
+    return f"{side['count']} (longest {side['max_ms']:.0f} ms; {side['waiting_for_cpu']} mostly waiting for a CPU)"
 
 
 def render(document: dict[str, Any], source: str) -> str:
@@ -50,11 +63,19 @@ def render(document: dict[str, Any], source: str) -> str:
         "(`Authorization: Bearer`), the rest `GET /recommend` (k = "
         f"{document['k']}); latencies from the scheduled send time, so queueing counts",
     ]
-    shared = [run for run in document["runs"] if run["load_before"][0] > SHARED_LOAD_PER_CPU * cpus]
+    shared = [run for run in document["runs"] if _shared(run, cpus)]
     if shared:
         loads = ", ".join(f"{run['load_before'][0]:.2f} before {run['rate']:g}/s" for run in shared)
-        lines.append(f"- **the machine was shared with other jobs** (1-min load average {loads}, on {cpus} CPUs): "
-                     "these figures are contended, not what an idle machine gives")
+        others = ", ".join(f"{run['other_cpu_cores']:.2f} CPUs during {run['rate']:g}/s" for run in shared
+                           if "other_cpu_cores" in run)
+        lines.append(f"- **the machine was shared with other jobs** (1-min load average {loads}, on {cpus} CPUs"
+                     + (f"; other processes used {others}" if others else "")
+                     + "): these figures are contended, not what an idle machine gives")
+    stalls = [run for run in document["runs"] if "stalls" in run]
+    if stalls:
+        lines.append("- event-loop stalls over 50 ms (watchdog, `--stall-log`): " + "; ".join(
+            f"{run['rate']:g}/s: server {_stalls(run['stalls']['server'])}, load generator "
+            f"{_stalls(run['stalls']['client'])}" for run in stalls))
     if document.get("note"):
         lines.append(f"- note: {document['note']}")
     lines += [
