@@ -85,9 +85,35 @@ class VBPR(Recommender[VBPRConfig]):
         nn.init.zeros_(self.content_bias.weight)
 
     def item_vectors(self) -> Tensor:
-        projected = self.content_projection(self.content)  # (I, K')
-        bias = self.warm * self.item_bias.weight + self.content_bias(self.content)  # (I, 1)
-        return torch.cat([self.warm * self.item_id.weight, projected, bias], dim=1)
+        return self._item_rows(self.content, self.warm, self.item_id.weight, self.item_bias.weight)
+
+    def _item_rows(self, content: Tensor, warm: Tensor, item_id: Tensor, item_bias: Tensor) -> Tensor:
+        """Item vectors from matching rows of the content table, warm mask, ID factors and item biases.
+
+        Shapes: (N, F), (N, 1), (N, K), (N, 1) -> (N, K + K' + 1).
+        """
+        projected = self.content_projection(content)  # (N, K')
+        bias = warm * item_bias + self.content_bias(content)  # (N, 1)
+        return torch.cat([warm * item_id, projected, bias], dim=1)
+
+    def _batch_item_vectors(self, positive_items: Tensor, negative_items: Tensor) -> tuple[Tensor, Tensor]:
+        """The rows of ``item_vectors()`` for the batch's positive and negative items.
+
+        Projecting the content table is most of a step's work. When the batch draws fewer items than the
+        catalogue holds, only its distinct items are projected: the same rows, at a fraction of the product
+        on a large catalogue. Otherwise most items are drawn anyway, and one product over the whole
+        (contiguous) table is cheaper than gathering the rows first.
+        """
+        drawn = torch.cat([positive_items, negative_items])
+        if len(drawn) >= self.num_items:
+            vectors = self.item_vectors()
+            return vectors.index_select(0, positive_items), vectors.index_select(0, negative_items)
+        items, rows = torch.unique(drawn, return_inverse=True)
+        vectors = self._item_rows(
+            self.content.index_select(0, items), self.warm.index_select(0, items),
+            self.item_id.weight.index_select(0, items), self.item_bias.weight.index_select(0, items),
+        ).index_select(0, rows)
+        return vectors[: len(positive_items)], vectors[len(positive_items) :]
 
     def content_item_vectors(self, features: dict[str, Tensor]) -> Tensor:
         """Vectors for new items from their raw features alone (no ID factor, no item bias).
@@ -106,9 +132,8 @@ class VBPR(Recommender[VBPRConfig]):
         return Embeddings(self.user_vectors(), self.item_vectors())
 
     def loss(self, batch: TrainBatch) -> Tensor:
-        items = self.item_vectors()
+        positive, negative = self._batch_item_vectors(batch.positive_items, batch.negative_items)
         ones = torch.ones(len(batch.users), 1, device=self.content.device)
         user = torch.cat([self.user_id(batch.users), self.user_content(batch.users), ones], 1)
-        positive, negative = items.index_select(0, batch.positive_items), items.index_select(0, batch.negative_items)
         ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
         return ranking + self.config.reg_weight * l2_penalty(user[:, :-1], positive, negative)
