@@ -23,6 +23,7 @@ from modalrec.models.scoring import DotProductScores, ScoreFn
 
 MAX_CHUNK_SIZE = 16  # items per chunk in _chunked_top; larger chunks were slower on large catalogues
 CPU_BLOCK_BYTES = 8 * 2**20  # scores per block of users on the CPU
+DENSE_HITS_RATIO = 8  # _hits fills a target mask when it is at most this many times its T x k comparisons
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,8 @@ def _rank_and_measure(
     tables = {}
     for name, evaluator in group.items():
         part = plan.splits[name]
-        hits = _hits(top[part.rows.to(top.device)], part.target_rows.to(top.device), part.target_items.to(top.device))
+        rows, target_rows = top[part.rows.to(top.device)], part.target_rows.to(top.device)
+        hits = _hits(rows, target_rows, part.target_items.to(top.device), num_items)
         hits = torch.nn.functional.pad(hits, (0, max_k - hits.shape[1]))  # catalogues smaller than k
         metrics = ranking_metrics(hits, part.num_relevant.to(top.device), ks)
         tables[name] = MetricTable(evaluator.users, {metric: v.cpu().numpy() for metric, v in metrics.items()})
@@ -315,13 +317,20 @@ def _rank(plan: _Plan, score: ScoreFn, device: torch.device, num_items: int, k: 
     return top
 
 
-def _hits(top: Tensor, target_rows: Tensor, target_items: Tensor) -> Tensor:
-    """(R, k) bool: whether item ``top[r, j]`` is a target of row r. Each target is compared with its row's k
-    items (it appears there at most once): with k small, cheaper than a binary search of the ranked items
-    among all targets.
+def _hits(top: Tensor, target_rows: Tensor, target_items: Tensor, num_items: int) -> Tensor:
+    """(R, k) bool: whether item ``top[r, j]`` is a target of row r.
+
+    When the rows' (R, num_items) target mask is at most :data:`DENSE_HITS_RATIO` times the T x k
+    comparisons below, the mask is filled and read at the ranked items: a memset, a scatter, a gather. Otherwise
+    each target is compared with its row's k items (it appears there at most once), with k small cheaper
+    than a binary search of the ranked items among all targets. Both give the same matrix.
 
     Shapes: top (R, k), target_rows (T,), target_items (T,) -> (R, k).
     """
+    if top.shape[0] * num_items <= DENSE_HITS_RATIO * target_rows.numel() * top.shape[1]:
+        is_target = torch.zeros(top.shape[0], num_items, dtype=torch.bool, device=top.device)
+        is_target[target_rows, target_items] = True
+        return is_target.gather(1, top)
     found_target, rank = torch.nonzero(top.index_select(0, target_rows) == target_items.unsqueeze(1), as_tuple=True)
     hits = torch.zeros(top.shape, dtype=torch.bool, device=top.device)
     hits[target_rows[found_target], rank] = True

@@ -71,6 +71,30 @@ def test_batched_matches_naive_loop(
             assert got[f"{name}@{k}"] == pytest.approx(value, abs=1e-9), f"{name}@{k}"
 
 
+@pytest.mark.parametrize("dense_ratio", [0, 10**9])  # 0: compare targets with ranked items; 10**9: target mask
+def test_both_ways_of_finding_hits_match_the_naive_loop(dense_ratio: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evaluator_module, "DENSE_HITS_RATIO", dense_ratio)
+    scores, train, test = random_problem(8)
+    got = FullRankingEvaluator(test, train, ks=(5, 10)).evaluate(lambda users: torch.from_numpy(scores)[users]).mean()
+    for k in (5, 10):
+        for name, value in naive_metrics(scores, train, test, k).items():
+            assert got[f"{name}@{k}"] == pytest.approx(value, abs=1e-9), f"{name}@{k}"
+
+
+def test_hits_from_the_target_mask_equal_hits_from_comparisons() -> None:
+    generator = torch.Generator().manual_seed(9)
+    top = torch.stack([torch.randperm(30, generator=generator)[:6] for _ in range(12)])  # (R, k), distinct per row
+    target_rows = torch.randint(0, 12, (40,), generator=generator).sort().values
+    target_items = torch.randint(0, 30, (40,), generator=generator)
+    keys = torch.unique(target_rows * 30 + target_items)  # a row's targets are distinct
+    target_rows, target_items = keys // 30, keys % 30
+    mask_hits = evaluator_module._hits(top, target_rows, target_items, 30)  # 12 x 30 <= 8 x T x 6: the mask
+    compared = torch.zeros_like(mask_hits)
+    for row, item in zip(target_rows.tolist(), target_items.tolist(), strict=True):
+        compared[row] |= top[row] == item
+    assert torch.equal(mask_hits, compared) and bool(compared.any())
+
+
 def test_only_users_with_targets_are_evaluated() -> None:
     scores, train, test = random_problem(3)
     evaluator = FullRankingEvaluator(test, train, ks=(5,))
