@@ -195,6 +195,8 @@ class FullRankingEvaluator:
         self.user_batch_size = user_batch_size
         self.users = np.flatnonzero(np.diff(self.targets.indptr) > 0)
         self._alone: JointEvaluator | None = None
+        # plans of the groups this evaluator leads: (names and ids of the group, users per block) -> (group, plan)
+        self._plans: dict[tuple[tuple[tuple[str, int], ...], int], tuple[tuple[FullRankingEvaluator, ...], _Plan]] = {}
 
     def evaluate(self, score: ScoreFn, device: torch.device | str = "cpu") -> MetricTable:
         """Score, mask, rank and measure every user with at least one target."""
@@ -221,7 +223,6 @@ class JointEvaluator:
                 self.groups.append({name: evaluator})
             else:
                 group[name] = evaluator
-        self._plans: dict[tuple[int, int], _Plan] = {}  # (group, users per block) -> plan
 
     def evaluate(self, score: ScoreFn, device: torch.device | str = "cpu") -> dict[str, MetricTable]:
         """``{split: MetricTable}``, as ``{split: evaluator.evaluate(score, device)}`` would give."""
@@ -229,9 +230,7 @@ class JointEvaluator:
         for index, group in enumerate(self.groups):
             first = next(iter(group.values()))
             rows = _block_rows(first.user_batch_size, first.targets.shape[1], torch.device(device))
-            if (index, rows) not in self._plans:
-                self._plans[index, rows] = _plan(group, rows)
-            tables.update(_rank_and_measure(group, self._plans[index, rows], score, device))
+            tables.update(_rank_and_measure(group, _cached_plan(group, rows), score, device))
         return {name: tables[name] for name in self.evaluators}
 
 
@@ -257,6 +256,17 @@ def _block_rows(user_batch_size: int, num_items: int, device: torch.device) -> i
     if device.type != "cpu":
         return user_batch_size
     return max(1, min(user_batch_size, CPU_BLOCK_BYTES // (4 * num_items)))
+
+
+def _cached_plan(group: Mapping[str, FullRankingEvaluator], block_rows: int) -> _Plan:
+    """:func:`_plan`, built once per group of evaluators and block size. The group's first evaluator keeps it
+    (with the group's evaluators, so that their ids stay theirs), so a new :class:`JointEvaluator` over the
+    same evaluators, as the trainer makes at every validation, reuses it; evaluators never change."""
+    first = next(iter(group.values()))
+    key = (tuple((name, id(evaluator)) for name, evaluator in group.items()), block_rows)
+    if key not in first._plans:
+        first._plans[key] = (tuple(group.values()), _plan(group, block_rows))
+    return first._plans[key][1]
 
 
 def _plan(group: Mapping[str, FullRankingEvaluator], block_rows: int) -> _Plan:

@@ -153,6 +153,25 @@ def test_joint_tables_equal_each_evaluator_alone() -> None:
             assert np.array_equal(tables[name].per_user[metric], values), (name, metric)
 
 
+def test_a_new_joint_evaluator_over_the_same_evaluators_reuses_their_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    scores, train, valid = random_problem(10)
+    _, _, test = random_problem(11)
+    evaluators = {"valid": FullRankingEvaluator(valid, train, (5,)), "test": FullRankingEvaluator(test, train, (5,))}
+    score = lambda users: torch.from_numpy(scores)[users]  # noqa: E731
+    first = JointEvaluator(evaluators).evaluate(score)
+
+    def no_new_plan(*args: object) -> None:
+        raise AssertionError("the plan was built again")
+
+    monkeypatch.setattr(evaluator_module, "_plan", no_new_plan)
+    second = JointEvaluator(evaluators).evaluate(score)  # as the trainer does at every validation
+    for name in evaluators:
+        for metric, values in first[name].per_user.items():
+            assert np.array_equal(second[name].per_user[metric], values), (name, metric)
+    with pytest.raises(AssertionError, match="built again"):  # other evaluators get their own plan
+        JointEvaluator({"test": evaluators["test"]}).evaluate(score)
+
+
 @pytest.mark.parametrize("block_bytes", [4 * 40 * 4, 8 * 2**20])
 def test_dot_product_scores_rank_like_their_function(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
     """Computed into the evaluator's buffer, block by block, they give the tables of the plain product, ties
