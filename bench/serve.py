@@ -124,9 +124,7 @@ def start_server(run: Path, port: int, log_file: Path, token_file: Path,
 
         env[STALL_LOG_ENV] = str(stall_log)
     with open(log_file, "wb") as log:
-        # its own session, as a deployed service has: where the kernel shares CPU between sessions
-        # (autogroups), the load generator then competes with other work for its own share, not the server's
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def wait_healthy(base: str, server: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
