@@ -67,7 +67,47 @@ FUNCTIONS = {
 
 
 def ranking_metrics(hits: Tensor, num_relevant: Tensor, ks: tuple[int, ...]) -> dict[str, Tensor]:
-    """Every metric at every cut-off: ``{"recall@20": (num_users,) tensor, ...}``."""
+    """Every metric at every cut-off: ``{"recall@20": (num_users,) tensor, ...}``.
+
+    Recall, precision, hit and MRR are read off two per-user quantities taken once for all cut-offs: the
+    running count of hits and the rank of the first hit. Both are whole numbers, exact in float64, so every
+    value is bit for bit what the metric's function above gives; NDCG and MAP call their functions.
+    """
     hits = hits.to(torch.float64)
     num_relevant = num_relevant.to(torch.float64)
-    return {f"{name}@{k}": FUNCTIONS[name](hits, num_relevant, k) for name in METRICS for k in ks}
+    counted = _CountedHits(hits)
+    values = {}
+    for name in METRICS:
+        for k in ks:
+            shared = counted.metric(name, num_relevant, k)
+            values[f"{name}@{k}"] = FUNCTIONS[name](hits, num_relevant, k) if shared is None else shared
+    return values
+
+
+class _CountedHits:
+    """The running hit count and the first hit's rank of each row of a (users, width) hit matrix."""
+
+    def __init__(self, hits: Tensor) -> None:
+        self.width = hits.shape[1]
+        self.running = torch.cumsum(hits, 1)  # hits within the top r + 1
+        ranks = torch.arange(1, self.width + 1, dtype=hits.dtype, device=hits.device)
+        self.first = torch.where(hits > 0, ranks, torch.full_like(hits, float("inf"))).min(1).values \
+            if self.width else torch.full(hits.shape[:1], float("inf"), dtype=hits.dtype, device=hits.device)
+
+    def count(self, k: int) -> Tensor:
+        """Hits within the top k. Shape: (users,)."""
+        if self.width == 0:
+            return torch.zeros_like(self.first)
+        return self.running[:, min(k, self.width) - 1]
+
+    def metric(self, name: str, num_relevant: Tensor, k: int) -> Tensor | None:
+        """``FUNCTIONS[name](hits, num_relevant, k)`` for the metrics these quantities give, else None."""
+        if name == "recall":
+            return self.count(k) / num_relevant
+        if name == "precision":
+            return self.count(k) / k
+        if name == "hit":
+            return (self.count(k) > 0).to(self.first.dtype)
+        if name == "mrr":
+            return torch.where(self.first <= k, 1.0 / self.first, torch.zeros_like(self.first))
+        return None

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from modalrec.evaluate.metrics import parse_metric_name, ranking_metrics
+from modalrec.evaluate.metrics import FUNCTIONS, METRICS, parse_metric_name, ranking_metrics
 
 
 def metrics_for(hits: list[list[int]], relevant: list[int], ks: tuple[int, ...]) -> dict[str, list[float]]:
@@ -59,3 +59,20 @@ def test_bad_metric_names_are_rejected(name: str) -> None:
 
 def test_parse_metric_name() -> None:
     assert parse_metric_name("ndcg@20") == ("ndcg", 20)
+
+
+@pytest.mark.parametrize("width", [1, 10, 50])
+def test_ranking_metrics_equal_each_metric_function_bit_for_bit(width: int) -> None:
+    """recall, precision, hit and mrr come from shared running counts; they must equal the functions exactly,
+    rows without hits included (the evaluator pads the ranked lists to the largest cut-off)."""
+    generator = torch.Generator().manual_seed(width)
+    hits = (torch.rand(40, width, generator=generator) < 0.2).to(torch.float64)
+    hits[:5] = 0.0  # users with no hit
+    num_relevant = torch.randint(1, 12, (40,), generator=generator).to(torch.float64)
+    ks = tuple(k for k in (1, 5, 10, 20, 50) if k <= width)
+    values = ranking_metrics(hits, num_relevant, ks)
+    assert set(values) == {f"{name}@{k}" for name in METRICS for k in ks}
+    for name in METRICS:
+        for k in ks:
+            expected = FUNCTIONS[name](hits, num_relevant, k)
+            assert torch.equal(values[f"{name}@{k}"], expected), f"{name}@{k}"
