@@ -2,6 +2,7 @@
 
     python bench/cold_quick.py MODEL SEED EPOCHS [KEY=VALUE ...]   # one run, one JSON line appended to --out
     python bench/cold_quick.py --render [--out FILE]               # Markdown: means over seeds, then every run
+    python bench/cold_quick.py --render --pool-splits [--out FILE] # means over split seeds x seeds
 
 Each run holds out 20% of the items (``data.cold_item_fraction=0.2``), selects each task's epoch on that
 task's validation set, and records recall@20 of the cold, warm and overall tasks (valid and test). The
@@ -56,15 +57,17 @@ def render(out: Path) -> str:
     return "\n".join(lines)
 
 
-def summary(out: Path) -> str:
-    """Mean and standard deviation over seeds of each (model, code, settings) group."""
+def summary(out: Path, pool_splits: bool = False) -> str:
+    """Mean and standard deviation over seeds of each (model, code, settings) group; with ``pool_splits`` the
+    runs on different ``data.split_seed`` values join one group (seeds are then shown as split:seed)."""
     import statistics
 
     groups: dict[tuple[str, str, str, int], list[dict[str, object]]] = {}
     for line in out.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            key = (row["model"], row.get("code", "-"), " ".join(row["sets"]) or "-", row["epochs"])
+            sets = [s for s in row["sets"] if not (pool_splits and s.startswith("data.split_seed="))]
+            key = (row["model"], row.get("code", "-"), " ".join(sets) or "-", row["epochs"])
             groups.setdefault(key, []).append(row)
     lines = ["| model | code | epochs | settings | seeds | " + " | ".join(COLUMNS) + " |",
              "|---|---|---|---|---|" + "---|" * len(COLUMNS)]
@@ -74,9 +77,14 @@ def summary(out: Path) -> str:
             values = [float(r[column]) for r in rows if column in r]  # type: ignore[arg-type]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.4f} ± {spread:.4f}" if values else "-")
-        seeds = ",".join(str(r["seed"]) for r in rows)
+        seeds = ",".join(split_and_seed(r) if pool_splits else str(r["seed"]) for r in rows)
         lines.append(f"| {model} | {code} | {epochs} | {sets} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def split_and_seed(row: dict[str, object]) -> str:
+    splits = [s.split("=", 1)[1] for s in row["sets"] if s.startswith("data.split_seed=")]  # type: ignore[attr-defined]
+    return f"{splits[0] if splits else 'default'}:{row['seed']}"
 
 
 def main() -> None:
@@ -88,9 +96,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--runs", type=Path, default=Path("/tmp/cold_quick_runs"))
     parser.add_argument("--render", action="store_true")
+    parser.add_argument("--pool-splits", action="store_true", help="with --render: one group over split seeds")
     args = parser.parse_args()
     if args.render:
-        print(summary(args.out) + "\n\nEvery run:\n\n" + render(args.out))
+        print(summary(args.out, args.pool_splits) + "\n\nEvery run:\n\n" + render(args.out))
         return
     if args.model is None or args.seed is None or args.epochs is None:
         parser.error("give MODEL SEED EPOCHS, or --render")

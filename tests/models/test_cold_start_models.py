@@ -19,7 +19,7 @@ from modalrec.models import ModelInputs, available_models, capabilities_of, get_
 from modalrec.models.aldi import popularity_weights
 from modalrec.models.base import Embeddings, TrainBatch
 from modalrec.models.coldbridge import ColdBridge, ColdBridgeConfig
-from modalrec.models.contentmf import ContentMF, ContentMFConfig
+from modalrec.models.contentmf import OTHER_MODALITY_WEIGHT, ContentMF, ContentMFConfig
 from modalrec.nn.coldstart import warm_neighbour_weights
 from modalrec.train.run import seed_everything
 from modalrec.train.trainer import Trainer
@@ -188,3 +188,65 @@ def test_contentmf_sampled_softmax_still_ranks_cold_items() -> None:
     model, split, cold = trained("contentmf", softmax_items=8)
     assert len(model.warm_items) > 8
     assert cold_recall(model, split, cold) >= 0.75
+
+
+def test_contentmf_content_loss_adds_the_softmax_of_content_alone() -> None:
+    """With ``content_loss_weight`` alpha the loss gains alpha times the softmax of the scores without any ID
+    residual; the residuals are made large so that the term would differ if it read them."""
+    split, features, _ = taste_groups()
+    inputs = inputs_of(split, features)
+    seed_everything(0)
+    plain = ContentMF(ContentMFConfig(id_dropout=0.0, feature_dropout=0.0), inputs)
+    with torch.no_grad():
+        plain.id_residual.weight.normal_()
+    weighted = ContentMF(ContentMFConfig(id_dropout=0.0, feature_dropout=0.0, content_loss_weight=0.5), inputs)
+    weighted.load_state_dict(plain.state_dict())
+    batch = TrainBatch(torch.from_numpy(split.train.users[:16]), torch.from_numpy(split.train.items[:16]),
+                       torch.from_numpy(split.train.items[16:32]))
+    vectors = plain.projection(plain.content[plain.warm_items])
+    logits = plain.user_embedding(batch.users) @ vectors[:, :-1].T + vectors[:, -1]
+    content_only = torch.nn.functional.cross_entropy(logits, plain.warm_position[batch.positive_items])
+    assert torch.allclose(weighted.loss(batch), plain.loss(batch) + 0.5 * content_only)
+
+
+def test_contentmf_modality_weights_scale_each_modality_for_catalogue_and_new_items() -> None:
+    split, features, _ = taste_groups()
+    inputs = inputs_of(split, features)
+    first = {m: t[:3] for m, t in features.items()}
+    text_only = ContentMF(ContentMFConfig(modality_weights={"image": 0.0, "text": 1.0}), inputs).eval()
+    other_image = {"image": first["image"] + 5.0, "text": first["text"]}
+    assert torch.allclose(text_only.content_item_vectors(other_image), text_only.content_item_vectors(first))
+    assert torch.allclose(text_only.content_item_vectors(first), text_only.projection(text_only.content[:3]))
+    plain = ContentMF(ContentMFConfig(modality_weights={"image": 1.0, "text": 1.0}), inputs)
+    half = ContentMF(ContentMFConfig(modality_weights={"image": 0.5, "text": 1.0}), inputs)
+    image_columns = plain.column_modality == 0
+    assert torch.allclose(half.content[:, image_columns], 0.5 * plain.content[:, image_columns])
+    assert torch.equal(half.content[:, ~image_columns], plain.content[:, ~image_columns])
+    default = ContentMF(ContentMFConfig(), inputs)  # {}: text 1, the other modalities OTHER_MODALITY_WEIGHT
+    assert torch.allclose(default.content[:, image_columns], OTHER_MODALITY_WEIGHT * plain.content[:, image_columns])
+    assert torch.equal(default.content[:, ~image_columns], plain.content[:, ~image_columns])
+    with pytest.raises(ConfigError, match="modality_weights"):
+        ContentMF(ContentMFConfig(modality_weights={"text": 1.0}), inputs)
+    with pytest.raises(ConfigError, match="modality_weights"):
+        ContentMFConfig(modality_weights={"image": -1.0, "text": 1.0})
+
+
+def test_contentmf_alignment_makes_the_modalities_agree() -> None:
+    """Trained with ``alignment_weight``, an item's image-alone and text-alone projections point the same way
+    (mean cosine) far more than when trained without it."""
+
+    def agreement(model: ContentMF) -> float:
+        image, text = (model.projection(model.content * (model.column_modality == m))[:, :-1] for m in (0, 1))
+        return float(torch.nn.functional.cosine_similarity(image, text).mean())
+
+    equal = {"image": 1.0, "text": 1.0}
+    aligned, _, _ = trained("contentmf", epochs=10, alignment_weight=1.0, modality_weights=equal)
+    plain, _, _ = trained("contentmf", epochs=10, modality_weights=equal)
+    with torch.no_grad():
+        assert agreement(aligned) > agreement(plain) + 0.15
+
+
+def test_contentmf_alignment_needs_two_modalities() -> None:
+    split, features, _ = taste_groups()
+    with pytest.raises(ConfigError, match="alignment_weight"):
+        ContentMF(ContentMFConfig(alignment_weight=0.1, modalities=("image",)), inputs_of(split, features))
