@@ -66,8 +66,8 @@ def summary(out: Path, pool_splits: bool = False) -> str:
     for line in out.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            sets = [s for s in row["sets"] if not (pool_splits and s.startswith("data.split_seed="))]
-            key = (row["model"], row.get("code", "-"), " ".join(sets) or "-", row["epochs"])
+            kept = [s for s in row["sets"] if not (pool_splits and s.startswith("data.split_seed="))]
+            key = (row["model"], row.get("code", "-"), " ".join(kept) or "-", row["epochs"])
             groups.setdefault(key, []).append(row)
     lines = ["| model | code | epochs | settings | seeds | " + " | ".join(COLUMNS) + " |",
              "|---|---|---|---|---|" + "---|" * len(COLUMNS)]

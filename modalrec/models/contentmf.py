@@ -150,7 +150,7 @@ class ContentMF(Recommender[ContentMFConfig]):
 
     def loss(self, batch: TrainBatch) -> Tensor:
         kept = torch.rand(self.num_items, 1, device=batch.users.device) >= self.config.id_dropout  # one draw a step
-        user = self.user_embedding(batch.users)
+        user = self.user_embedding.weight.index_select(0, batch.users)  # adds repeated users' gradients in order
         ranking = self.softmax_loss(user, batch.positive_items, kept)
         if self.config.content_loss_weight:
             content_only = self.softmax_loss(user, batch.positive_items, torch.zeros_like(kept))
@@ -200,7 +200,7 @@ class ContentMF(Recommender[ContentMFConfig]):
         keep = self.warm_mask.index_select(0, items)
         if kept is not None:
             keep = keep * kept.index_select(0, items).float()
-        return content + keep * self.id_residual(items)
+        return content + keep * self.id_residual.weight.index_select(0, items)
 
     def compute_embeddings(self) -> Embeddings:
         users = self.user_embedding.weight
