@@ -60,7 +60,8 @@ def test_the_generated_section_is_replaced_and_a_missing_one_refused() -> None:
 
 @pytest.mark.parametrize(("folder", "reference", "threshold"), [("defaults-lightgcn", "old-default", None),
                                                                  ("defaults-lightgcn-given", "old-default", 0.3386),
-                                                                 ("defaults-freedom", "old-default", None)])
+                                                                 ("defaults-freedom", "old-default", None),
+                                                                 ("defaults-vbpr", "old-default", None)])
 def test_the_notes_tables_are_the_rendered_result_files(folder: str, reference: str, threshold: float | None) -> None:
     defaults = load()
     page = (REPO / "docs" / "benchmarks" / "notes.md").read_text(encoding="utf-8")
