@@ -389,8 +389,10 @@ def main() -> None:
                     watchdog.stop()
                 loop.close()
             server_seconds, client_seconds = cpu_seconds(server.pid) - cpu_before, time.process_time() - client_before
-            other_cores = (machine_busy_seconds() - busy_before - server_seconds - client_seconds) / (
-                time.perf_counter() - wall_before)
+            # the two clocks count differently (ticks against per-task time), so a quiet machine can come out
+            # slightly below zero
+            other_cores = max(0.0, (machine_busy_seconds() - busy_before - server_seconds - client_seconds) / (
+                time.perf_counter() - wall_before))
             server_cpu = server_seconds / max(result.ok, 1) * 1000
             client_cpu = client_seconds / max(result.requests, 1) * 1000
             results.append(result)

@@ -49,3 +49,13 @@ def test_stall_counts_are_shown_per_side() -> None:
               "client": {"count": 0, "max_ms": 0.0, "waiting_for_cpu": 0}}
     page = load().render(document(stalls=stalls), "results.json")
     assert "500/s: server 3 (longest 120 ms; 2 mostly waiting for a CPU), load generator none" in page
+
+
+def test_a_high_load_average_left_by_earlier_work_does_not_mark_a_measured_quiet_run() -> None:
+    page = load().render(document(load_before=[2.5, 3.0, 3.2], other_cpu_cores=0.0), "results.json")
+    assert "shared with other jobs" not in page
+
+
+def test_results_without_the_cpu_measure_fall_back_to_the_load_average() -> None:
+    page = load().render(document(load_before=[2.5, 3.0, 3.2]), "results.json")
+    assert "**the machine was shared with other jobs** (1-min load average 2.50 before 500/s" in page
