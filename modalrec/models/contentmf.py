@@ -188,7 +188,7 @@ class ContentMF(Recommender[ContentMFConfig]):
         items = torch.unique(items)
         content = self.content.index_select(0, items)
         views = [self.projection(content * (self.column_modality == m))[:, :-1]
-                 for m in range(int(self.column_modality.max()) + 1)]
+                 for m in range(len(self.scaler.modalities))]
         rows = torch.arange(len(items), device=items.device)
         pairs = list(combinations(views, 2))
         return torch.stack([info_nce(a, b, rows, self.config.alignment_temperature).mean() for a, b in pairs]).mean()

@@ -156,13 +156,11 @@ class LGMRec(Recommender[LGMRecConfig]):
             products.append((items, logits))
         return products
 
-    def hyperedge_assignments(self, logits: list[Tensor] | None = None) -> list[tuple[Tensor, Tensor]]:
-        """(H_u (U, A), H_i (I, A)) per modality; Gumbel-softmax samples in training mode, rows sum to 1.
-
-        ``logits``: the catalogue's X^m V^m when already computed; None computes them.
-        """
+    def hyperedge_assignments(self, logits: list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+        """(H_u (U, A), H_i (I, A)) per modality from the catalogue's X^m V^m (I, A) (:meth:`modality_products`);
+        Gumbel-softmax samples in training mode, rows sum to 1."""
         assignments = []
-        for item_logits in self.hyperedge_logits(self.content) if logits is None else logits:
+        for item_logits in logits:
             user_logits = self.sum_over_items(item_logits)  # (U, A)
             tau, sample = self.config.tau, self.training
             users = hyperedge_assignment(user_logits, tau, sample=sample)

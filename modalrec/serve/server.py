@@ -19,6 +19,7 @@ With ``MODALREC_STALL_LOG`` set to a file, :func:`run_app` also starts the event
 from __future__ import annotations
 
 import gc
+import os
 from typing import Any
 
 MAX_REQUEST_HEAD_BYTES = 256 << 10
@@ -43,8 +44,12 @@ def run_app(app: Any, host: str, port: int, *, access_log: bool) -> None:
 
 def with_stall_watchdog(app: Any) -> Any:
     """``app``, with :func:`modalrec.serve.watchdog.start_from_environment` watching the serving loop from
-    startup to shutdown (the ASGI lifespan, which uvicorn runs on the loop the requests run on)."""
-    from modalrec.serve.watchdog import start_from_environment
+    startup to shutdown (the ASGI lifespan, which uvicorn runs on the loop the requests run on). Without
+    :data:`~modalrec.serve.watchdog.STALL_LOG_ENV` it is ``app`` itself, so requests pay for no extra layer."""
+    from modalrec.serve.watchdog import STALL_LOG_ENV, start_from_environment
+
+    if not os.environ.get(STALL_LOG_ENV, "").strip():
+        return app
 
     async def watched(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":

@@ -114,7 +114,7 @@ def test_bm3_projects_only_the_cold_items_content_with_the_same_result() -> None
 def test_lgmrec_hyperedge_assignments_are_row_stochastic(training: bool) -> None:
     model = build("lgmrec", num_hyperedges=3)
     model.train(training)
-    assignments = model.hyperedge_assignments()
+    assignments = model.hyperedge_assignments(model.hyperedge_logits(model.content))
     assert len(assignments) == 2  # image, text
     for users, items in assignments:
         assert users.shape == (NUM_USERS, 3) and items.shape == (NUM_ITEMS, 3)

@@ -89,6 +89,7 @@ def test_the_service_starts_it_only_when_the_variable_names_a_file(tmp_path: Pat
     monkeypatch.delenv(STALL_LOG_ENV, raising=False)
     assert asyncio.run(_start()) is None
     app = FastAPI()
+    assert with_stall_watchdog(app) is app  # no layer on the requests' path when the watchdog is off
 
     @app.get("/block")
     async def block() -> dict[str, bool]:
