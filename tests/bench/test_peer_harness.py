@@ -252,3 +252,134 @@ def test_coldrec_content_is_standardized_per_modality_like_modalrec(tmp_path: Pa
     expected = torch.cat([standardize(torch.from_numpy(image)), standardize(torch.from_numpy(text))], dim=1)
     assert np.allclose(table, expected.numpy(), atol=1e-5)
     assert np.array_equal(coldrec.content_table(tmp_path, "raw"), np.concatenate([image, text], axis=1))
+
+
+# -- ColdRec under modalrec's protocol ---------------------------------------------------------------
+
+def tiny_coldrec_split(folder: Path) -> Path:
+    """A ColdRec split folder: users 0-2, warm items 0-3 (item 3 only in warm_test), cold-valid item 4,
+    cold-test items 5 and 6."""
+    split = folder / "cold_item"
+    split.mkdir(parents=True)
+    files = {"warm_train.csv": [(0, 0), (0, 1), (1, 1), (1, 2), (2, 0), (2, 2)],
+             "warm_val.csv": [(0, 2), (1, 0)], "warm_test.csv": [(2, 1), (0, 3)],
+             "cold_item_val.csv": [(0, 4), (2, 4)], "cold_item_test.csv": [(1, 5), (2, 6)]}
+    for name, pairs in files.items():
+        (split / name).write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in pairs))
+    return folder
+
+
+class FakeTrainer:
+    """What the observer reads of a ColdRec trainer: its id tables, batch_predict and early-stopping state."""
+
+    def __init__(self, scores: np.ndarray, item_order: list[int]) -> None:
+        self.data = type("Data", (), {})()
+        self.data.user = {u: u for u in range(scores.shape[0])}
+        self.data.item = {item: column for column, item in enumerate(item_order)}  # ColdRec's own item index
+        self.scores = scores  # rows: users, columns: ColdRec's item index
+        self.bestPerformance: list[Any] = [1, {}]
+        self.early_stop_flag, self.early_stop_patience = True, 10
+
+    def batch_predict(self, users: list[int]) -> torch.Tensor:
+        return torch.from_numpy(self.scores[users])
+
+
+def test_observer_ranks_coldrec_scores_in_our_item_order_per_task(tmp_path: Path, monkeypatch: Any) -> None:
+    folder = tiny_coldrec_split(tmp_path / "x")
+    monkeypatch.delenv(coldrec.DEADLINE_ENV, raising=False)
+    observer = coldrec.ProtocolObserver(folder, tmp_path / "log.jsonl")
+    order = [6, 5, 4, 3, 2, 1, 0]  # ColdRec's column j is our item order[j]
+    ours = np.array([[0.0, 0.0, 0.1, 0.9, 0.2, 0.5, 0.4],  # user 0: cold-test item 5 above cold-valid item 4
+                     [0.0, 0.0, 0.0, 0.0, 0.9, 0.1, 0.2],  # user 1: cold-valid item 4 above its cold-test item 5
+                     [0.5, 0.0, 0.0, 0.0, 0.0, 0.1, 0.3]], dtype=np.float32)
+    trainer = FakeTrainer(ours[:, order], order)
+    full = observer.scores(trainer)
+    assert torch.equal(full, torch.from_numpy(ours))
+    observer.record(trainer, epoch=0)
+    metrics = json.loads((tmp_path / "log.jsonl").read_text())["metrics"]
+    # test, cold-test items only: user 1 finds item 5 among {5, 6}, user 2 finds item 6
+    assert metrics["cold/test"]["recall@20"] == 1.0
+    # every cold item: still within the top 20 of 3 candidates
+    assert metrics["cold_all/test"]["ndcg@20"] < 1.0
+    assert metrics["warm/test"]["recall@20"] == 1.0 and trainer.early_stop_patience == 10
+
+
+def test_observer_stops_training_when_the_next_epoch_would_overrun(tmp_path: Path, monkeypatch: Any) -> None:
+    folder = tiny_coldrec_split(tmp_path / "x")
+    monkeypatch.setenv(coldrec.DEADLINE_ENV, "1.0")  # long past
+    observer = coldrec.ProtocolObserver(folder, tmp_path / "log.jsonl")
+    trainer = FakeTrainer(np.zeros((3, 7), dtype=np.float32), list(range(7)))
+    observer.record(trainer, epoch=4)
+    entry = json.loads((tmp_path / "log.jsonl").read_text())
+    assert trainer.early_stop_flag and trainer.early_stop_patience == 0
+    assert entry["epoch"] == 5 and entry["stopped"] == "training budget"
+
+
+def protocol_entry(epoch: int, best: int, valid: dict[str, float], test: dict[str, float]) -> dict[str, Any]:
+    return {"epoch": epoch, "coldrec_best_epoch": best, "seconds": 0.5,
+            "metrics": {f"{task}/{part}": {"recall@20": values[task], "ndcg@20": values[task] / 2}
+                        for task in coldrec.PROTOCOL_TASKS for part, values in (("valid", valid), ("test", test))}}
+
+
+def test_protocol_summary_tests_each_task_at_its_own_first_best_validation_epoch() -> None:
+    tasks = coldrec.PROTOCOL_TASKS
+    entries = [protocol_entry(1, 1, {t: 0.1 for t in tasks}, {t: 0.11 for t in tasks}),
+               protocol_entry(2, 2, {**{t: 0.3 for t in tasks}, "warm": 0.5}, {t: 0.22 for t in tasks}),
+               protocol_entry(3, 2, {**{t: 0.3 for t in tasks}, "warm": 0.2}, {t: 0.33 for t in tasks}),
+               protocol_entry(4, 2, {**{t: 0.2 for t in tasks}, "overall": 0.4}, {t: 0.44 for t in tasks})]
+    summary = coldrec.protocol_summary(entries)
+    assert summary["epochs_ran"] == 4 and summary["coldrec_epoch"] == 2 and not summary["stopped_by_budget"]
+    assert summary["cold"]["epoch"] == 2 and summary["cold"]["test"]["recall@20"] == 0.22  # a tie keeps the first
+    assert summary["overall"]["epoch"] == 4 and summary["overall"]["test"]["ndcg@20"] == 0.22
+    assert summary["warm"]["test_at_coldrec_epoch"]["recall@20"] == 0.22
+
+
+def test_coldrec_page_shows_both_protocols_side_by_side() -> None:
+    tasks = coldrec.PROTOCOL_TASKS
+    runs = []
+    for seed, cold in ((1, 0.3), (2, 0.5)):
+        entries = [protocol_entry(1, 1, {t: 0.1 for t in tasks}, {**{t: 0.2 for t in tasks}, "cold": cold})]
+        runs.append({"model": "GAR", "seed": seed, "wall_s": 10.0, "load_before": [1.0], "load_after": [1.0],
+                     "metrics": coldrec.parse_result_file(coldrec_result_text(0.25, 0.2, 0.3)),
+                     "protocol": coldrec.protocol_summary(entries)})
+    killed = [protocol_entry(1, 1, {t: 0.1 for t in tasks}, {t: 0.6 for t in tasks})]
+    killed[0]["stopped"] = "training budget"
+    runs.append({"model": "CLCRec", "seed": 1, "wall_s": 99.0, "error": "timed out",
+                 "protocol": coldrec.protocol_summary(killed)})
+    results = {"date": "2026-12-07", "cpus": 2, "threads": 1, "coldrec_commit": "18efd24", "modalrec_commit": "abc",
+               "split": "/tmp/split", "split_note": "given", "backbone": "MF", "seeds": "1,2", "command": "coldrec.py",
+               "runs": runs}
+    text = coldrec.render_markdown(results)
+    assert "| GAR | 2 | 1 | 0 | 0.4000 ± 0.1000 | 0.2000 ± 0.0500 | 0.2000 |" in text
+    assert "| CLCRec | 1 | 1 | 1 | 0.6000 |" in text
+    assert "| GAR | 0.2500 | 0.2000 | 0.4000 | 0.2000 | 0.2000 | 0.3000 | 0.2000 |" in text
+    assert "| CLCRec | - | - |" in text
+
+
+def test_per_model_settings_and_the_stop_time() -> None:
+    assert coldrec.per_model("--model-epochs", "clcrec=5, GAR=7", ["GAR", "CLCRec"]) == {"CLCRec": 5, "GAR": 7}
+    with pytest.raises(SystemExit, match="not among --models"):
+        coldrec.per_model("--model-seconds", "heater=60", ["GAR"])
+    with pytest.raises(SystemExit, match="MODEL=NUMBER"):
+        coldrec.per_model("--model-seconds", "gar=soon", ["GAR"])
+    import datetime
+
+    now = datetime.datetime(2026, 12, 7, 6, 0, tzinfo=datetime.timezone.utc)
+    assert coldrec.seconds_left("06:36", now) == 36 * 60
+    assert coldrec.seconds_left(None, now) is None
+    with pytest.raises(SystemExit, match="HH:MM"):
+        coldrec.seconds_left("6h", now)
+
+
+def test_the_exported_split_must_read_back_identical(tmp_path: Path) -> None:
+    from modalrec.config import DataConfig
+    from modalrec.data.prepare import prepare_data
+
+    folder = tiny_coldrec_split(tmp_path / "x")
+    split = prepare_data(folder, DataConfig(format="coldrec")).split
+    line = coldrec.compare_splits(split, split)
+    assert "6 train, 4 valid, 4 test pairs, 1 cold-valid and 2 cold-test items, 1 warm items without" in line
+    other = tiny_coldrec_split(tmp_path / "y")
+    (other / "cold_item" / "warm_test.csv").write_text("user,item\n2,1\n1,3\n")
+    with pytest.raises(SystemExit, match="test pairs differ"):
+        coldrec.compare_splits(split, prepare_data(other, DataConfig(format="coldrec")).split)
