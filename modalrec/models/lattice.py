@@ -17,8 +17,8 @@ from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import content_tables, standardize, warm_item_mask
-from modalrec.nn.graph import csr_from_coo
-from modalrec.nn.knn import knn_graph
+from modalrec.nn.graph import csr_from_rows
+from modalrec.nn.knn import knn_neighbours
 from modalrec.nn.sparse import mean_of_layers
 
 
@@ -93,7 +93,7 @@ class LATTICE(Recommender[LATTICEConfig]):
     """
 
     adjacency: Tensor
-    original_indices: Tensor
+    original_cols: Tensor
     original_values: Tensor
     content: Tensor
     warm: Tensor
@@ -102,10 +102,9 @@ class LATTICE(Recommender[LATTICEConfig]):
         super().__init__(config, inputs)
         raw = content_tables("lattice", config.modalities, inputs.features, scale=False)
         self.modalities = list(raw)
-        originals = [knn_graph(t, config.knn_k, weighted=True, name=m).to_sparse_coo() for m, t in raw.items()]
-        originals = [graph.coalesce() for graph in originals]
-        self.register_buffer("original_indices", torch.stack([g.indices() for g in originals]), persistent=False)
-        self.register_buffer("original_values", torch.stack([g.values() for g in originals]), persistent=False)
+        originals = [knn_neighbours(t, config.knn_k, weighted=True, name=m) for m, t in raw.items()]
+        self.register_buffer("original_cols", torch.stack([cols for cols, _ in originals]), persistent=False)  # (M, I, k)
+        self.register_buffer("original_values", torch.stack([values for _, values in originals]), persistent=False)
         tables = [standardize(t) if config.standardize else t for t in raw.values()]
         self.register_buffer("content", torch.cat(tables, dim=1), persistent=False)  # (I, F), F = sum of F_m
         self.modality_dims = [t.shape[1] for t in tables]
@@ -131,26 +130,29 @@ class LATTICE(Recommender[LATTICEConfig]):
         super().train(mode)
         return self
 
-    def learned_graphs(self) -> list[Tensor]:
-        r"""Each modality's :math:`\tilde S^m` from the current projections. Shapes: [(I, I) sparse CSR]."""
+    def learned_neighbours(self) -> list[tuple[Tensor, Tensor]]:
+        r"""Each modality's :math:`\tilde S^m` from the current projections, as row lists (columns, values).
+        Shapes: [((I, k), (I, k))]."""
         parts = torch.split(self.content, self.modality_dims, dim=1)
         return [
-            knn_graph(projection(features), self.config.knn_k, weighted=True, name=m)
+            knn_neighbours(projection(features), self.config.knn_k, weighted=True, name=m)
             for m, projection, features in zip(self.modalities, self.projections, parts, strict=True)
         ]
 
+    def learned_graphs(self) -> list[Tensor]:
+        r"""Each modality's :math:`\tilde S^m` from the current projections. Shapes: [(I, I) sparse CSR]."""
+        return [csr_from_rows(cols, values, self.num_items) for cols, values in self.learned_neighbours()]
+
     def build_item_graph(self) -> Tensor:
-        """A from the current weights, differentiable in the projections and the modality weights."""
+        """A from the current weights, differentiable in the projections and the modality weights: the
+        learned and original graphs of every modality merged row by row, each item keeping its neighbours."""
         alpha = torch.softmax(self.modality_logits, dim=0)
         lam = self.config.lambda_coeff
-        indices, values = [], []
-        for m, learned in enumerate(self.learned_graphs()):
-            coo = learned.to_sparse_coo().coalesce()
-            indices += [coo.indices(), self.original_indices[m]]
-            values += [alpha[m] * (1 - lam) * coo.values(), alpha[m] * lam * self.original_values[m]]
-        size = (self.num_items, self.num_items)
-        graph = torch.sparse_coo_tensor(torch.cat(indices, 1), torch.cat(values), size, check_invariants=False)
-        return csr_from_coo(graph)
+        cols, values = [], []
+        for m, (learned_cols, learned_values) in enumerate(self.learned_neighbours()):
+            cols += [learned_cols, self.original_cols[m]]
+            values += [alpha[m] * (1 - lam) * learned_values, alpha[m] * lam * self.original_values[m]]
+        return csr_from_rows(torch.cat(cols, 1), torch.cat(values, 1), self.num_items)
 
     def item_graph(self) -> Tensor:
         """A: rebuilt in eval mode; in training mode built at the epoch's first call and then reused detached."""

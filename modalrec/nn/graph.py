@@ -62,6 +62,33 @@ def csr_from_coo(matrix: Tensor) -> Tensor:
         return torch.sparse_csr_tensor(*indices, csr.values(), csr.shape, device=csr.device, check_invariants=False)
 
 
+def csr_from_rows(cols: Tensor, values: Tensor, num_cols: int) -> Tensor:
+    """The sparse CSR matrix whose row i holds ``values[i, j]`` at column ``cols[i, j]``; repeated columns
+    of a row are summed, as a COO matrix's coalescing would, but row by row on (R, w) tensors instead of a
+    sort of all R * w entries. Differentiable in ``values``. Indices are int32 when they fit (see
+    :func:`csr_from_coo`).
+
+    Shapes: cols (R, w), values (R, w) -> sparse CSR (R, num_cols).
+    """
+    num_rows, width = cols.shape
+    cols, order = torch.sort(cols, dim=1, stable=True)
+    values = torch.gather(values, 1, order)
+    starts = torch.ones_like(cols, dtype=torch.bool)
+    starts[:, 1:] = cols[:, 1:] != cols[:, :-1]  # the first entry of each run of equal columns
+    slot = torch.cumsum(starts, dim=1) - 1  # the merged entry each original entry is added into
+    merged = torch.zeros_like(values).scatter_add(1, slot, values)
+    kept = torch.arange(width, device=cols.device) < starts.sum(1, keepdim=True)  # the first count slots
+    merged_cols = torch.zeros_like(cols).scatter(1, slot, cols)
+    counts = kept.sum(1)
+    index = torch.int32 if max(num_rows, num_cols) < 2**31 and num_rows * width < 2**31 else torch.long
+    crow = torch.zeros(num_rows + 1, dtype=index, device=cols.device)
+    crow[1:] = torch.cumsum(counts, 0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, merged_cols[kept].to(index), merged[kept], (num_rows, num_cols),
+                                       device=cols.device, check_invariants=False)
+
+
 def sparse_matmul(matrix: Tensor, x: Tensor) -> Tensor:
     """``matrix @ x`` for a sparse CSR ``matrix`` and a dense ``x``, without autograd.
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from modalrec.errors import ConfigError
-from modalrec.nn.graph import csr_from_coo
+from modalrec.nn.graph import csr_from_coo, csr_from_rows
 
 NORMALIZATIONS = ("sym", "row", "none")
 
@@ -62,6 +62,31 @@ def knn_graph(
 
     Shapes: (I, F) -> sparse CSR (I, I) with I * k stored values.
     """
+    cols, values = knn_neighbours(
+        features, k, weighted=weighted, normalization=normalization, include_self=include_self,
+        chunk_size=chunk_size, name=name,
+    )
+    return csr_from_rows(cols, values, features.shape[0])
+
+
+def knn_neighbours(
+    features: Tensor,
+    k: int,
+    *,
+    weighted: bool = False,
+    normalization: str = "sym",
+    include_self: bool = True,
+    chunk_size: int = 1024,
+    name: str = "features",
+) -> tuple[Tensor, Tensor]:
+    """:func:`knn_graph` as row lists: row i's ``k`` neighbour columns and its normalised edge values.
+
+    Models that add several graphs together (LATTICE) merge these lists row by row with
+    :func:`csr_from_rows`, which is much cheaper than summing sparse matrices. The values are
+    differentiable in ``features`` when LATTICE learns through them.
+
+    Shapes: (I, F) -> cols (I, k) long, values (I, k).
+    """
     num_items = features.shape[0]
     if not 1 <= k <= num_items:
         raise ConfigError("model.knn_k", f"asked for {k} neighbours, but there are {num_items} items (1..{num_items})")
@@ -84,43 +109,39 @@ def knn_graph(
                 local = torch.arange(stop - start, device=device)
                 similarity[local, local + start] = -torch.inf
             torch.topk(similarity, k, dim=1, out=(values[start:stop], cols[start:stop]))
-    rows = torch.arange(num_items, device=device).repeat_interleave(k)
-    cols = cols.reshape(-1)
     if not weighted:
         values = torch.ones_like(values)
     elif unit.requires_grad and torch.is_grad_enabled():  # LATTICE learns through the edge values
-        values = (unit[rows] * unit[cols]).sum(1)
-    return _sparse(rows, cols, values.reshape(-1), num_items, normalization)
+        values = (unit.unsqueeze(1) * unit[cols]).sum(2)
+    return cols, _normalized(cols, values, normalization)
 
 
-def _self_loops(num_items: int, k: int, device: torch.device, normalization: str) -> Tensor:
+def _self_loops(num_items: int, k: int, device: torch.device, normalization: str) -> tuple[Tensor, Tensor]:
     """Each item linked to itself with weight 1 and to its k-1 successors with weight 0: the self-loop graph
     with the I * k stored values of a kNN graph, so code that stacks graphs of one size still can."""
-    rows = torch.arange(num_items, device=device).repeat_interleave(k)
-    offsets = torch.arange(k, device=device).repeat(num_items)
-    values = (offsets == 0).float()
-    return _sparse(rows, (rows + offsets) % num_items, values, num_items, normalization)
+    offsets = torch.arange(k, device=device).expand(num_items, k)
+    cols = (torch.arange(num_items, device=device).unsqueeze(1) + offsets) % num_items
+    return cols, _normalized(cols, (offsets == 0).float(), normalization)
 
 
 def _is_constant(features: Tensor) -> bool:
-    table = features.detach().float()
-    return bool((table.std(0) == 0).all()) or bool((table == table[:1]).all())
+    """Whether every row equals the first (every column has zero variance)."""
+    table = features.detach()
+    return bool((table == table[:1]).all())
 
 
-def _sparse(rows: Tensor, cols: Tensor, values: Tensor, size: int, normalization: str) -> Tensor:
-    degree = torch.zeros(size, dtype=values.dtype, device=values.device).index_add_(0, rows, values)
+def _normalized(cols: Tensor, values: Tensor, normalization: str) -> Tensor:
+    """Edge values of row lists under ``normalization``, the degrees being the row sums. Shapes: (I, k)."""
+    if normalization == "none":
+        return values
+    degree = values.sum(1)
     if normalization == "sym":
         inv_sqrt = degree.pow(-0.5)
         inv_sqrt[torch.isinf(inv_sqrt)] = 0.0
-        values = inv_sqrt[rows] * values * inv_sqrt[cols]
-    elif normalization == "row":
-        inverse = degree.reciprocal()
-        inverse[torch.isinf(inverse)] = 0.0
-        values = inverse[rows] * values
-    coo = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values, (size, size), check_invariants=False, device=values.device
-    )
-    return csr_from_coo(coo)
+        return inv_sqrt.unsqueeze(1) * values * inv_sqrt[cols]
+    inverse = degree.reciprocal()
+    inverse[torch.isinf(inverse)] = 0.0
+    return inverse.unsqueeze(1) * values
 
 
 def weighted_sum(graphs: list[Tensor], weights: list[float]) -> Tensor:

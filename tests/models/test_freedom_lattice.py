@@ -169,8 +169,9 @@ def test_lattice_item_graph_combines_learned_and_original_with_softmax_weights()
     with torch.no_grad():
         model.modality_logits.copy_(torch.tensor([0.0, torch.log(torch.tensor(3.0))]))  # alpha = 0.25, 0.75
         learned = [g.to_dense() for g in model.learned_graphs()]
-        originals = [torch.sparse_coo_tensor(i, v, (NUM_ITEMS, NUM_ITEMS), check_invariants=False).to_dense()
-                     for i, v in zip(model.original_indices, model.original_values, strict=True)]
+        rows = torch.arange(NUM_ITEMS).repeat_interleave(3)
+        originals = [torch.zeros(NUM_ITEMS, NUM_ITEMS).index_put_((rows, c.flatten()), v.flatten(), accumulate=True)
+                     for c, v in zip(model.original_cols, model.original_values, strict=True)]
         expected = sum(a * (0.1 * s + 0.9 * o) for a, s, o in zip((0.25, 0.75), learned, originals, strict=True))
         assert torch.allclose(model.build_item_graph().to_dense(), expected, atol=1e-6)  # type: ignore[arg-type]
 

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from modalrec.errors import ConfigError
-from modalrec.nn.knn import knn_graph, weighted_sum
+from modalrec.nn.graph import csr_from_rows
+from modalrec.nn.knn import knn_graph, knn_neighbours, weighted_sum
 
 
 def dense_knn(features: torch.Tensor, k: int, weighted: bool) -> torch.Tensor:
@@ -67,3 +68,29 @@ def test_graph_is_built_beside_the_features(weighted: bool, normalization: str) 
     assert graph.device == features.device and graph.dtype == torch.float32
     assert torch.equal(graph.to_dense(), expected.to_dense())
     assert torch.diagonal(graph.to_dense()).eq(0).all()  # include_self=False reached the right cells
+
+
+def test_rows_with_repeated_columns_are_summed_into_a_canonical_csr() -> None:
+    generator = torch.Generator().manual_seed(3)
+    cols = torch.randint(0, 6, (9, 7), generator=generator)  # many repeats within each row
+    values = torch.randn(9, 7, generator=generator, requires_grad=True)
+    graph = csr_from_rows(cols, values, 6)
+    expected = torch.zeros(9, 6).index_put_((torch.arange(9).repeat_interleave(7), cols.flatten()),
+                                            values.detach().flatten(), accumulate=True)
+    assert torch.allclose(graph.to_dense(), expected, atol=1e-6)
+    crow, col = graph.crow_indices().long(), graph.col_indices().long()
+    assert graph.crow_indices().dtype == torch.int32 and graph._nnz() == sum(len(set(r)) for r in cols.tolist())
+    for row in range(9):  # each row's columns ascending and distinct
+        assert torch.all(col[crow[row] + 1 : crow[row + 1]] > col[crow[row] : crow[row + 1] - 1])
+    x = torch.randn(6, 2, generator=generator)
+    torch.sparse.mm(graph, x).sum().backward()
+    assert values.grad is not None and torch.allclose(values.grad, x.sum(1)[cols], atol=1e-6)
+
+
+def test_row_lists_match_the_graph() -> None:
+    features = torch.randn(25, 6, generator=torch.Generator().manual_seed(1))
+    cols, values = knn_neighbours(features, 4, weighted=True)
+    rows = torch.arange(25).repeat_interleave(4)
+    dense = torch.zeros(25, 25).index_put_((rows, cols.flatten()), values.flatten())
+    assert cols.shape == values.shape == (25, 4)
+    assert torch.allclose(dense, dense_knn(features, 4, weighted=True), atol=1e-6)
