@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modalrec.config import check_at_least, check_range
@@ -170,8 +171,7 @@ class ContentMF(Recommender[ContentMFConfig]):
         """Mean cross-entropy of each positive among every warm item. Shapes: (B, d), (B,) -> ()."""
         vectors = self.item_vectors(self.warm_items, kept)  # (W, d + 1); the positives are among them
         logits = user @ vectors[:, :-1].T + vectors[:, -1]
-        positive = logits.gather(1, self.warm_position.index_select(0, positives).unsqueeze(1)).squeeze(1)
-        return (torch.logsumexp(logits, dim=1) - positive).mean()
+        return F.cross_entropy(logits, self.warm_position.index_select(0, positives))
 
     def sampled_softmax(self, user: Tensor, positives: Tensor, kept: Tensor) -> Tensor:
         """The same over each positive plus a uniform sample of ``softmax_items`` warm items shared by the batch."""
@@ -180,7 +180,7 @@ class ContentMF(Recommender[ContentMFConfig]):
         positive_vectors, negative_vectors = vectors[:len(user)], vectors[len(user):]
         positive = (user * positive_vectors[:, :-1]).sum(1) + positive_vectors[:, -1]
         logits = torch.cat([positive.unsqueeze(1), user @ negative_vectors[:, :-1].T + negative_vectors[:, -1]], dim=1)
-        return (torch.logsumexp(logits, dim=1) - positive).mean()
+        return F.cross_entropy(logits, torch.zeros(len(user), dtype=torch.long, device=user.device))  # column 0
 
     def alignment_loss(self, items: Tensor) -> Tensor:
         """Mean InfoNCE between the projections of each modality alone (the other columns zero), for every pair
