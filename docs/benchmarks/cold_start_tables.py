@@ -3,6 +3,9 @@
 Each ``<!-- generated: NAME -->`` ... ``<!-- end: NAME -->`` section becomes the tables that
 ``modalrec benchmark --protocol NAME --render`` makes from ``docs/benchmarks/results/NAME/results.json``.
 Run it after copying new result files: ``python docs/benchmarks/cold_start_tables.py``.
+
+The page's sections: ``cold-items`` (item cold start under epoch caps), ``cold-items-uncapped`` (the
+cold-start models at their training defaults on a BPR backbone), ``sparsity`` and ``sparsity-full``.
 """
 
 from __future__ import annotations
