@@ -15,16 +15,21 @@ from modalrec.nn.content import ContentScaler, content_tables
 
 
 def warm_backbone(model: str, config: Any, inputs: ModelInputs, *, num_layers: int = 0) -> WarmBackbone:
-    """The backbone ``model`` refines: the vectors of the run named by ``config.backbone_run`` (frozen), or
+    """The backbone ``model`` refines: the vectors of the run named by ``config.backbone_run`` (frozen, or
+    the starting point of an MF backbone trained further when the config has ``backbone_finetune`` set), or
     ID embeddings of ``config.embedding_dim`` trained here (MF when ``num_layers`` is 0, else LightGCN)."""
-    frozen = None
-    if config.backbone_run:
-        if inputs.backbone is None:
-            raise ConfigError("model.backbone_run", f"{model}: the backbone run {config.backbone_run} was not loaded; "
-                              "it is read by `modalrec train` (pass its vectors in ModelInputs.backbone)")
-        frozen = (inputs.backbone.users, inputs.backbone.items)
-    return WarmBackbone(inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items,
-                        config.embedding_dim, num_layers=num_layers, frozen=frozen)
+    graph = (inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items)
+    if not config.backbone_run:
+        return WarmBackbone(*graph, config.embedding_dim, num_layers=num_layers)
+    if inputs.backbone is None:
+        raise ConfigError("model.backbone_run", f"{model}: the backbone run {config.backbone_run} was not loaded; "
+                          "it is read by `modalrec train` (pass its vectors in ModelInputs.backbone)")
+    users, items = inputs.backbone.users.detach().float(), inputs.backbone.items.detach().float()
+    if not getattr(config, "backbone_finetune", False):
+        return WarmBackbone(*graph, config.embedding_dim, frozen=(users, items))
+    backbone = WarmBackbone(*graph, users.shape[1])
+    backbone.start_from(users, items)
+    return backbone
 
 
 def item_content(model: str, config: Any, inputs: ModelInputs) -> tuple[ContentScaler, Tensor]:

@@ -25,6 +25,8 @@ class GARConfig:
     beta: float = 0.1  # recommender: weight of the ordinary BPR term (1 - beta: real above generated)
     backbone_layers: int = 0  # 0: an MF backbone trained here; L > 0: LightGCN with L layers
     backbone_run: str = ""  # a finished warm run whose vectors are frozen (then only the generator learns)
+    backbone_finetune: bool = False  # with backbone_run: start MF from its vectors and train it on, as ColdRec's GAR
+    joint_updates: bool = False  # ColdRec's GAR: L_R's gradient also reaches the generator (not only L_G's)
     reg_weight: float = 1e-4
     modalities: tuple[str, ...] = ()
     standardize: bool = True
@@ -58,7 +60,13 @@ class GAR(Recommender):
     but each only through its own loss (the other side is read without gradient), as in the paper's
     alternating updates. Scores: warm items :math:`\mathbf u^\top\mathbf v_i`, cold items
     :math:`\mathbf u^\top G(\mathbf x_i)`. The recommender is the backbone (trained here, where its plain
-    BPR is added, or frozen from ``backbone_run``, where :math:`\mathcal L_R` has nothing to update).
+    BPR is added, or frozen from ``backbone_run``, where :math:`\mathcal L_R` has nothing to update). With
+    ``backbone_finetune`` the backbone starts from ``backbone_run``'s vectors and is trained on as an MF
+    backbone, as ColdRec's GAR fine-tunes its pretrained embeddings, so that the recommender can answer the
+    generator. With ``joint_updates`` the generator is also trained through :math:`\mathcal L_R` (whose
+    first term pushes :math:`\mathbf u^\top\mathbf g_i` down), as in ColdRec's code, where both losses
+    reach every parameter in one step; this keeps generated vectors from outscoring real ones, which
+    matters when cold and warm items are ranked together.
 
     Shapes: content (I, F); vectors (U, d), (I, d).
     """
@@ -85,7 +93,8 @@ class GAR(Recommender):
                                            pair_item_scores(fixed_user, fixed_positive))
         generator = generator + alpha * F.mse_loss(generated, fixed_positive, reduction="none").sum(1).mean()
         real = pair_item_scores(user, positive)
-        recommender = (1 - beta) * bpr_loss(real, pair_item_scores(user, generated.detach()))
+        rival = generated if self.config.joint_updates else generated.detach()
+        recommender = (1 - beta) * bpr_loss(real, pair_item_scores(user, rival))
         recommender = recommender + beta * bpr_loss(real, pair_item_scores(user, negative))
         backbone = self.backbone.bpr(batch.users, batch.positive_items, batch.negative_items, self.config.reg_weight)
         return backbone + generator + recommender

@@ -56,6 +56,18 @@ class WarmBackbone(nn.Module):
             self.register_buffer("adjacency", normalized_adjacency(num_users, num_items, train_users, train_items),
                                  persistent=False)
 
+    def start_from(self, users: Tensor, items: Tensor) -> None:
+        """Start a trained-here MF backbone from a finished run's vectors (which then keep training)."""
+        if self.frozen or self.num_layers:
+            raise ValueError("only a trained-here matrix factorisation backbone starts from given vectors")
+        if users.shape != self.user_embedding.weight.shape or items.shape != self.item_embedding.weight.shape:
+            raise ConfigError("model.backbone_run", f"the backbone has {users.shape[0]} users x {items.shape[0]} "
+                              f"items of {users.shape[1]} dimensions, this model {self.num_users} x {self.num_items} "
+                              f"of {self.dim}")
+        with torch.no_grad():
+            self.user_embedding.weight.copy_(users)
+            self.item_embedding.weight.copy_(items * self.warm)
+
     def vectors(self) -> tuple[Tensor, Tensor]:
         """(user vectors (U, d), item vectors (I, d)), cold items zero."""
         if self.frozen:

@@ -20,6 +20,7 @@ from modalrec.models.aldi import popularity_weights
 from modalrec.models.base import Embeddings, TrainBatch
 from modalrec.models.coldbridge import ColdBridge, ColdBridgeConfig
 from modalrec.models.contentmf import OTHER_MODALITY_WEIGHT, ContentMF, ContentMFConfig
+from modalrec.models.gar import GAR, GARConfig
 from modalrec.nn.coldstart import warm_neighbour_weights
 from modalrec.train.run import seed_everything
 from modalrec.train.trainer import Trainer
@@ -107,6 +108,38 @@ def test_a_backbone_run_is_frozen(name: str) -> None:
     assert torch.equal(users, backbone.users)
     assert torch.equal(items[~torch.from_numpy(cold)], backbone.items[~torch.from_numpy(cold)])
     assert not any(p.requires_grad and p.shape == (split.num_items, 8) for p in model.parameters())
+
+
+def test_gar_fine_tunes_a_backbone_run_when_asked() -> None:
+    """It starts from the run's vectors (cold rows zero) and the recommender then trains them on."""
+    split, features, cold = taste_groups()
+    generator = torch.Generator().manual_seed(1)
+    backbone = Embeddings(torch.randn(split.num_users, 8, generator=generator),
+                          torch.randn(split.num_items, 8, generator=generator))
+    warm = ~torch.from_numpy(cold)
+    model = GAR(GARConfig(backbone_run="elsewhere", backbone_finetune=True), inputs_of(split, features, backbone))
+    users, items = model.backbone.vectors()
+    assert torch.equal(users, backbone.users) and torch.equal(items[warm], backbone.items[warm])
+    assert (items[~warm] == 0).all()
+    config = TrainConfig(epochs=2, batch_size=64, patience=0, progress=False, eval_every=2,
+                         early_stop_metric="recall@5")
+    Trainer(model, split, config, EvalConfig(ks=(5,)), seed=0).fit(evaluate_test=False)
+    users, items = model.backbone.vectors()
+    assert not torch.allclose(users, backbone.users) and not torch.allclose(items[warm], backbone.items[warm])
+    assert (items[~warm] == 0).all()
+
+
+def test_gar_joint_updates_send_the_recommender_loss_to_the_generator() -> None:
+    split, features, _ = taste_groups()
+    batch = TrainBatch(torch.from_numpy(split.train.users[:32]), torch.from_numpy(split.train.items[:32]),
+                       torch.arange(32) % split.num_items)
+    gradients = []
+    for joint in (False, True):
+        torch.manual_seed(0)
+        model = GAR(GARConfig(embedding_dim=8, joint_updates=joint), inputs_of(split, features))
+        model.train().loss(batch).backward()
+        gradients.append(torch.cat([p.grad.flatten() for p in model.generator.parameters()]))
+    assert not torch.allclose(gradients[0], gradients[1])
 
 
 @pytest.mark.parametrize("name", ["aldi", "clcrec", "coldbridge", "dropoutnet", "gar", "heater"])
