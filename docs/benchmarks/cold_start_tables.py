@@ -5,7 +5,8 @@ Each ``<!-- generated: NAME -->`` ... ``<!-- end: NAME -->`` section becomes the
 Run it after copying new result files: ``python docs/benchmarks/cold_start_tables.py``.
 
 The page's sections: ``cold-items`` (item cold start under epoch caps), ``cold-items-uncapped`` (the
-cold-start models at their training defaults on a BPR backbone), ``sparsity`` and ``sparsity-full``.
+cold-start models at their training defaults on a BPR backbone), ``cold-items-gar-coldrec`` (GAR with
+ColdRec's training scheme), ``sparsity`` and ``sparsity-full``.
 """
 
 from __future__ import annotations
