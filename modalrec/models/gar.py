@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from modalrec.config import check_at_least, check_range
+from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
@@ -35,6 +36,8 @@ class GARConfig:
         check_range("model.alpha", self.alpha, low=0, high=1)
         check_range("model.beta", self.beta, low=0, high=1)
         check_at_least("model", 1, embedding_dim=self.embedding_dim)
+        if self.backbone_finetune and not self.backbone_run:
+            raise ConfigError("model.backbone_finetune", "needs model.backbone_run, the run whose vectors it starts from")
 
 
 @register_model(

@@ -127,6 +127,8 @@ def test_gar_fine_tunes_a_backbone_run_when_asked() -> None:
     users, items = model.backbone.vectors()
     assert not torch.allclose(users, backbone.users) and not torch.allclose(items[warm], backbone.items[warm])
     assert (items[~warm] == 0).all()
+    with pytest.raises(ConfigError, match="model.backbone_finetune.: needs model.backbone_run"):
+        GARConfig(backbone_finetune=True)
 
 
 def test_gar_joint_updates_send_the_recommender_loss_to_the_generator() -> None:
