@@ -499,12 +499,13 @@ def seconds_left(stop_at: str | None, now: datetime.datetime) -> float | None:
     return (stop - now).total_seconds()
 
 
-def run_budget(budget: float | None, stop_at: str | None) -> tuple[bool, float | None]:
-    """(whether a run may start, its training budget): ``budget`` shortened to end by ``--stop-at``."""
+def run_budget(budget: float | None, stop_at: str | None, epoch_s: float = 0.0) -> tuple[bool, float | None]:
+    """(whether a run may start, its training budget): ``budget`` shortened to end by ``--stop-at``. A run
+    starts only with 60 s and ``epoch_s`` (an epoch of the model's previous run) left before then."""
     left = seconds_left(stop_at, datetime.datetime.now(datetime.timezone.utc))
     if left is None:
         return True, budget
-    if left < 60:
+    if left < 60 + epoch_s:
         return False, None
     return True, left if budget is None else min(budget, left)
 
@@ -576,7 +577,9 @@ def main(argv: list[str] | None = None) -> None:
                   file=sys.stderr)
     for model in models:
         for seed in seeds:
-            may_start, budget = run_budget(budgets.get(model), args.stop_at)
+            earlier = [r for r in results["runs"] if r["model"] == model and r.get("protocol")]
+            epoch_s = earlier[-1]["wall_s"] / earlier[-1]["protocol"]["epochs_ran"] if earlier else 0.0
+            may_start, budget = run_budget(budgets.get(model), args.stop_at, epoch_s)
             if not may_start:
                 results["skipped"][f"{model} seed {seed}"] = f"not started: past --stop-at {args.stop_at} UTC"
                 continue

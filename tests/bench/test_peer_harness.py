@@ -383,3 +383,16 @@ def test_the_exported_split_must_read_back_identical(tmp_path: Path) -> None:
     (other / "cold_item" / "warm_test.csv").write_text("user,item\n2,1\n1,3\n")
     with pytest.raises(SystemExit, match="test pairs differ"):
         coldrec.compare_splits(split, prepare_data(other, DataConfig(format="coldrec")).split)
+
+
+def test_no_run_starts_without_an_epoch_of_time_before_the_stop_time() -> None:
+    import datetime
+
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+    stop_at = f"{soon:%H:%M}"
+    if soon.date() != datetime.datetime.now(datetime.timezone.utc).date():
+        pytest.skip("the stop time would fall on the next day")
+    may_start, budget = coldrec.run_budget(600.0, stop_at)
+    assert may_start and budget is not None and 180 < budget <= 300
+    assert coldrec.run_budget(600.0, stop_at, epoch_s=400.0) == (False, None)
+    assert coldrec.run_budget(600.0, None, epoch_s=400.0) == (True, 600.0)
