@@ -23,13 +23,18 @@ DEFAULT_OUT = Path("docs/benchmarks/results/cold_quick.jsonl")
 COLUMNS = ["cold/valid", "cold/test", "warm/valid", "warm/test", "overall/valid", "overall/test"]
 
 
+def quick_overrides(epochs: int, sets: list[str]) -> list[str]:
+    """A quick check's settings: 20% cold items, patience 10, the cold task choosing the epoch (unless ``sets``
+    names another ``eval.task``), then ``sets``."""
+    task = [] if any(s.startswith("eval.task=") for s in sets) else ["eval.task=cold"]
+    return [f"train.epochs={epochs}", "train.progress=false", "data.cold_item_fraction=0.2", "train.patience=10",
+            *task, *sets]
+
+
 def run_one(model: str, seed: int, epochs: int, sets: list[str], out: Path, runs: Path) -> dict[str, object]:
     from modalrec.train.run import resolve_config, train_run
 
-    overrides = [f"train.epochs={epochs}", "train.progress=false", "data.cold_item_fraction=0.2",
-                 "train.patience=10", *([] if any(s.startswith("eval.task=") for s in sets) else ["eval.task=cold"]),
-                 *sets]
-    config = resolve_config(DATA, model, overrides=overrides, seed=seed)
+    config = resolve_config(DATA, model, overrides=quick_overrides(epochs, sets), seed=seed)
     start = time.time()
     result = train_run(config, runs / f"{model}-{seed}-{len(list(runs.glob('*')))}", overwrite=True)
     commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", f"modalrec/models/{model}.py"],

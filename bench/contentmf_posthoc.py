@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cold_quick import DATA, quick_overrides  # bench/ is the script's folder, first on sys.path
 from modalrec.evaluate.tasks import task_evaluator
 from modalrec.train.run import LoadedRun, load_run, resolve_config, train_run
 
-DATA = "../shared/datasets/ml100k-posters/mmrec"
 FUSION_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 NEIGHBOURS = (5, 20, 50)
 NEIGHBOUR_WEIGHTS = (0.5, 1.0)
@@ -42,19 +42,18 @@ POPULARITY_WEIGHTS = (0.25, 0.5, 1.0)
 
 
 def trained(model: str, split_seed: int, seed: int, sets: list[str], runs: Path) -> LoadedRun:
-    overrides = ["train.epochs=10", "train.progress=false", "data.cold_item_fraction=0.2", "train.patience=10",
-                 "eval.task=cold", f"data.split_seed={split_seed}", *sets]
+    overrides = quick_overrides(10, [f"data.split_seed={split_seed}", *sets])
     out = runs / f"{model}-{split_seed}-{seed}"
     train_run(resolve_config(DATA, model, overrides=overrides, seed=seed), out, overwrite=True)
     return load_run(out)
 
 
-def all_scores(run: LoadedRun, item_vectors: Tensor | None = None) -> Tensor:
-    """(U, I) scores of every user for every item, from the run's embeddings (or the item vectors given)."""
+def all_scores(run: LoadedRun) -> Tensor:
+    """(U, I) scores of every user for every item, from the run's embeddings."""
     model = run.model.eval()
     with torch.no_grad():
         embeddings = model.compute_embeddings()
-        return embeddings.users @ (embeddings.items if item_vectors is None else item_vectors).T
+        return embeddings.users @ embeddings.items.T
 
 
 def neighbour_residuals(run: LoadedRun, k: int) -> Tensor:
@@ -82,35 +81,33 @@ def predicted_popularity(run: LoadedRun) -> Tensor:
 
 
 def measure(contentmf: LoadedRun, contentknn: LoadedRun) -> dict[str, float]:
-    scores = {"contentmf": all_scores(contentmf), "contentknn": all_scores(contentknn)}
+    own, knn = all_scores(contentmf), all_scores(contentknn)
     model = contentmf.model
-    with torch.no_grad():
-        base = model.compute_embeddings().items
+    with torch.no_grad():  # the neighbour scorings do not depend on the part: built once for valid and test
+        embeddings = model.compute_embeddings()
         cold = 1.0 - model.warm_mask
-        borrowed = {k: neighbour_residuals(contentmf, k) for k in NEIGHBOURS}
+        neighbours = {}
+        for k in NEIGHBOURS:
+            residuals = neighbour_residuals(contentmf, k)
+            for weight in NEIGHBOUR_WEIGHTS:
+                items = embeddings.items + weight * cold * residuals
+                neighbours[f"neighbours/k{k}-a{weight}"] = embeddings.users @ items.T
     popularity = predicted_popularity(contentmf)
     result: dict[str, float] = {}
     for part in ("valid", "test"):
-        evaluator = task_evaluator(contentmf.split, contentmf.config.eval, "cold", part)
         cold_items = torch.from_numpy(contentmf.split.cold_items(part))
-        spread = {name: s[:, cold_items].std() for name, s in scores.items()}
-        table = evaluator.evaluate(lambda users: scores["contentmf"][users])
-        result[f"{part}/contentmf"] = round(table.mean()["recall@20"], 4)
-        for weight in FUSION_WEIGHTS:
-            fused = scores["contentmf"] / spread["contentmf"] + weight * scores["contentknn"] / spread["contentknn"]
-            table = evaluator.evaluate(lambda users, fused=fused: fused[users])
-            result[f"{part}/fusion/g{weight}"] = round(table.mean()["recall@20"], 4)
-        for k, residuals in borrowed.items():
-            for weight in NEIGHBOUR_WEIGHTS:
-                shifted = all_scores(contentmf, base + weight * cold * residuals)
-                table = evaluator.evaluate(lambda users, shifted=shifted: shifted[users])
-                result[f"{part}/neighbours/k{k}-a{weight}"] = round(table.mean()["recall@20"], 4)
-        table = evaluator.evaluate(lambda users: popularity.expand(len(users), -1))
-        result[f"{part}/popularity/only"] = round(table.mean()["recall@20"], 4)
-        for weight in POPULARITY_WEIGHTS:
-            boosted = scores["contentmf"] / spread["contentmf"] + weight * popularity / popularity[cold_items].std()
-            table = evaluator.evaluate(lambda users, boosted=boosted: boosted[users])
-            result[f"{part}/popularity/g{weight}"] = round(table.mean()["recall@20"], 4)
+        scaled = own / own[:, cold_items].std()  # the fusions scale each score by its spread over the part's cold items
+        scorings = {
+            "contentmf": own,
+            **{f"fusion/g{w}": scaled + w * knn / knn[:, cold_items].std() for w in FUSION_WEIGHTS},
+            **neighbours,
+            "popularity/only": popularity.expand(len(own), -1),
+            **{f"popularity/g{w}": scaled + w * popularity / popularity[cold_items].std() for w in POPULARITY_WEIGHTS},
+        }
+        evaluator = task_evaluator(contentmf.split, contentmf.config.eval, "cold", part)
+        for name, scores in scorings.items():
+            table = evaluator.evaluate(lambda users, scores=scores: scores[users])
+            result[f"{part}/{name}"] = round(table.mean()["recall@20"], 4)
     return result
 
 
