@@ -107,6 +107,7 @@ class TrainConfig:
     fused_optimizer: bool = False  # Adam's fused kernel: faster steps, equal up to rounding (not bit for bit)
     keep_freed_memory: bool = False  # glibc keeps freed blocks: faster steps at large scale, RSS stays at its peak
     find_unused_parameters: bool = False  # DDP: set for models whose loss leaves some parameters unused
+    distributed_timeout_s: float = 1800.0  # torchrun jobs: longest wait in a collective, e.g. while rank 0 evaluates
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every", "checkpoint_every"):
@@ -118,6 +119,7 @@ class TrainConfig:
         check_range("train.lr_floor", self.lr_floor, low=0, high=1)
         check_range("train.lr_decay", self.lr_decay, low=0, high=1, low_open=True, high_open=True)
         check_range("train.lr_patience", self.lr_patience, low=1)
+        check_range("train.distributed_timeout_s", self.distributed_timeout_s, low=0, low_open=True)
         if self.patience < 0 or self.threads < 0 or self.weight_decay < 0:
             raise ConfigError("train", "patience, threads and weight_decay must be >= 0")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):

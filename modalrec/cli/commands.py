@@ -122,7 +122,7 @@ def _add_train(sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from modalrec.train.distributed import from_environment, stop
+    from modalrec.train.distributed import finish_together, from_environment, stop
     from modalrec.config import read_config_file
     from modalrec.train.run import ResumeChanges, resolve_config, resume_run, train_run
 
@@ -142,6 +142,7 @@ def _train(args: argparse.Namespace) -> int:
             config = resolve_config(args.data, args.model, config_file=args.config, overrides=overrides,
                                     seed=args.seed)
             result = train_run(config, args.out, overwrite=args.overwrite, dist_context=context)
+        finish_together()
     finally:
         stop()
     if context.is_main:

@@ -17,9 +17,6 @@ import torch.distributed as dist
 
 from modalrec.errors import ModalrecError
 
-START_TIMEOUT = datetime.timedelta(seconds=120)
-
-
 @dataclass(frozen=True)
 class DistContext:
     """This process's place in the job; the default is a single process."""
@@ -50,20 +47,33 @@ def from_environment() -> DistContext:
     return DistContext(rank, world_size, local_rank)
 
 
-def start(context: DistContext, device: torch.device) -> None:
-    """Join the process group (gloo on CPU, NCCL on CUDA)."""
+def start(context: DistContext, device: torch.device, timeout_s: float) -> None:
+    """Join the process group (gloo on CPU, NCCL on CUDA).
+
+    ``timeout_s`` bounds the rendezvous and every collective after it. It must cover the longest time one
+    rank waits for another: the other ranks wait in a broadcast while rank 0 validates, and at the end
+    while rank 0 tests and writes the run folder.
+    """
     if not context.enabled or dist.is_initialized():
         return
     if "MASTER_ADDR" not in os.environ:
         raise ModalrecError("distributed training needs a rendezvous: launch with torchrun (see docs/training.md)")
     backend = "nccl" if device.type == "cuda" else "gloo"
     try:
-        dist.init_process_group(backend, rank=context.rank, world_size=context.world_size, timeout=START_TIMEOUT)
+        dist.init_process_group(backend, rank=context.rank, world_size=context.world_size, timeout=datetime.timedelta(seconds=timeout_s))
     except Exception as exc:  # rendezvous failures surface as several exception types
         raise ModalrecError(
             f"could not join the process group as rank {context.rank} of {context.world_size} ({exc}); "
             "check that every node uses the same --nnodes/--nproc-per-node and rendezvous endpoint"
         ) from None
+
+
+def finish_together() -> None:
+    """Wait until every rank has finished its part of the job. Called on success before :func:`stop`:
+    a rank that tore its process group down while rank 0 was still testing and writing could abort
+    at exit."""
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def stop() -> None:

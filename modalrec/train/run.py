@@ -330,7 +330,7 @@ def _check_data_unchanged(out: Path, config: RunConfig, dataset: Dataset, manife
 
 def _trainer(config: RunConfig, model: Recommender, split: Split, out: Path, context: DistContext) -> Trainer:
     if context.enabled:
-        start_distributed(context, resolve_device(config.train.device))
+        start_distributed(context, resolve_device(config.train.device), config.train.distributed_timeout_s)
         check_same_everywhere(
             f"{split.num_users} users x {split.num_items} items, {len(split.train)} training pairs, "
             f"model {config.model_name}, world size {context.world_size}",
@@ -473,7 +473,7 @@ def read_run_config(run_dir: Path, manifest: dict[str, Any] | None = None) -> Ru
 # Settings ``train --resume`` may change: they decide how long training goes on and where it runs, not what
 # the model learns from one step to the next.
 RESUME_SAFE_KEYS = ("train.epochs", "train.patience", "train.progress", "train.device", "train.threads",
-                    "train.checkpoint_every")
+                    "train.checkpoint_every", "train.distributed_timeout_s")
 
 
 @dataclass(frozen=True)

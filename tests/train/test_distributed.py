@@ -7,12 +7,18 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from modalrec.cli.main import main
 from modalrec.errors import RunFolderError
+from modalrec.config import TrainConfig
+from modalrec.errors import ConfigError
+from modalrec.train import distributed
+from modalrec.train.distributed import DistContext
 from modalrec.train.lock import run_folder_lock
 from tests.conftest import block_dataset, write_mmrec
 
@@ -44,6 +50,43 @@ def test_two_gloo_processes_match_a_single_process(tmp_path: Path) -> None:
     assert two["recall@20"] == pytest.approx(one["recall@20"], abs=0.05)
     assert two["ndcg@20"] == pytest.approx(one["ndcg@20"], abs=0.05)
     assert two["recall@20"] > 0.5  # both learned the block structure
+
+
+def _rank_that_finishes(rank: int, port: int, rank0_delay: float, waits: "torch.multiprocessing.Queue") -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    distributed.start(DistContext(rank, 2, rank), torch.device("cpu"), timeout_s=60)
+    if rank == 0:
+        time.sleep(rank0_delay)  # rank 0 still testing and writing the run folder
+    started = time.perf_counter()
+    distributed.finish_together()
+    waits.put((rank, time.perf_counter() - started))
+    distributed.stop()
+
+
+@pytest.mark.slow
+def test_a_rank_that_is_done_waits_for_rank_0_before_leaving_the_group() -> None:
+    context = torch.multiprocessing.get_context("spawn")
+    waits = context.Queue()
+    port = free_port()
+    processes = [context.Process(target=_rank_that_finishes, args=(rank, port, 2.0, waits)) for rank in (0, 1)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0, 0]
+    waited = dict(waits.get(timeout=5) for _ in processes)
+    assert waited[1] >= 1.5 > waited[0]
+
+
+def test_the_collective_timeout_is_the_configured_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    joined = {}
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend, **kwargs: joined.update(kwargs))
+    distributed.start(DistContext(0, 2, 0), torch.device("cpu"), timeout_s=7200)
+    assert joined["timeout"].total_seconds() == 7200
+    with pytest.raises(ConfigError, match="train.distributed_timeout_s"):
+        TrainConfig(distributed_timeout_s=0)
 
 
 def test_distributed_flag_without_torchrun(tiny_mmrec: Path, tmp_path: Path) -> None:
