@@ -17,6 +17,7 @@ import torch.distributed as dist
 
 from modalrec.errors import ModalrecError
 
+
 @dataclass(frozen=True)
 class DistContext:
     """This process's place in the job; the default is a single process."""
@@ -60,7 +61,8 @@ def start(context: DistContext, device: torch.device, timeout_s: float) -> None:
         raise ModalrecError("distributed training needs a rendezvous: launch with torchrun (see docs/training.md)")
     backend = "nccl" if device.type == "cuda" else "gloo"
     try:
-        dist.init_process_group(backend, rank=context.rank, world_size=context.world_size, timeout=datetime.timedelta(seconds=timeout_s))
+        dist.init_process_group(backend, rank=context.rank, world_size=context.world_size,
+                                timeout=datetime.timedelta(seconds=timeout_s))
     except Exception as exc:  # rendezvous failures surface as several exception types
         raise ModalrecError(
             f"could not join the process group as rank {context.rank} of {context.world_size} ({exc}); "
