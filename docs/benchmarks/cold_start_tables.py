@@ -5,9 +5,10 @@ Each ``<!-- generated: NAME -->`` ... ``<!-- end: NAME -->`` section becomes the
 Run it after copying new result files: ``python docs/benchmarks/cold_start_tables.py``.
 
 The page's sections: ``cold-items`` (item cold start under epoch caps), ``cold-items-uncapped`` (the
-cold-start models at their training defaults on a BPR backbone), ``cold-items-gar-coldrec`` (GAR with
-ColdRec's training scheme), ``sparsity``, ``sparsity-full`` and ``sparsity-graph`` (FREEDOM and LGMRec against
-LightGCN) and ``sparsity-more`` (LATTICE, SMORE and BM3 against LightGCN).
+cold-start models at their training defaults on a BPR backbone), ``cold-items-idle`` (the same runs timed on
+an idle machine), ``cold-items-gar-coldrec`` (GAR with ColdRec's training scheme), ``sparsity``,
+``sparsity-full``, ``sparsity-graph`` (FREEDOM and LGMRec against LightGCN) and ``sparsity-more`` (LATTICE,
+SMORE and BM3 against LightGCN).
 """
 
 from __future__ import annotations
