@@ -1,4 +1,5 @@
-"""Two-process DistributedDataParallel training with gloo, the run-folder lock and device errors."""
+"""Two-process DistributedDataParallel training with gloo, the end-of-job wait and the collective timeout, the
+run-folder lock and device errors."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import pytest
 import torch
 
 from modalrec.cli.main import main
-from modalrec.errors import RunFolderError
 from modalrec.config import TrainConfig
-from modalrec.errors import ConfigError
+from modalrec.errors import ConfigError, RunFolderError
 from modalrec.train import distributed
 from modalrec.train.distributed import DistContext
 from modalrec.train.lock import run_folder_lock
