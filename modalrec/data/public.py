@@ -25,6 +25,7 @@ import ast
 import gzip
 import json
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,9 @@ def _parse_record(text: str, path: Path, line: int) -> dict[str, Any]:
         raise DataFormatError(path, "expected a JSON object, found values nested too deeply", line=line) from None
     except ValueError:
         try:
-            record = ast.literal_eval(text)  # the 2014 Amazon metadata dumps hold Python literals
+            with warnings.catch_warnings():  # an unknown escape such as '\e' is kept as written, not warned about
+                warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+                record = ast.literal_eval(text)  # the 2014 Amazon metadata dumps hold Python literals
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             raise DataFormatError(path, f"expected a JSON object, found {text[:60]!r}", line=line) from None
     if not isinstance(record, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,16 @@ def test_amazon_reviews_and_metadata(amazon: dict[str, Path]) -> None:
     assert items.loc["B002", "image"] == str(amazon["images"] / "B002.jpg")  # a local file wins over the URL
     assert items.loc["B003", "description"] == "" and items.loc["B003", "image"].endswith("B003.jpg")
     assert raw.default_columns == {"image": ("image",), "text": ("title", "description", "categories")}
+
+
+def test_a_python_literal_with_an_unknown_escape_is_read_without_warnings(tmp_path: Path) -> None:
+    reviews = _lines(tmp_path / "reviews.json", [
+        {"reviewerID": "R1", "asin": "B001", "overall": 5.0, "unixReviewTime": 1388534400}])
+    meta = _lines(tmp_path / "meta.json", ["{'asin': 'B001', 'title': 'Soft \\e blanket'}"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Python warns about '\e' in a literal (a SyntaxWarning from 3.12)
+        raw = read_amazon(reviews, meta)
+    assert raw.items.set_index("item_id").loc["B001", "title"] == "Soft \\e blanket"
 
 
 def test_amazon_build_reports_urls_as_missing(amazon: dict[str, Path], tmp_path: Path) -> None:
