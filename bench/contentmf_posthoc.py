@@ -81,10 +81,11 @@ def predicted_popularity(run: LoadedRun) -> Tensor:
 
 
 def measure(contentmf: LoadedRun, contentknn: LoadedRun) -> dict[str, float]:
-    own, knn = all_scores(contentmf), all_scores(contentknn)
-    model = contentmf.model
+    knn = all_scores(contentknn)
+    model = contentmf.model.eval()
     with torch.no_grad():  # the neighbour scorings do not depend on the part: built once for valid and test
         embeddings = model.compute_embeddings()
+        own = embeddings.users @ embeddings.items.T
         cold = 1.0 - model.warm_mask
         neighbours = {}
         for k in NEIGHBOURS:
