@@ -71,15 +71,13 @@ class CLCRec(Recommender):
     """
 
     content: Tensor
-    seen_pairs: Tensor
 
     def __init__(self, config: CLCRecConfig, inputs: ModelInputs) -> None:
         super().__init__(config, inputs)
         self.backbone = warm_backbone("clcrec", config, inputs)
         self.scaler, content = item_content("clcrec", config, inputs)
         self.register_buffer("content", content, persistent=False)
-        pairs = torch.unique(inputs.train_users.long() * inputs.num_items + inputs.train_items.long())
-        self.register_buffer("seen_pairs", pairs, persistent=False)  # user * I + item of each training pair
+        self.seen = TrainingPairs(inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items)
         self.encoder = nn.Sequential(nn.Linear(content.shape[1], config.hidden_dim), nn.LeakyReLU(),
                                      nn.Linear(config.hidden_dim, self.backbone.dim))
 
@@ -109,7 +107,7 @@ class CLCRec(Recommender):
         user, embedded = users_all.index_select(0, users), items_all.index_select(0, items)
         # the positive item again (sampled twice), or another item the user has, is not a negative: left out
         repeats = (items[None, :] == positives[:, None]) & others
-        seen = torch.isin(users[:, None] * self.num_items + items[None, :], self.seen_pairs) & others
+        seen = self.seen.contains(users[:, None], items[None, :]) & others
         tau = self.config.temp_value
         cosine = F.normalize(embedded[: len(targets)], dim=1) @ F.normalize(encoded, dim=1).T
         item_content = F.cross_entropy((cosine / tau).masked_fill(repeats, -torch.inf), targets)
@@ -127,4 +125,36 @@ class CLCRec(Recommender):
         return self.encoder(scale_new_content(self.scaler, features, self.content.device))
 
 
-__all__ = ["CLCRec", "CLCRecConfig"]
+class TrainingPairs(nn.Module):
+    """Which (user, item) pairs are training interactions: a dense (U, I) table while it has at most
+    ``DENSE_CELLS`` cells (one lookup per query), else the sorted codes ``user * I + item`` (one binary search
+    per query). Either is much cheaper than ``torch.isin``, which sorts the queries with the set at every call."""
+
+    DENSE_CELLS = 1 << 27  # 128 MiB of bools
+
+    table: Tensor
+    codes: Tensor
+
+    def __init__(self, num_users: int, num_items: int, users: Tensor, items: Tensor) -> None:
+        super().__init__()
+        self.num_items = num_items
+        self.dense = num_users * num_items <= self.DENSE_CELLS
+        if self.dense:
+            table = torch.zeros(num_users, num_items, dtype=torch.bool)
+            table[users.long(), items.long()] = True
+            self.register_buffer("table", table, persistent=False)
+        else:
+            self.register_buffer("codes", torch.unique(users.long() * num_items + items.long()), persistent=False)
+
+    def contains(self, users: Tensor, items: Tensor) -> Tensor:
+        """Shapes: users, items broadcastable long tensors -> their broadcast shape, bool."""
+        if self.dense:
+            return self.table[users, items]
+        codes = users * self.num_items + items
+        if not len(self.codes):
+            return torch.zeros_like(codes, dtype=torch.bool)
+        positions = torch.searchsorted(self.codes, codes).clamp(max=len(self.codes) - 1)
+        return self.codes[positions] == codes
+
+
+__all__ = ["CLCRec", "CLCRecConfig", "TrainingPairs"]

@@ -87,12 +87,14 @@ class DropoutNet(Recommender):
     def loss(self, batch: TrainBatch) -> Tensor:
         users_all, items_all = self.backbone.vectors()
         items = torch.cat([batch.positive_items, batch.negative_items])
-        user = users_all.index_select(0, torch.cat([batch.users, batch.users])).detach()  # (2B, d)
+        pair_users = torch.cat([batch.users, batch.users])  # (2B,): each user with its positive, then its negative
+        user = users_all.index_select(0, pair_users).detach()  # (2B, d)
         preference = items_all.index_select(0, items).detach()
         target = pair_item_scores(user, preference)
         kept = (torch.rand(len(items), 1, device=preference.device) >= self.config.n_dropout).float()
         content_part = encode_items(self.item_content_layer, self.content, items)
-        predicted = pair_item_scores(self.user_tower(user), self.item_vectors(kept * preference, content_part))
+        user_part = encode_items(self.user_tower, users_all.detach(), pair_users)  # f_U once per distinct user
+        predicted = pair_item_scores(user_part, self.item_vectors(kept * preference, content_part))
         regression = 0.5 * F.mse_loss(predicted, target)
         warm = self.backbone.bpr(batch.users, batch.positive_items, batch.negative_items, self.config.reg_weight)
         return warm + regression

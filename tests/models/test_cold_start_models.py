@@ -18,8 +18,10 @@ from modalrec.evaluate.evaluator import FullRankingEvaluator
 from modalrec.models import ModelInputs, available_models, capabilities_of, get_model
 from modalrec.models.aldi import popularity_weights
 from modalrec.models.base import Embeddings, TrainBatch
+from modalrec.models.clcrec import TrainingPairs
 from modalrec.models.coldbridge import ColdBridge, ColdBridgeConfig
 from modalrec.models.contentmf import OTHER_MODALITY_WEIGHT, ContentMF, ContentMFConfig
+from modalrec.models.dropoutnet import DropoutNet, DropoutNetConfig
 from modalrec.models.gar import GAR, GARConfig
 from modalrec.nn.coldstart import warm_neighbour_weights
 from modalrec.train.run import seed_everything
@@ -285,3 +287,43 @@ def test_contentmf_alignment_needs_two_modalities() -> None:
     split, features, _ = taste_groups()
     with pytest.raises(ConfigError, match="alignment_weight"):
         ContentMF(ContentMFConfig(alignment_weight=0.1, modalities=("image",)), inputs_of(split, features))
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_clcrec_training_pairs_answer_membership_like_a_set(dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both layouts (a dense table on small data, sorted pair codes above ``DENSE_CELLS``) say exactly which
+    (user, item) pairs are training interactions, for a whole group's user x candidate grid at once."""
+    monkeypatch.setattr(TrainingPairs, "DENSE_CELLS", 10**9 if dense else 0)
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 30, 200), rng.integers(0, 50, 200)
+    pairs = TrainingPairs(30, 50, torch.from_numpy(users), torch.from_numpy(items))
+    assert pairs.dense is dense
+    queried_users, queried_items = torch.arange(30)[:, None], torch.arange(50)[None, :]
+    expected = torch.zeros(30, 50, dtype=torch.bool)
+    for user, item in set(zip(users.tolist(), items.tolist(), strict=True)):
+        expected[user, item] = True
+    assert torch.equal(pairs.contains(queried_users, queried_items), expected)
+    empty = TrainingPairs(30, 50, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    assert not empty.contains(queried_users, queried_items).any()
+
+
+def test_dropoutnet_loss_is_the_regression_of_every_pair_through_both_towers() -> None:
+    """f_U runs once per distinct user of the batch; the loss is still the paper's regression with both towers
+    applied to every (user, item) pair of the batch, dropout included."""
+    split, features, _ = taste_groups()
+    seed_everything(0)
+    model = DropoutNet(DropoutNetConfig(), inputs_of(split, features))
+    batch = TrainBatch(torch.from_numpy(split.train.users[:32]), torch.from_numpy(split.train.items[:32]),
+                       torch.from_numpy(split.train.items[100:132]))
+    torch.manual_seed(5)
+    loss = model.loss(batch) - model.backbone.bpr(batch.users, batch.positive_items, batch.negative_items,
+                                                  model.config.reg_weight)
+    users_all, items_all = model.backbone.vectors()
+    items = torch.cat([batch.positive_items, batch.negative_items])
+    user, preference = users_all[torch.cat([batch.users, batch.users])], items_all[items]
+    torch.manual_seed(5)
+    kept = (torch.rand(len(items), 1) >= model.config.n_dropout).float()
+    predicted = (model.user_tower(user) * model.item_vectors(kept * preference, model.item_content_layer(
+        model.content[items]))).sum(1)
+    expected = 0.5 * ((predicted - (user * preference).sum(1)) ** 2).mean()
+    assert torch.allclose(loss, expected, atol=1e-6)
