@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="where to write the Markdown (default: print it)")
     parser.add_argument("--coldrec", default=None, metavar="FILE",
                         help="instead: the table of a results.json written by bench/peers/coldrec.py")
-    parser.add_argument("--title", default=None, help="replace the page title")
+    parser.add_argument("--title", default=None, help="replace the title, at the same heading level")
     parser.add_argument("--preamble", default=None, help="a Markdown file whose text goes under the title")
     args = parser.parse_args(argv)
     if args.coldrec:
@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("give a results file or --section HEADING=FILE")
     if args.title or args.preamble:
         head, _, body = text.partition("\n\n")
-        title = f"# {args.title}" if args.title else head
+        level = head[: len(head) - len(head.lstrip("#"))] or "#"  # keep the heading level of the page replaced
+        title = f"{level} {args.title}" if args.title else head
         preamble = Path(args.preamble).read_text().strip() + "\n\n" if args.preamble else ""
         text = f"{title}\n\n{preamble}{body}"
     if args.out:
