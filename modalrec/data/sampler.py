@@ -32,9 +32,7 @@ class NegativeSampler:
             raise DataFormatError(None, f"user index {user} has interacted with every item; no negative to sample")
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
-        keys = users.long() * self.num_items + items.long()
-        position = torch.searchsorted(self.positive_keys, keys).clamp_(max=len(self.positive_keys) - 1)
-        return self.positive_keys[position] == keys
+        return sorted_contains(self.positive_keys, users.long() * self.num_items + items.long())
 
     def _draw(self, count: int | tuple[int, ...], generator: torch.Generator | None) -> Tensor:
         shape = (count,) if isinstance(count, int) else count
@@ -50,3 +48,10 @@ class NegativeSampler:
             negatives[redraw] = self._draw(int(redraw.sum()), generator)
             redraw[redraw.clone()] = self.is_positive(users[redraw], negatives[redraw])
         raise RuntimeError("negative sampling did not converge")  # unreachable for users with any negative
+
+
+def sorted_contains(sorted_keys: Tensor, keys: Tensor) -> Tensor:
+    """Whether each of ``keys`` is in ``sorted_keys`` (ascending, non-empty): one binary search per key.
+    Shapes: (P,), any -> keys' shape, bool."""
+    position = torch.searchsorted(sorted_keys, keys).clamp_(max=len(sorted_keys) - 1)
+    return sorted_keys[position] == keys

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modalrec.config import check_at_least, check_range
+from modalrec.data.sampler import sorted_contains
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
@@ -153,8 +154,7 @@ class TrainingPairs(nn.Module):
         codes = users * self.num_items + items
         if not len(self.codes):
             return torch.zeros_like(codes, dtype=torch.bool)
-        positions = torch.searchsorted(self.codes, codes).clamp(max=len(self.codes) - 1)
-        return self.codes[positions] == codes
+        return sorted_contains(self.codes, codes)
 
 
 __all__ = ["CLCRec", "CLCRecConfig", "TrainingPairs"]
