@@ -67,3 +67,12 @@ def test_mmdfm_chooses_its_learning_rate_by_fusion_mode() -> None:
     chosen = resolve_config("data", "mmdfm", overrides=["model.fusion=early", "train.learning_rate=0.003"])
     assert chosen.train.learning_rate == 0.003
     assert RunConfig.from_dict(early.to_dict()) == early
+
+
+@pytest.mark.parametrize("model", ["clcrec", "dropoutnet"])
+def test_a_refiner_of_a_finished_backbone_run_trains_with_coldrecs_scheme(model: str) -> None:
+    assert resolve_config("data", model).train == TrainConfig()  # training its own backbone: BPR's budget
+    refining = resolve_config("data", model, overrides=["model.backbone_run=runs/bpr"]).train
+    assert (refining.batch_size, refining.patience) == (4096, 10)
+    chosen = resolve_config("data", model, overrides=["model.backbone_run=runs/bpr", "train.patience=20"]).train
+    assert (chosen.batch_size, chosen.patience) == (4096, 20)
