@@ -64,14 +64,16 @@ def render(out: Path) -> str:
 
 def summary(out: Path, pool_splits: bool = False) -> str:
     """Mean and standard deviation over seeds of each (model, code, settings) group; with ``pool_splits`` the
-    runs on different ``data.split_seed`` values join one group (seeds are then shown as split:seed)."""
+    runs on different ``data.split_seed`` values join one group (seeds are then shown as split:seed), and so do
+    their ``model.backbone_run`` values, since each split and seed has its own backbone run."""
     import statistics
 
     groups: dict[tuple[str, str, str, int], list[dict[str, object]]] = {}
     for line in out.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            kept = [s for s in row["sets"] if not (pool_splits and s.startswith("data.split_seed="))]
+            pooled = ("data.split_seed=", "model.backbone_run=")
+            kept = [s for s in row["sets"] if not (pool_splits and s.startswith(pooled))]
             key = (row["model"], row.get("code", "-"), " ".join(kept) or "-", row["epochs"])
             groups.setdefault(key, []).append(row)
     lines = ["| model | code | epochs | settings | seeds | " + " | ".join(COLUMNS) + " |",

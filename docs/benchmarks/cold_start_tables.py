@@ -7,7 +7,9 @@ Run it after copying new result files: ``python docs/benchmarks/cold_start_table
 The page's sections: ``cold-items`` (item cold start under epoch caps), ``cold-items-uncapped`` (the
 cold-start models at their training defaults on a BPR backbone), ``cold-items-idle`` (the same runs timed on
 an idle machine), ``cold-items-cheaper-epochs`` (those timings again after CLCRec's and DropoutNet's epochs got
-cheaper), ``cold-items-gar-coldrec`` (GAR with ColdRec's training scheme), ``cold-items-clcrec-own`` (CLCRec
+cheaper), ``cold-items-coldrec-scheme`` and ``cold-items-trainer-defaults`` (all six timed again after CLCRec,
+DropoutNet and GAR took ColdRec's batch size and patience, and those three at the Trainer's defaults),
+``cold-items-gar-coldrec`` (GAR with ColdRec's training scheme), ``cold-items-clcrec-own`` (CLCRec
 learning its own ID embeddings), ``sparsity``,
 ``sparsity-full``, ``sparsity-graph`` (FREEDOM and LGMRec against LightGCN), ``sparsity-more`` (LATTICE,
 SMORE and BM3 against LightGCN) and ``sparsity-classic`` (MMGCN, MMAL and MMDFM against LightGCN).

@@ -69,7 +69,7 @@ def test_mmdfm_chooses_its_learning_rate_by_fusion_mode() -> None:
     assert RunConfig.from_dict(early.to_dict()) == early
 
 
-@pytest.mark.parametrize("model", ["clcrec", "dropoutnet"])
+@pytest.mark.parametrize("model", ["clcrec", "dropoutnet", "gar"])
 def test_a_refiner_of_a_finished_backbone_run_trains_with_coldrecs_scheme(model: str) -> None:
     assert resolve_config("data", model).train == TrainConfig()  # training its own backbone: BPR's budget
     refining = resolve_config("data", model, overrides=["model.backbone_run=runs/bpr"]).train
