@@ -13,7 +13,7 @@ from torch import Tensor
 from modalrec.config import check_at_least, check_range
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
-from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
+from modalrec.models.cold_common import COLDREC_PATIENCE, item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss
 from modalrec.nn.coldstart import MLP, encode_items, pair_item_scores
@@ -55,6 +55,7 @@ def popularity_weights(num_users: int, num_items: int, users: Tensor, items: Ten
     config=ALDIConfig,
     description="ALDI: a content student distilled from the warm teacher by rating, ranking and identity alignment",
     uses_content=True,
+    training_defaults=COLDREC_PATIENCE,  # with backbone_run (why: docs/benchmarks/notes.md)
     capabilities=Capabilities(dot_product=True, cold_items=True, new_items=True),
 )
 class ALDI(Recommender):
@@ -101,7 +102,7 @@ class ALDI(Recommender):
         user = users_all.index_select(0, batch.users).detach()
         positive = items_all.index_select(0, batch.positive_items).detach()
         negative = items_all.index_select(0, batch.negative_items).detach()
-        student_user = self.user_tower(user)
+        student_user = encode_items(self.user_tower, users_all.detach(), batch.users)  # f_U once per distinct user
         student_items = encode_items(self.item_tower, self.content, torch.cat([batch.positive_items,
                                                                              batch.negative_items]))
         student_pos, student_neg = student_items.chunk(2)
@@ -120,8 +121,9 @@ class ALDI(Recommender):
 
     @staticmethod
     def identity_distance(positive: Tensor, negative: Tensor) -> Tensor:
-        """v_i.v_i minus the mean of v_i.v_j over the batch's negatives. Shapes: (B, d), (B, d) -> (B,)."""
-        return (positive * positive).sum(1) - (positive @ negative.T).mean(1)
+        """v_i.v_i minus the mean of v_i.v_j over the batch's negatives, taken as v_i times the negatives' mean
+        vector (the same value in O(B d) instead of O(B^2 d)). Shapes: (B, d), (B, d) -> (B,)."""
+        return (positive * positive).sum(1) - positive @ negative.mean(0)
 
     def compute_embeddings(self) -> Embeddings:
         users, items = self.backbone.vectors()

@@ -14,7 +14,7 @@ from modalrec.config import check_at_least, check_range
 from modalrec.data.sampler import sorted_contains
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
-from modalrec.models.cold_common import coldrec_training, item_content, scale_new_content, warm_backbone
+from modalrec.models.cold_common import COLDREC_TRAINING, item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
 from modalrec.nn.coldstart import encode_items
 
@@ -44,7 +44,7 @@ class CLCRecConfig:
     config=CLCRecConfig,
     description="CLCRec: contrastive user-item and item-content objectives; cold items scored from encoded content",
     uses_content=True,
-    training_defaults=coldrec_training,  # with backbone_run (why: docs/benchmarks/notes.md)
+    training_defaults=COLDREC_TRAINING,  # with backbone_run (why: docs/benchmarks/notes.md)
     capabilities=Capabilities(dot_product=True, cold_items=True, new_items=True),
 )
 class CLCRec(Recommender):

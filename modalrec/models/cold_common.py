@@ -3,6 +3,7 @@ their item content, scaled once so new items are embedded exactly as the catalog
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -32,15 +33,21 @@ def warm_backbone(model: str, config: Any, inputs: ModelInputs, *, num_layers: i
     return backbone
 
 
-COLDREC_TRAINING: dict[str, Any] = {"batch_size": 4096, "patience": 10}
+def on_finished_backbone(**settings: Any) -> Callable[[Any], dict[str, Any]]:
+    """Training defaults (``training_defaults=`` of ``register_model``) for a model that refines a finished
+    backbone run, ``settings`` when ``model.backbone_run`` is set and none otherwise: a model that trains
+    its backbone in the same steps needs BPR's own budget. A refiner starts from converged vectors, so its
+    validation curves flatten within a few epochs."""
+
+    def defaults(config: Any) -> dict[str, Any]:
+        return dict(settings) if config.backbone_run else {}
+
+    return defaults
 
 
-def coldrec_training(config: Any) -> dict[str, Any]:
-    """ColdRec's training scheme, 4,096 triples a step and early stopping after 10 evaluations without
-    improvement, for a model that refines a finished backbone run (as every ColdRec model refines a pretrained
-    one); the Trainer's defaults when the model trains its backbone itself, which needs BPR's own budget. A
-    refiner starts from converged vectors, so its validation curves flatten within a few epochs."""
-    return dict(COLDREC_TRAINING) if config.backbone_run else {}
+# ColdRec's training scheme, from its main.py: 4,096 triples a step (--bs), patience 10 (--early_stop)
+COLDREC_TRAINING = on_finished_backbone(batch_size=4096, patience=10)
+COLDREC_PATIENCE = on_finished_backbone(patience=10)
 
 
 def item_content(model: str, config: Any, inputs: ModelInputs) -> tuple[ContentScaler, Tensor]:
@@ -58,4 +65,5 @@ def scale_new_content(scaler: ContentScaler, features: dict[str, Tensor], device
     return scaler({m: features[m].to(device) for m in scaler.modalities})
 
 
-__all__ = ["COLDREC_TRAINING", "coldrec_training", "item_content", "scale_new_content", "warm_backbone"]
+__all__ = ["COLDREC_PATIENCE", "COLDREC_TRAINING", "item_content", "on_finished_backbone", "scale_new_content",
+           "warm_backbone"]

@@ -13,7 +13,7 @@ from modalrec.config import check_at_least, check_range
 from modalrec.errors import ConfigError
 from modalrec.models.base import Embeddings, ModelInputs, Recommender, TrainBatch
 from modalrec.models.capabilities import Capabilities
-from modalrec.models.cold_common import coldrec_training, item_content, scale_new_content, warm_backbone
+from modalrec.models.cold_common import COLDREC_TRAINING, item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss
 from modalrec.nn.coldstart import MLP, encode_items, pair_item_scores
@@ -45,7 +45,7 @@ class GARConfig:
     config=GARConfig,
     description="GAR: a content generator and the recommender trained adversarially on the ranking (cold start)",
     uses_content=True,
-    training_defaults=coldrec_training,  # with backbone_run (why: docs/benchmarks/notes.md)
+    training_defaults=COLDREC_TRAINING,  # with backbone_run (why: docs/benchmarks/notes.md)
     capabilities=Capabilities(dot_product=True, cold_items=True, new_items=True),
 )
 class GAR(Recommender):

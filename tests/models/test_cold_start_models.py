@@ -16,7 +16,7 @@ from modalrec.data.split import Pairs, Split
 from modalrec.errors import ConfigError, ModalrecError
 from modalrec.evaluate.evaluator import FullRankingEvaluator
 from modalrec.models import ModelInputs, available_models, capabilities_of, get_model
-from modalrec.models.aldi import popularity_weights
+from modalrec.models.aldi import ALDI, ALDIConfig, popularity_weights
 from modalrec.models.base import Embeddings, TrainBatch
 from modalrec.models.clcrec import TrainingPairs
 from modalrec.models.coldbridge import ColdBridge, ColdBridgeConfig
@@ -327,3 +327,37 @@ def test_dropoutnet_loss_is_the_regression_of_every_pair_through_both_towers() -
         model.content[items]))).sum(1)
     expected = 0.5 * ((predicted - (user * preference).sum(1)) ** 2).mean()
     assert torch.allclose(loss, expected, atol=1e-6)
+
+
+def test_aldi_loss_is_the_papers_with_the_student_user_tower_on_every_triple() -> None:
+    """f_U runs once per distinct user and the identification distance uses the negatives' mean vector; the
+    loss is still the paper's, with f_U applied to every triple and d_i averaged over every (i, j) pair."""
+    split, features, _ = taste_groups()
+    seed_everything(0)
+    model = ALDI(ALDIConfig(tws=True), inputs_of(split, features))
+    batch = TrainBatch(torch.from_numpy(split.train.users[:32]), torch.from_numpy(split.train.items[:32]),
+                       torch.from_numpy(split.train.items[100:132]))
+    c = model.config
+    loss = model.loss(batch) - model.backbone.bpr(batch.users, batch.positive_items, batch.negative_items,
+                                                  c.reg_weight)
+    users_all, items_all = model.backbone.vectors()
+    user = users_all[batch.users]
+    positive, negative = items_all[batch.positive_items], items_all[batch.negative_items]
+    student_user = model.user_tower(user)
+    student_pos, student_neg = model.item_tower(model.content[batch.positive_items]), model.item_tower(
+        model.content[batch.negative_items])
+
+    def distance(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        return torch.stack([pos[i] @ pos[i] - sum(pos[i] @ neg[j] for j in range(len(neg))) / len(neg)
+                            for i in range(len(pos))])
+
+    t_pos, t_neg = (user * positive).sum(1), (user * negative).sum(1)
+    s_pos, s_neg = (student_user * student_pos).sum(1), (student_user * student_neg).sum(1)
+    weight = model.item_weights[batch.positive_items]
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    expected = (-torch.nn.functional.logsigmoid(s_pos - s_neg).mean()
+                + c.gamma * ((t_pos - s_pos).abs() + (t_neg - s_neg).abs()).mean()
+                + c.alpha * (weight * bce(s_pos - s_neg, torch.sigmoid(t_pos - t_neg), reduction="none")).mean()
+                + c.beta * (weight * bce(distance(student_pos, student_neg),
+                                         torch.sigmoid(distance(positive, negative)), reduction="none")).mean())
+    assert torch.allclose(loss, expected, atol=1e-5)

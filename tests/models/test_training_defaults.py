@@ -69,10 +69,11 @@ def test_mmdfm_chooses_its_learning_rate_by_fusion_mode() -> None:
     assert RunConfig.from_dict(early.to_dict()) == early
 
 
-@pytest.mark.parametrize("model", ["clcrec", "dropoutnet", "gar"])
-def test_a_refiner_of_a_finished_backbone_run_trains_with_coldrecs_scheme(model: str) -> None:
+@pytest.mark.parametrize(("model", "batch_size"),
+                         [("clcrec", 4096), ("dropoutnet", 4096), ("gar", 4096), ("aldi", 2048)])
+def test_a_refiner_of_a_finished_backbone_run_trains_with_coldrecs_patience(model: str, batch_size: int) -> None:
     assert resolve_config("data", model).train == TrainConfig()  # training its own backbone: BPR's budget
     refining = resolve_config("data", model, overrides=["model.backbone_run=runs/bpr"]).train
-    assert (refining.batch_size, refining.patience) == (4096, 10)
+    assert (refining.batch_size, refining.patience) == (batch_size, 10)
     chosen = resolve_config("data", model, overrides=["model.backbone_run=runs/bpr", "train.patience=20"]).train
-    assert (chosen.batch_size, chosen.patience) == (4096, 20)
+    assert (chosen.batch_size, chosen.patience) == (batch_size, 20)
