@@ -18,6 +18,7 @@ import csv
 from pathlib import Path
 from typing import NamedTuple
 
+
 class Replay(NamedTuple):
     epochs: int  # epochs trained before the stop
     train_seconds: float  # their training seconds
