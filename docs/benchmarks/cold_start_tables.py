@@ -10,6 +10,7 @@ an idle machine), ``cold-items-cheaper-epochs`` (those timings again after CLCRe
 cheaper), ``cold-items-coldrec-scheme`` and ``cold-items-trainer-defaults`` (all six timed again after CLCRec,
 DropoutNet and GAR took ColdRec's batch size and patience, and those three at the Trainer's defaults),
 ``cold-items-aldi-patience`` (ALDI after its cheaper epoch and ColdRec's patience),
+``cold-items-dropoutnet-rows`` (DropoutNet with its item tower once per distinct (item, dropout) pair),
 ``cold-items-gar-coldrec`` (GAR with ColdRec's training scheme), ``cold-items-clcrec-own`` (CLCRec
 learning its own ID embeddings), ``sparsity``,
 ``sparsity-full``, ``sparsity-graph`` (FREEDOM and LGMRec against LightGCN), ``sparsity-more`` (LATTICE,

@@ -93,9 +93,13 @@ class DropoutNet(Recommender):
         preference = items_all.index_select(0, items).detach()
         target = pair_item_scores(user, preference)
         kept = (torch.rand(len(items), 1, device=preference.device) >= self.config.n_dropout).float()
-        content_part = encode_items(self.item_content_layer, self.content, items)
+        # f_V once per distinct (item, kept) pair and its content block once per distinct item: a batch repeats both
+        distinct, rows = torch.unique(items * 2 + kept.squeeze(1).long(), return_inverse=True)
+        distinct_items, distinct_kept = distinct // 2, (distinct % 2).unsqueeze(1).float()
+        content_part = encode_items(self.item_content_layer, self.content, distinct_items)
+        item_part = self.item_vectors(distinct_kept * items_all.index_select(0, distinct_items).detach(), content_part)
         user_part = encode_items(self.user_tower, users_all.detach(), pair_users)  # f_U once per distinct user
-        predicted = pair_item_scores(user_part, self.item_vectors(kept * preference, content_part))
+        predicted = pair_item_scores(user_part, item_part.index_select(0, rows))
         regression = 0.5 * F.mse_loss(predicted, target)
         warm = self.backbone.bpr(batch.users, batch.positive_items, batch.negative_items, self.config.reg_weight)
         return warm + regression

@@ -308,8 +308,8 @@ def test_clcrec_training_pairs_answer_membership_like_a_set(dense: bool, monkeyp
 
 
 def test_dropoutnet_loss_is_the_regression_of_every_pair_through_both_towers() -> None:
-    """f_U runs once per distinct user of the batch; the loss is still the paper's regression with both towers
-    applied to every (user, item) pair of the batch, dropout included."""
+    """f_U runs once per distinct user and f_V once per distinct (item, kept) pair; the loss is still the
+    paper's regression with both towers applied to every (user, item) pair of the batch, dropout included."""
     split, features, _ = taste_groups()
     seed_everything(0)
     model = DropoutNet(DropoutNetConfig(), inputs_of(split, features))
