@@ -110,7 +110,19 @@ def model_reference() -> str:
         if defaults:
             shown = ", ".join(f"`{k}={_show_default(v)}`" for k, v in defaults.items())
             lines += ["", f"**Training defaults** (over the `[train]` defaults; a config or `--set` wins): {shown}"]
+        refining = _defaults_when_refining(entry)
+        if refining and refining != defaults:
+            shown = ", ".join(f"`{k}={_show_default(v)}`" for k, v in refining.items())
+            lines += ["", f"**Training defaults with `model.backbone_run` set** (a config or `--set` wins): {shown}"]
     return "\n".join(lines) + "\n"
+
+
+def _defaults_when_refining(entry: Any) -> dict[str, Any]:
+    """The model's training defaults when it refines a finished backbone run; {} for a model without one."""
+    config = entry.config_class()
+    if not hasattr(config, "backbone_run"):
+        return {}
+    return dict(entry.defaults_for(dataclasses.replace(config, backbone_run="RUN")))
 
 
 def readme_model_table() -> str:

@@ -68,6 +68,8 @@ def test_model_reference_lists_every_model_with_its_settings() -> None:
     for entry in available_models():
         assert f"\n## {entry.name}\n" in reference
     assert "| `embedding_dim` | int | `64` |" in reference
+    aldi = reference.split("\n## aldi\n")[1].split("\n## ")[0]
+    assert "**Training defaults with `model.backbone_run` set** (a config or `--set` wins): `patience=10`" in aldi
 
 
 def test_settings_reference_takes_help_from_the_config_source() -> None:
