@@ -21,6 +21,7 @@ from pathlib import Path
 DATA = "../shared/datasets/ml100k-posters/mmrec"
 DEFAULT_OUT = Path("docs/benchmarks/results/cold_quick.jsonl")
 COLUMNS = ["cold/valid", "cold/test", "warm/valid", "warm/test", "overall/valid", "overall/test"]
+PER_SPLIT_SETTINGS = ("data.split_seed=", "model.backbone_run=")  # what --pool-splits pools over
 
 
 def quick_overrides(epochs: int, sets: list[str]) -> list[str]:
@@ -72,8 +73,7 @@ def summary(out: Path, pool_splits: bool = False) -> str:
     for line in out.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            pooled = ("data.split_seed=", "model.backbone_run=")
-            kept = [s for s in row["sets"] if not (pool_splits and s.startswith(pooled))]
+            kept = [s for s in row["sets"] if not (pool_splits and s.startswith(PER_SPLIT_SETTINGS))]
             key = (row["model"], row.get("code", "-"), " ".join(kept) or "-", row["epochs"])
             groups.setdefault(key, []).append(row)
     lines = ["| model | code | epochs | settings | seeds | " + " | ".join(COLUMNS) + " |",
