@@ -41,7 +41,8 @@ def run_one(model: str, seed: int, epochs: int, sets: list[str], out: Path, runs
     commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", f"modalrec/models/{model}.py"],
                             capture_output=True, text=True).stdout.strip()  # the model file's last change
     row: dict[str, object] = {"model": model, "seed": seed, "epochs": epochs, "sets": sets,
-                              "seconds": round(time.time() - start, 1), "code": commit}
+                              "seconds": round(time.time() - start, 1), "epochs_run": result.epochs,
+                              "code": commit}
     for task, parts in result.tasks.items():
         for part, metrics in parts.items():
             row[f"{task}/{part}"] = round(metrics["recall@20"], 4)
@@ -76,14 +77,19 @@ def summary(out: Path, pool_splits: bool = False) -> str:
             kept = [s for s in row["sets"] if not (pool_splits and s.startswith(PER_SPLIT_SETTINGS))]
             key = (row["model"], row.get("code", "-"), " ".join(kept) or "-", row["epochs"])
             groups.setdefault(key, []).append(row)
-    lines = ["| model | code | epochs | settings | seeds | " + " | ".join(COLUMNS) + " |",
-             "|---|---|---|---|---|" + "---|" * len(COLUMNS)]
+    runs_counted = any("epochs_run" in row for rows in groups.values() for row in rows)  # newer files only
+    extra = ["epochs run"] if runs_counted else []
+    lines = ["| model | code | epochs | settings | seeds | " + " | ".join(COLUMNS + extra) + " |",
+             "|---|---|---|---|---|" + "---|" * len(COLUMNS + extra)]
     for (model, code, sets, epochs), rows in groups.items():
         cells = []
         for column in COLUMNS:
             values = [float(r[column]) for r in rows if column in r]  # type: ignore[arg-type]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.mean(values):.4f} ± {spread:.4f}" if values else "-")
+        if runs_counted:
+            counts = [str(r["epochs_run"]) for r in rows if "epochs_run" in r]
+            cells.append(", ".join(counts) or "-")
         seeds = ",".join(split_and_seed(r) if pool_splits else str(r["seed"]) for r in rows)
         lines.append(f"| {model} | {code} | {epochs} | {sets} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
