@@ -15,6 +15,7 @@ from modalrec.models.capabilities import Capabilities
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
+from modalrec.nn.init import check_id_init, start_from_svd
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,12 @@ class VBPRConfig:
     reg_weight: float = 1e-2  # lambda on the batch's user vectors and full item vectors (ID, content, bias)
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
+    id_init: str = "svd"  # gamma_u, gamma_i start from the training matrix's truncated SVD; "xavier": random
+    svd_norm: float = 0.5  # with id_init="svd": the mean norm of those starting rows
 
     def __post_init__(self) -> None:
         check_at_least("model", 1, embedding_dim=self.embedding_dim, content_dim=self.content_dim)
+        check_id_init(self.id_init, self.svd_norm)
 
 
 @register_model(
@@ -52,6 +56,10 @@ class VBPR(Recommender[VBPRConfig]):
     :math:`[\boldsymbol\gamma_u, \boldsymbol\theta_u, 1]` and
     :math:`[\boldsymbol\gamma_i, \mathbf E\mathbf f_i, \beta_i + \boldsymbol\beta'^\top\mathbf f_i]`.
 
+    With ``id_init="svd"`` the ID factors :math:`\boldsymbol\gamma` start from the truncated SVD of the
+    training matrix (:func:`modalrec.nn.init.svd_factors`) instead of random values, so training starts from
+    a ranking of the training data and BPR refines it in fewer epochs.
+
     Args:
         config: :class:`VBPRConfig`.
         inputs: sizes and ``features`` (at least one modality).
@@ -76,6 +84,8 @@ class VBPR(Recommender[VBPRConfig]):
         self.content_projection = nn.Linear(self.content.shape[1], config.content_dim, bias=False)  # E
         self.content_bias = nn.Linear(self.content.shape[1], 1, bias=False)  # beta'
         self.reset_parameters()
+        if config.id_init == "svd":
+            start_from_svd(self.user_id, self.item_id, inputs.train_users, inputs.train_items, config.svd_norm)
 
     def reset_parameters(self) -> None:
         for table in (self.user_id, self.item_id, self.user_content):
