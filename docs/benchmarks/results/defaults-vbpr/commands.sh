@@ -10,9 +10,17 @@ set -euo pipefail
 export OMP_NUM_THREADS=1
 .venv/bin/python bench/defaults.py run --model vbpr --out docs/benchmarks/results/defaults-vbpr \
   --split-seeds 11 12 13 --seeds 1 2 3 \
-  --setting "lr1e-2-plateau:train.learning_rate=0.01 train.lr_schedule=plateau" \
-  --setting "b4096-lr1e-2-plateau:train.batch_size=4096 train.learning_rate=0.01 train.lr_schedule=plateau" \
-  --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau" \
-  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant"
+  --setting "lr1e-2-plateau:train.learning_rate=0.01 train.lr_schedule=plateau model.id_init=xavier" \
+  --setting "b4096-lr1e-2-plateau:train.batch_size=4096 train.learning_rate=0.01 train.lr_schedule=plateau model.id_init=xavier" \
+  --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau model.id_init=xavier" \
+  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier"
+# (The four settings above ran before model.id_init existed, when the ID factors always started at random: the
+# option is named so that the lines reproduce them now that VBPR starts from the SVD by default.)
+# 2026-12-07, from the working copy that became 746efa3 (its run files say a6b6407, the HEAD then): the ID factors
+# started from the training matrix's truncated SVD at two mean row norms; two processes at a time.
+.venv/bin/python bench/defaults.py run --model vbpr --out docs/benchmarks/results/defaults-vbpr \
+  --split-seeds 11 12 13 --seeds 1 2 3 --setting "svd1:model.id_init=svd model.svd_norm=1.0"
+.venv/bin/python bench/defaults.py run --model vbpr --out docs/benchmarks/results/defaults-vbpr \
+  --split-seeds 11 12 13 --seeds 1 2 3 --setting "svd0.5:model.id_init=svd model.svd_norm=0.5"
 .venv/bin/python bench/defaults.py report --out docs/benchmarks/results/defaults-vbpr --reference old-default \
   --page docs/benchmarks/notes.md
