@@ -18,6 +18,7 @@ from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty, normalized_adjacency
 from modalrec.nn.content import content_tables, standardize, warm_item_mask
 from modalrec.nn.graph import unique_pairs
+from modalrec.nn.init import check_id_init, start_from_svd
 from modalrec.nn.knn import knn_graph, weighted_sum
 from modalrec.nn.pruning import degree_sensitive_weights, prune_edges
 from modalrec.nn.sparse import SparseOperator, mean_of_layers
@@ -41,6 +42,8 @@ class FREEDOMConfig:
     modality_weights: dict[str, float] = field(default_factory=dict)  # alpha_m; {} = text 0.9, rest share 0.1
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality before its projection (the kNN graph uses raw features)
+    id_init: str = "svd"  # the ID embeddings start from the training matrix's truncated SVD; "xavier": random
+    svd_norm: float = 1.0  # with id_init="svd": the mean norm of those starting rows
 
     def __post_init__(self) -> None:
         check_at_least("model", 1, embedding_dim=self.embedding_dim, content_dim=self.content_dim, knn_k=self.knn_k,
@@ -48,6 +51,7 @@ class FREEDOMConfig:
         check_range("model.dropout", self.dropout, low=0, high=1, high_open=True)
         if any(weight < 0 for weight in self.modality_weights.values()):
             raise ConfigError("model.modality_weights", f"weights must be >= 0, got {self.modality_weights}")
+        check_id_init(self.id_init, self.svd_norm)
 
 
 def modality_weights(requested: dict[str, float], modalities: list[str]) -> list[float]:
@@ -73,11 +77,18 @@ def modality_weights(requested: dict[str, float], modalities: list[str]) -> list
     return [1.0 / len(modalities)] * len(modalities)
 
 
+def svd_start_patience(config: FREEDOMConfig) -> dict[str, int]:
+    """Training defaults: from the SVD start, validation recall first dips while the pruned-graph training moves
+    away from it, then climbs for tens of epochs, so early stopping waits 50 validations instead of 20."""
+    return {"patience": 50} if config.id_init == "svd" else {}
+
+
 @register_model(
     "freedom",
     config=FREEDOMConfig,
     description="FREEDOM: LightGCN on a degree-pruned user-item graph plus a frozen content kNN item-item graph",
     uses_content=True,
+    training_defaults=svd_start_patience,  # why: docs/benchmarks/notes.md, FREEDOM's training defaults
     capabilities=Capabilities(dot_product=True, cold_items=True),
 )
 class FREEDOM(Recommender[FREEDOMConfig]):
@@ -120,6 +131,10 @@ class FREEDOM(Recommender[FREEDOMConfig]):
     where :math:`\mathbf G` holds every item's :math:`\mathbf g_j` (0 for cold items). A cold item whose
     neighbours are all cold scores 0.
 
+    With ``id_init="svd"`` (the default) :math:`\mathbf E^{(0)}` starts from the truncated SVD of the
+    training matrix (:func:`modalrec.nn.init.svd_factors`) instead of random values (``"xavier"``, the
+    paper's), so training starts from a ranking of the training data.
+
     Args:
         config: :class:`FREEDOMConfig`.
         inputs: sizes, the training interactions and ``features`` (at least one modality).
@@ -157,6 +172,9 @@ class FREEDOM(Recommender[FREEDOMConfig]):
         self.item_embedding = nn.Embedding(inputs.num_items, config.embedding_dim)
         self._pruned_adjacency: Tensor | None = None
         self.reset_parameters()
+        if config.id_init == "svd":
+            start_from_svd(self.user_embedding, self.item_embedding, inputs.train_users, inputs.train_items,
+                           config.svd_norm)
 
     def build_item_graph(self, raw: dict[str, Tensor]) -> Tensor:
         """S: the weighted sum of the modalities' binary, symmetric-normalised kNN graphs."""

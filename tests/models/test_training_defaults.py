@@ -77,3 +77,11 @@ def test_a_refiner_of_a_finished_backbone_run_trains_with_coldrecs_patience(mode
     assert (refining.batch_size, refining.patience) == (batch_size, 10)
     chosen = resolve_config("data", model, overrides=["model.backbone_run=runs/bpr", "train.patience=20"]).train
     assert (chosen.batch_size, chosen.patience) == (batch_size, 20)
+
+
+def test_freedom_waits_longer_from_its_svd_start_only() -> None:
+    assert resolve_config("data", "freedom").train.patience == 50  # the SVD start is the default
+    assert resolve_config("data", "freedom", overrides=["model.id_init=xavier"]).train == TrainConfig()
+    chosen = resolve_config("data", "freedom", overrides=["train.patience=30"])
+    assert chosen.train.patience == 30
+    assert RunConfig.from_dict(chosen.to_dict()) == chosen

@@ -9,6 +9,7 @@ import torch
 import modalrec.nn.init as init
 from modalrec.errors import ConfigError
 from modalrec.models import ModelInputs
+from modalrec.models.freedom import FREEDOM, FREEDOMConfig
 from modalrec.models.vbpr import VBPR, VBPRConfig
 from modalrec.nn.init import start_from_svd, svd_factors
 
@@ -69,22 +70,27 @@ def content_inputs(seed: int = 0) -> ModelInputs:
     return ModelInputs(12, 20, users, items, features)
 
 
-def test_vbpr_starts_its_id_factors_from_the_svd_when_asked_and_nothing_else_changes() -> None:
+@pytest.mark.parametrize(("model_class", "config_class", "tables"),
+                         [(VBPR, VBPRConfig, ("user_id", "item_id")),
+                          (FREEDOM, FREEDOMConfig, ("user_embedding", "item_embedding"))])
+def test_models_start_their_id_embeddings_from_the_svd_when_asked_and_nothing_else_changes(
+        model_class: type, config_class: type, tables: tuple[str, str]) -> None:
     inputs = content_inputs()
     torch.manual_seed(0)
-    model = VBPR(VBPRConfig(embedding_dim=4, id_init="svd", svd_norm=0.5), inputs)
+    model = model_class(config_class(embedding_dim=4, id_init="svd", svd_norm=0.5), inputs)
     user_factors, item_factors = svd_factors(12, 20, inputs.train_users, inputs.train_items, 4, 0.5)
-    assert torch.equal(model.user_id.weight, user_factors)
-    assert torch.equal(model.item_id.weight, item_factors)
+    assert torch.equal(getattr(model, tables[0]).weight, user_factors)
+    assert torch.equal(getattr(model, tables[1]).weight, item_factors)
     torch.manual_seed(0)
-    random_start = VBPR(VBPRConfig(embedding_dim=4, id_init="xavier"), inputs)
-    assert not torch.equal(random_start.user_id.weight, user_factors)
-    others = [name for name, _ in model.named_parameters() if not name.startswith(("user_id", "item_id"))]
+    random_start = model_class(config_class(embedding_dim=4, id_init="xavier"), inputs)
+    assert not torch.equal(getattr(random_start, tables[0]).weight, user_factors)
+    others = [name for name, _ in model.named_parameters() if not name.startswith(tables)]
     assert others and all(torch.equal(model.get_parameter(n), random_start.get_parameter(n)) for n in others)
 
 
-def test_an_unknown_start_or_a_non_positive_norm_is_refused_by_name() -> None:
+@pytest.mark.parametrize("config_class", [VBPRConfig, FREEDOMConfig])
+def test_an_unknown_start_or_a_non_positive_norm_is_refused_by_name(config_class: type) -> None:
     with pytest.raises(ConfigError, match="model.id_init.*xavier, svd.*'pca'"):
-        VBPRConfig(id_init="pca")
+        config_class(id_init="pca")
     with pytest.raises(ConfigError, match="model.svd_norm"):
-        VBPRConfig(id_init="svd", svd_norm=0.0)
+        config_class(id_init="svd", svd_norm=0.0)

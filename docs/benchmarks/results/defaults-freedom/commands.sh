@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# FREEDOM, exploratory only (issue 19): model seed 1 on re-splits 11 (three settings), 12 and 13 (two), one process, one thread, from the repository
-# root. Not enough runs to choose a default (the protocol is 3 re-splits x 3 seeds); FREEDOM's defaults unchanged.
+# FREEDOM's training defaults over re-splits (issue 19), one thread per process, from the repository root.
+# First round (exploratory): model seed 1 on re-splits 11 (three settings), 12 and 13 (two).
+# Second round (2026-12-07): the old default on seeds 2 and 3 as well, and two SVD starts on all 3 x 3, two
+# processes at a time; the SVD runs are from the working copy that became the commit adding this line.
+# Every setting names model.id_init, so that the lines reproduce the runs whatever the defaults are now (the
+# first round ran before the option existed, when the ID embeddings always started at random).
 set -euo pipefail
 export OMP_NUM_THREADS=1
 .venv/bin/python bench/defaults.py run --model freedom --out docs/benchmarks/results/defaults-freedom \
   --split-seeds 11 --seeds 1 \
-  --setting "lr1e-2-plateau:train.learning_rate=0.01 train.lr_schedule=plateau" \
-  --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau" \
-  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant"
-# then re-splits 12 and 13 (seed 1) for the two closest settings
+  --setting "lr1e-2-plateau:train.learning_rate=0.01 train.lr_schedule=plateau model.id_init=xavier" \
+  --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau model.id_init=xavier" \
+  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier"
 .venv/bin/python bench/defaults.py run --model freedom --out docs/benchmarks/results/defaults-freedom \
   --split-seeds 12 13 --seeds 1 \
-  --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau" \
-  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant"
+  --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau model.id_init=xavier" \
+  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier"
+.venv/bin/python bench/defaults.py run --model freedom --out docs/benchmarks/results/defaults-freedom \
+  --split-seeds 11 12 13 --seeds 2 3 \
+  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier"
+.venv/bin/python bench/defaults.py run --model freedom --out docs/benchmarks/results/defaults-freedom \
+  --split-seeds 11 12 13 --seeds 1 2 3 \
+  --setting "svd3-p50:model.id_init=svd model.svd_norm=3 train.patience=50" \
+  --setting "svd1-p50:model.id_init=svd model.svd_norm=1 train.patience=50"
 .venv/bin/python bench/defaults.py report --out docs/benchmarks/results/defaults-freedom --reference old-default \
   --page docs/benchmarks/notes.md
