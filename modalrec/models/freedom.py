@@ -42,7 +42,7 @@ class FREEDOMConfig:
     modality_weights: dict[str, float] = field(default_factory=dict)  # alpha_m; {} = text 0.9, rest share 0.1
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality before its projection (the kNN graph uses raw features)
-    id_init: str = "svd"  # the ID embeddings start from the training matrix's truncated SVD; "xavier": random
+    id_init: str = "svd"  # ID embeddings start from the training matrix's truncated SVD (patience 50); "xavier": random
     svd_norm: float = 1.0  # with id_init="svd": the mean norm of those starting rows
 
     def __post_init__(self) -> None:
