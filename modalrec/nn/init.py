@@ -37,7 +37,8 @@ def svd_factors(num_users: int, num_items: int, users: Tensor, items: Tensor, di
 
     Shapes: users, items (E,) long -> (U, dim), (I, dim) float32.
     """
-    matrix = sp.csr_matrix((np.ones(len(users)), (users.numpy(), items.numpy())), shape=(num_users, num_items))
+    pairs = (users.cpu().numpy(), items.cpu().numpy())
+    matrix = sp.csr_matrix((np.ones(len(users)), pairs), shape=(num_users, num_items))
     matrix.data[:] = 1.0  # repeated pairs count once
     rank = min(dim, min(num_users, num_items) - 1)
     user_factors = np.full((num_users, dim), np.nan)
