@@ -14,7 +14,8 @@ DropoutNet and GAR took ColdRec's batch size and patience, and those three at th
 ``cold-items-gar-coldrec`` (GAR with ColdRec's training scheme), ``cold-items-clcrec-own`` (CLCRec
 learning its own ID embeddings), ``sparsity``,
 ``sparsity-full``, ``sparsity-graph`` (FREEDOM and LGMRec against LightGCN), ``sparsity-more`` (LATTICE,
-SMORE and BM3 against LightGCN) and ``sparsity-classic`` (MMGCN, MMAL and MMDFM against LightGCN).
+SMORE and BM3 against LightGCN), ``sparsity-classic`` (MMGCN, MMAL and MMDFM against LightGCN) and
+``sparsity-svd-start`` (VBPR and FREEDOM started from the SVD, against LightGCN).
 """
 
 from __future__ import annotations

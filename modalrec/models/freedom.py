@@ -42,7 +42,7 @@ class FREEDOMConfig:
     modality_weights: dict[str, float] = field(default_factory=dict)  # alpha_m; {} = text 0.9, rest share 0.1
     modalities: tuple[str, ...] = ()  # which feature tables to read; () means all of them
     standardize: bool = True  # scale each modality before its projection (the kNN graph uses raw features)
-    id_init: str = "svd"  # ID embeddings start from the training matrix's truncated SVD (patience 50); "xavier": random
+    id_init: str = "xavier"  # random; "svd": start from the training matrix's truncated SVD (then patience 50)
     svd_norm: float = 1.0  # with id_init="svd": the mean norm of those starting rows
 
     def __post_init__(self) -> None:
@@ -131,9 +131,10 @@ class FREEDOM(Recommender[FREEDOMConfig]):
     where :math:`\mathbf G` holds every item's :math:`\mathbf g_j` (0 for cold items). A cold item whose
     neighbours are all cold scores 0.
 
-    With ``id_init="svd"`` (the default) :math:`\mathbf E^{(0)}` starts from the truncated SVD of the
-    training matrix (:func:`modalrec.nn.init.svd_factors`) instead of random values (``"xavier"``, the
-    paper's), so training starts from a ranking of the training data.
+    With ``id_init="svd"`` :math:`\mathbf E^{(0)}` starts from the truncated SVD of the training matrix
+    (:func:`modalrec.nn.init.svd_factors`) instead of random values (``"xavier"``, the paper's and the
+    default), so training starts from a ranking of the training data: fewer epochs on dense data, but well
+    below the random start on sparse data.
 
     Args:
         config: :class:`FREEDOMConfig`.

@@ -80,8 +80,9 @@ def test_a_refiner_of_a_finished_backbone_run_trains_with_coldrecs_patience(mode
 
 
 def test_freedom_waits_longer_from_its_svd_start_only() -> None:
-    assert resolve_config("data", "freedom").train.patience == 50  # the SVD start is the default
-    assert resolve_config("data", "freedom", overrides=["model.id_init=xavier"]).train == TrainConfig()
-    chosen = resolve_config("data", "freedom", overrides=["train.patience=30"])
+    assert resolve_config("data", "freedom").train == TrainConfig()  # the random start is the default
+    from_svd = resolve_config("data", "freedom", overrides=["model.id_init=svd"])
+    assert from_svd.train.patience == 50
+    assert RunConfig.from_dict(from_svd.to_dict()) == from_svd
+    chosen = resolve_config("data", "freedom", overrides=["model.id_init=svd", "train.patience=30"])
     assert chosen.train.patience == 30
-    assert RunConfig.from_dict(chosen.to_dict()) == chosen
