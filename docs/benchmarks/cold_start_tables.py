@@ -15,7 +15,8 @@ DropoutNet and GAR took ColdRec's batch size and patience, and those three at th
 learning its own ID embeddings), ``sparsity``,
 ``sparsity-full``, ``sparsity-graph`` (FREEDOM and LGMRec against LightGCN), ``sparsity-more`` (LATTICE,
 SMORE and BM3 against LightGCN), ``sparsity-classic`` (MMGCN, MMAL and MMDFM against LightGCN) and
-``sparsity-svd-start`` (VBPR and FREEDOM started from the SVD, against LightGCN).
+``sparsity-svd-start`` (VBPR and FREEDOM started from the SVD, against LightGCN) and ``sparsity-vbpr-svd01``
+(VBPR from a smaller SVD start).
 """
 
 from __future__ import annotations
