@@ -78,8 +78,8 @@ def modality_weights(requested: dict[str, float], modalities: list[str]) -> list
 
 
 def svd_start_patience(config: FREEDOMConfig) -> dict[str, int]:
-    """Training defaults: from the SVD start, validation recall first dips while the pruned-graph training moves
-    away from it, then climbs for tens of epochs, so early stopping waits 50 validations instead of 20."""
+    """Training defaults: a patience of 50 validations with the SVD start, whose validation recall dips while
+    the pruned-graph training moves away from it before it climbs again (docs/benchmarks/notes.md)."""
     return {"patience": 50} if config.id_init == "svd" else {}
 
 
@@ -133,8 +133,8 @@ class FREEDOM(Recommender[FREEDOMConfig]):
 
     With ``id_init="svd"`` :math:`\mathbf E^{(0)}` starts from the truncated SVD of the training matrix
     (:func:`modalrec.nn.init.svd_factors`) instead of random values (``"xavier"``, the paper's and the
-    default), so training starts from a ranking of the training data: fewer epochs on dense data, but well
-    below the random start on sparse data.
+    default), so training starts from a ranking of the training data. It stays an option because a start fitted
+    to few observed pairs can hold a model back on sparse data (measurements: docs/benchmarks/notes.md).
 
     Args:
         config: :class:`FREEDOMConfig`.

@@ -58,8 +58,8 @@ class VBPR(Recommender[VBPRConfig]):
 
     With ``id_init="svd"`` the ID factors :math:`\boldsymbol\gamma` start from the truncated SVD of the
     training matrix (:func:`modalrec.nn.init.svd_factors`) instead of random values, so training starts from
-    a ranking of the training data and BPR refines it in fewer epochs. It is not the default: on sparse
-    training data it ends well below the random start.
+    a ranking of the training data and BPR refines it. It stays an option because a start fitted to few
+    observed pairs can hold the model back on sparse data (measurements: docs/benchmarks/notes.md).
 
     Args:
         config: :class:`VBPRConfig`.
