@@ -16,6 +16,7 @@ from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss, l2_penalty
 from modalrec.nn.content import ContentScaler, content_tables, warm_item_mask
 from modalrec.nn.init import check_id_init, start_from_svd
+from modalrec.nn.precision import TrainingTables, check_precision, project
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,12 @@ class VBPRConfig:
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
     id_init: str = "xavier"  # random; "svd": gamma_u, gamma_i start from the training matrix's truncated SVD
     svd_norm: float = 0.5  # with id_init="svd": the mean norm of those starting rows
+    train_precision: str = "auto"  # the training step's content products: auto (bfloat16 where native) | float32 | bfloat16
 
     def __post_init__(self) -> None:
         check_at_least("model", 1, embedding_dim=self.embedding_dim, content_dim=self.content_dim)
         check_id_init(self.id_init, self.svd_norm)
+        check_precision("model.train_precision", self.train_precision)
 
 
 @register_model(
@@ -61,6 +64,11 @@ class VBPR(Recommender[VBPRConfig]):
     a ranking of the training data and BPR refines it. It stays an option because a start fitted to few
     observed pairs can hold the model back on sparse data (measurements: docs/benchmarks/notes.md).
 
+    The content projection is most of a training step. With ``train_precision="auto"`` the step multiplies
+    the content table and :math:`\mathbf E, \boldsymbol\beta'` in bfloat16 where the device does so natively
+    (:mod:`modalrec.nn.precision`); parameters, optimizer and all scores for evaluation and serving stay
+    float32.
+
     Args:
         config: :class:`VBPRConfig`.
         inputs: sizes and ``features`` (at least one modality).
@@ -84,6 +92,7 @@ class VBPR(Recommender[VBPRConfig]):
         self.item_bias = nn.Embedding(inputs.num_items, 1)
         self.content_projection = nn.Linear(self.content.shape[1], config.content_dim, bias=False)  # E
         self.content_bias = nn.Linear(self.content.shape[1], 1, bias=False)  # beta'
+        self.training_tables = TrainingTables(config.train_precision)
         self.reset_parameters()
         if config.id_init == "svd":
             start_from_svd(self.user_id, self.item_id, inputs.train_users, inputs.train_items, config.svd_norm)
@@ -103,25 +112,26 @@ class VBPR(Recommender[VBPRConfig]):
 
         Shapes: (N, F), (N, 1), (N, K), (N, 1) -> (N, K + K' + 1).
         """
-        projected = self.content_projection(content)  # (N, K')
-        bias = warm * item_bias + self.content_bias(content)  # (N, 1)
+        projected = project(content, self.content_projection)  # (N, K')
+        bias = warm * item_bias + project(content, self.content_bias)  # (N, 1)
         return torch.cat([warm * item_id, projected, bias], dim=1)
 
     def _batch_item_vectors(self, positive_items: Tensor, negative_items: Tensor) -> tuple[Tensor, Tensor]:
         """The rows of ``item_vectors()`` for the batch's positive and negative items.
 
-        Projecting the content table is most of a step's work. When the batch draws fewer items than the
-        catalogue holds, only its distinct items are projected: the same rows, at a fraction of the product
-        on a large catalogue. Otherwise most items are drawn anyway, and one product over the whole
-        (contiguous) table is cheaper than gathering the rows first.
+        Projecting the content table is most of a step's work, done in the training precision. When the batch
+        draws fewer items than the catalogue holds, only its distinct items are projected: the same rows, at a
+        fraction of the product on a large catalogue. Otherwise most items are drawn anyway, and one product
+        over the whole (contiguous) table is cheaper than gathering the rows first.
         """
+        content = self.training_tables(self.content)
         drawn = torch.cat([positive_items, negative_items])
         if len(drawn) >= self.num_items:
-            vectors = self.item_vectors()
+            vectors = self._item_rows(content, self.warm, self.item_id.weight, self.item_bias.weight)
             return vectors.index_select(0, positive_items), vectors.index_select(0, negative_items)
         items, rows = torch.unique(drawn, return_inverse=True)
         vectors = self._item_rows(
-            self.content.index_select(0, items), self.warm.index_select(0, items),
+            content.index_select(0, items), self.warm.index_select(0, items),
             self.item_id.weight.index_select(0, items), self.item_bias.weight.index_select(0, items),
         ).index_select(0, rows)
         return vectors[: len(positive_items)], vectors[len(positive_items) :]

@@ -12,11 +12,11 @@ from modalrec.models.vbpr import VBPR, VBPRConfig
 from modalrec.nn import bpr_loss, l2_penalty
 
 
-def model(num_items: int) -> VBPR:
+def model(num_items: int, precision: str = "float32") -> VBPR:
     torch.manual_seed(0)
     users, items = torch.arange(6).repeat(4), torch.arange(24) % (num_items - 2)  # the last two items are cold
     features = {"image": torch.randn(num_items, 10), "text": torch.randn(num_items, 4)}
-    vbpr = VBPR(VBPRConfig(embedding_dim=4, content_dim=3), ModelInputs(6, num_items, users, items, features))
+    vbpr = VBPR(VBPRConfig(embedding_dim=4, content_dim=3, train_precision=precision), ModelInputs(6, num_items, users, items, features))
     for parameter in (vbpr.item_bias.weight, vbpr.content_bias.weight):  # zero at start: make them count
         torch.nn.init.normal_(parameter)
     return vbpr
