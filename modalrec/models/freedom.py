@@ -20,6 +20,7 @@ from modalrec.nn.content import content_tables, standardize, warm_item_mask
 from modalrec.nn.graph import unique_pairs
 from modalrec.nn.init import check_id_init, start_from_svd
 from modalrec.nn.knn import knn_graph, weighted_sum
+from modalrec.nn.precision import TrainingTables, check_precision, project
 from modalrec.nn.pruning import degree_sensitive_weights, prune_edges
 from modalrec.nn.sparse import SparseOperator, mean_of_layers
 
@@ -44,6 +45,7 @@ class FREEDOMConfig:
     standardize: bool = True  # scale each modality before its projection (the kNN graph uses raw features)
     id_init: str = "xavier"  # random; "svd": start from the training matrix's truncated SVD (then patience 50)
     svd_norm: float = 1.0  # with id_init="svd": the mean norm of those starting rows
+    train_precision: str = "auto"  # the training step's feature projections: auto (bfloat16 where native) | float32 | bfloat16
 
     def __post_init__(self) -> None:
         check_at_least("model", 1, embedding_dim=self.embedding_dim, content_dim=self.content_dim, knn_k=self.knn_k,
@@ -52,6 +54,7 @@ class FREEDOMConfig:
         if any(weight < 0 for weight in self.modality_weights.values()):
             raise ConfigError("model.modality_weights", f"weights must be >= 0, got {self.modality_weights}")
         check_id_init(self.id_init, self.svd_norm)
+        check_precision("model.train_precision", self.train_precision)
 
 
 def modality_weights(requested: dict[str, float], modalities: list[str]) -> list[float]:
@@ -136,6 +139,10 @@ class FREEDOM(Recommender[FREEDOMConfig]):
     default), so training starts from a ranking of the training data. It stays an option because a start fitted
     to few observed pairs can hold a model back on sparse data (measurements: docs/benchmarks/notes.md).
 
+    The feature projections of the modality loss are most of a training step's dense work. With
+    ``train_precision="auto"`` they multiply in bfloat16 where the device does so natively
+    (:mod:`modalrec.nn.precision`); parameters, optimizer, the graphs and all scores stay float32.
+
     Args:
         config: :class:`FREEDOMConfig`.
         inputs: sizes, the training interactions and ``features`` (at least one modality).
@@ -169,6 +176,7 @@ class FREEDOM(Recommender[FREEDOMConfig]):
         self.register_buffer("content", torch.cat(tables, dim=1), persistent=False)  # (I, F), F = sum of F_m
         self.modality_dims = [t.shape[1] for t in tables]
         self.projections = nn.ModuleList(nn.Linear(t.shape[1], config.content_dim) for t in raw.values())
+        self.training_tables = TrainingTables(config.train_precision)
         self.user_embedding = nn.Embedding(inputs.num_users, config.embedding_dim)
         self.item_embedding = nn.Embedding(inputs.num_items, config.embedding_dim)
         self._pruned_adjacency: Tensor | None = None
@@ -216,13 +224,20 @@ class FREEDOM(Recommender[FREEDOMConfig]):
         return Embeddings(users, items + cold_estimate + smoothed)
 
     def modality_loss(self, user: Tensor, batch: TrainBatch) -> Tensor:
-        """Sum over modalities of BPR on the projected features of the batch's items."""
-        items, inverse = torch.unique(torch.cat([batch.positive_items, batch.negative_items]), return_inverse=True)
-        positive, negative = inverse.chunk(2)
-        parts = torch.split(self.content[items], self.modality_dims, dim=1)  # per modality (unique items, F_m)
+        """Sum over modalities of BPR on the projected features of the batch's items.
+
+        The projections run in the training precision, over the batch's distinct items when it draws fewer
+        than the catalogue holds, else over the whole (contiguous) table, cheaper than gathering its rows.
+        """
+        content = self.training_tables(self.content)
+        positive, negative = batch.positive_items, batch.negative_items
+        if 2 * len(positive) < self.num_items:
+            items, inverse = torch.unique(torch.cat([positive, negative]), return_inverse=True)
+            content, (positive, negative) = content.index_select(0, items), inverse.chunk(2)
         total = user.new_zeros(())
-        for projection, features in zip(self.projections, parts, strict=True):
-            projected = projection(features)  # (unique items, content_dim)
+        for projection, features in zip(self.projections, torch.split(content, self.modality_dims, dim=1),
+                                        strict=True):
+            projected = project(features, cast(nn.Linear, projection))  # (rows, content_dim)
             total = total + bpr_loss((user * projected.index_select(0, positive)).sum(1),
                                      (user * projected.index_select(0, negative)).sum(1))
         return total

@@ -217,3 +217,30 @@ def test_freedom_modality_weights_must_name_the_modalities() -> None:
         build(FREEDOM, FREEDOMConfig(knn_k=3, modality_weights={"image": 1.0}))
     with pytest.raises(ConfigError, match="must be >= 0"):
         FREEDOMConfig(modality_weights={"image": -1.0, "text": 1.0})
+
+
+# -- FREEDOM's modality loss -------------------------------------------------------------------------------
+def modality_loss_from_the_definition(freedom: FREEDOM, user: torch.Tensor, batch: TrainBatch) -> torch.Tensor:
+    """lambda's sum over modalities of BPR(e_u . (W_m x_i + b_m), e_u . (W_m x_j + b_m)), in float32."""
+    total = torch.zeros(())
+    for projection, table in zip(freedom.projections, torch.split(freedom.content, freedom.modality_dims, 1),
+                                 strict=True):
+        projected = projection(table)
+        total = total + F.softplus(-((user * projected[batch.positive_items]).sum(1)
+                                     - (user * projected[batch.negative_items]).sum(1))).mean()
+    return total
+
+
+@pytest.mark.parametrize("batch_size", [3, 6])  # 2 x 3 draws: fewer than the 10 items (distinct rows); 12: more
+@pytest.mark.parametrize(("precision", "tolerance"), [("float32", 1e-6), ("bfloat16", 2e-2)])
+def test_freedom_modality_loss_is_its_definition_in_either_precision(batch_size: int, precision: str,
+                                                                     tolerance: float) -> None:
+    freedom = build(FREEDOM, FREEDOMConfig(embedding_dim=8, content_dim=8, knn_k=3, train_precision=precision))
+    batch = TrainBatch(USERS[:batch_size], ITEMS[:batch_size], torch.arange(batch_size) % 3 + COLD - 2)
+    user = torch.randn(batch_size, 8)
+    found, expected = freedom.modality_loss(user, batch), modality_loss_from_the_definition(freedom, user, batch)
+    assert torch.allclose(found, expected, rtol=tolerance, atol=0)
+    if precision == "bfloat16":
+        assert found != expected  # the projections did run in bfloat16
+    found.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in freedom.projections.parameters())
