@@ -17,6 +17,7 @@ from modalrec.models.cold_common import COLDREC_PATIENCE, item_content, scale_ne
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss
 from modalrec.nn.coldstart import MLP, encode_items, pair_item_scores
+from modalrec.nn.precision import TrainingTables, check_precision
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,10 @@ class ALDIConfig:
     reg_weight: float = 1e-4
     modalities: tuple[str, ...] = ()
     standardize: bool = True
+    train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
+        check_precision("model.train_precision", self.train_precision)
         check_at_least("model", 0, alpha=self.alpha, beta=self.beta, gamma=self.gamma)
         check_range("model.freq_coef_M", self.freq_coef_M, low=0, low_open=True)
         check_at_least("model", 1, hidden_dim=self.hidden_dim)
@@ -89,6 +92,7 @@ class ALDI(Recommender):
         self.backbone = warm_backbone("aldi", config, inputs, num_layers=config.backbone_layers)
         self.scaler, content = item_content("aldi", config, inputs)
         self.register_buffer("content", content, persistent=False)
+        self.training_tables = TrainingTables(config.train_precision)
         weights = (popularity_weights(inputs.num_users, inputs.num_items, inputs.train_users.long(),
                                       inputs.train_items.long(), config.freq_coef_M)
                    if config.tws else torch.ones(inputs.num_items))
@@ -103,8 +107,8 @@ class ALDI(Recommender):
         positive = items_all.index_select(0, batch.positive_items).detach()
         negative = items_all.index_select(0, batch.negative_items).detach()
         student_user = encode_items(self.user_tower, users_all.detach(), batch.users)  # f_U once per distinct user
-        student_items = encode_items(self.item_tower, self.content, torch.cat([batch.positive_items,
-                                                                             batch.negative_items]))
+        student_items = encode_items(self.item_tower, self.training_tables(self.content),
+                                     torch.cat([batch.positive_items, batch.negative_items]))
         student_pos, student_neg = student_items.chunk(2)
         t_pos, t_neg = pair_item_scores(user, positive), pair_item_scores(user, negative)
         s_pos, s_neg = pair_item_scores(student_user, student_pos), pair_item_scores(student_user, student_neg)

@@ -17,6 +17,7 @@ from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import COLDREC_TRAINING, item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
 from modalrec.nn.coldstart import encode_items
+from modalrec.nn.precision import ContentLinear, TrainingTables, check_precision
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,10 @@ class CLCRecConfig:
     backbone_run: str = ""  # a finished warm run whose vectors are frozen in place of the ID embeddings
     modalities: tuple[str, ...] = ()
     standardize: bool = True
+    train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
+        check_precision("model.train_precision", self.train_precision)
         check_range("model.temp_value", self.temp_value, low=0, low_open=True)
         check_range("model.lr_lambda", self.lr_lambda, low=0, high=1)
         check_range("model.num_sample", self.num_sample, low=0, high=1)
@@ -80,13 +83,15 @@ class CLCRec(Recommender):
         self.scaler, content = item_content("clcrec", config, inputs)
         self.register_buffer("content", content, persistent=False)
         self.seen = TrainingPairs(inputs.num_users, inputs.num_items, inputs.train_users, inputs.train_items)
-        self.encoder = nn.Sequential(nn.Linear(content.shape[1], config.hidden_dim), nn.LeakyReLU(),
+        self.training_tables = TrainingTables(config.train_precision)
+        self.encoder = nn.Sequential(ContentLinear(content.shape[1], config.hidden_dim), nn.LeakyReLU(),
                                      nn.Linear(config.hidden_dim, self.backbone.dim))
 
     def loss(self, batch: TrainBatch) -> Tensor:
         users_all, items_all = self.backbone.vectors()
         size, count = self.config.contrast_size, len(batch.users)
-        encoded = encode_items(self.encoder, self.content, torch.cat([batch.positive_items, batch.negative_items]))
+        encoded = encode_items(self.encoder, self.training_tables(self.content),
+                               torch.cat([batch.positive_items, batch.negative_items]))
         groups = [slice(start, min(start + size, count)) for start in range(0, count, size)]
         parts = [self.contrastive_losses(users_all, items_all, batch.users[g], batch.positive_items[g],
                                          batch.negative_items[g],

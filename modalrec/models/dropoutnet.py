@@ -17,6 +17,7 @@ from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import COLDREC_TRAINING, item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
 from modalrec.nn.coldstart import MLP, encode_items, pair_item_scores
+from modalrec.nn.precision import ContentLinear, TrainingTables, check_precision
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,10 @@ class DropoutNetConfig:
     reg_weight: float = 1e-4  # L2 on the backbone's batch rows (when trained here)
     modalities: tuple[str, ...] = ()  # () means every modality, concatenated as the item content
     standardize: bool = True
+    train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
+        check_precision("model.train_precision", self.train_precision)
         check_range("model.n_dropout", self.n_dropout, low=0, high=1)
         check_at_least("model", 1, embedding_dim=self.embedding_dim, output_dim=self.output_dim)
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
@@ -78,7 +81,8 @@ class DropoutNet(Recommender):
         self.user_tower = MLP([dim, *hidden, config.output_dim])
         # f_V's first layer on [V_i, Phi_i], as two blocks so the content block runs once per distinct item
         self.item_preference_layer = nn.Linear(dim, hidden[0], bias=False)
-        self.item_content_layer = nn.Linear(content.shape[1], hidden[0])
+        self.item_content_layer = ContentLinear(content.shape[1], hidden[0])
+        self.training_tables = TrainingTables(config.train_precision)
         self.item_head = nn.Sequential(nn.Tanh(), MLP([*hidden, config.output_dim]))
 
     def item_vectors(self, preference: Tensor, content_part: Tensor) -> Tensor:
@@ -96,7 +100,7 @@ class DropoutNet(Recommender):
         # f_V once per distinct (item, kept) pair and its content block once per distinct item: a batch repeats both
         distinct, rows = torch.unique(items * 2 + kept.squeeze(1).long(), return_inverse=True)
         distinct_items, distinct_kept = distinct // 2, (distinct % 2).unsqueeze(1).float()
-        content_part = encode_items(self.item_content_layer, self.content, distinct_items)
+        content_part = encode_items(self.item_content_layer, self.training_tables(self.content), distinct_items)
         item_part = self.item_vectors(distinct_kept * items_all.index_select(0, distinct_items).detach(), content_part)
         user_part = encode_items(self.user_tower, users_all.detach(), pair_users)  # f_U once per distinct user
         predicted = pair_item_scores(user_part, item_part.index_select(0, rows))

@@ -45,7 +45,7 @@ class FREEDOMConfig:
     standardize: bool = True  # scale each modality before its projection (the kNN graph uses raw features)
     id_init: str = "xavier"  # random; "svd": start from the training matrix's truncated SVD (then patience 50)
     svd_norm: float = 1.0  # with id_init="svd": the mean norm of those starting rows
-    train_precision: str = "auto"  # the training step's feature projections: auto (bfloat16 where native) | float32 | bfloat16
+    train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
         check_at_least("model", 1, embedding_dim=self.embedding_dim, content_dim=self.content_dim, knn_k=self.knn_k,

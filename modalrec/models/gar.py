@@ -17,6 +17,7 @@ from modalrec.models.cold_common import COLDREC_TRAINING, item_content, scale_ne
 from modalrec.models.registry import register_model
 from modalrec.nn import bpr_loss
 from modalrec.nn.coldstart import MLP, encode_items, pair_item_scores
+from modalrec.nn.precision import TrainingTables, check_precision
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,10 @@ class GARConfig:
     reg_weight: float = 1e-4
     modalities: tuple[str, ...] = ()
     standardize: bool = True
+    train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
+        check_precision("model.train_precision", self.train_precision)
         check_range("model.alpha", self.alpha, low=0, high=1)
         check_range("model.beta", self.beta, low=0, high=1)
         check_at_least("model", 1, embedding_dim=self.embedding_dim)
@@ -82,6 +85,7 @@ class GAR(Recommender):
         self.backbone = warm_backbone("gar", config, inputs, num_layers=config.backbone_layers)
         self.scaler, content = item_content("gar", config, inputs)
         self.register_buffer("content", content, persistent=False)
+        self.training_tables = TrainingTables(config.train_precision)
         dim = self.backbone.dim
         self.generator = MLP([content.shape[1], 2 * dim, dim])
 
@@ -90,7 +94,7 @@ class GAR(Recommender):
         user = users_all.index_select(0, batch.users)
         positive = items_all.index_select(0, batch.positive_items)
         negative = items_all.index_select(0, batch.negative_items)
-        generated = encode_items(self.generator, self.content, batch.positive_items)
+        generated = encode_items(self.generator, self.training_tables(self.content), batch.positive_items)
         fixed_user, fixed_positive = user.detach(), positive.detach()
         alpha, beta = self.config.alpha, self.config.beta
         generator = (1 - alpha) * bpr_loss(pair_item_scores(fixed_user, generated),

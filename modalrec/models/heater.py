@@ -16,6 +16,7 @@ from modalrec.models.capabilities import Capabilities
 from modalrec.models.cold_common import item_content, scale_new_content, warm_backbone
 from modalrec.models.registry import register_model
 from modalrec.nn.coldstart import MLP, encode_items, pair_item_scores
+from modalrec.nn.precision import ContentLinear, TrainingTables, check_precision
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,10 @@ class HeaterConfig:
     reg_weight: float = 1e-4
     modalities: tuple[str, ...] = ()
     standardize: bool = True
+    train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
+        check_precision("model.train_precision", self.train_precision)
         check_range("model.n_dropout", self.n_dropout, low=0, high=1)
         check_at_least("model", 1, n_expert=self.n_expert, hidden_dim=self.hidden_dim, embedding_dim=self.embedding_dim)
         check_at_least("model", 0, alpha=self.alpha)
@@ -44,7 +47,7 @@ class MixtureOfExperts(nn.Module):
     def __init__(self, content_dim: int, hidden_dim: int, out_dim: int, n_expert: int) -> None:
         super().__init__()
         self.experts = nn.ModuleList(MLP([content_dim, hidden_dim, out_dim]) for _ in range(n_expert))
-        self.gate = nn.Linear(content_dim, n_expert)
+        self.gate = ContentLinear(content_dim, n_expert)
 
     def forward(self, content: Tensor) -> Tensor:
         outputs = torch.stack([expert(content) for expert in self.experts], dim=1)  # (N, K, d)
@@ -88,6 +91,7 @@ class Heater(Recommender):
         self.backbone = warm_backbone("heater", config, inputs, num_layers=config.backbone_layers)
         self.scaler, content = item_content("heater", config, inputs)
         self.register_buffer("content", content, persistent=False)
+        self.training_tables = TrainingTables(config.train_precision)
         dim = self.backbone.dim
         self.experts = MixtureOfExperts(content.shape[1], config.hidden_dim, dim, config.n_expert)
         self.user_transform = MLP([dim, dim, dim])
@@ -98,7 +102,7 @@ class Heater(Recommender):
         items = torch.cat([batch.positive_items, batch.negative_items])
         user = users_all.index_select(0, torch.cat([batch.users, batch.users])).detach()
         preference = items_all.index_select(0, items).detach()  # (2B, d)
-        from_content = encode_items(self.experts, self.content, items)
+        from_content = encode_items(self.experts, self.training_tables(self.content), items)
         warm = self.backbone.warm.index_select(0, items)
         swapped = (torch.rand(len(items), 1, device=warm.device) < self.config.n_dropout).float()
         use_content = torch.maximum(swapped, 1 - warm)

@@ -28,7 +28,7 @@ class VBPRConfig:
     standardize: bool = True  # scale each modality to zero mean, unit average norm before projecting
     id_init: str = "xavier"  # random; "svd": gamma_u, gamma_i start from the training matrix's truncated SVD
     svd_norm: float = 0.5  # with id_init="svd": the mean norm of those starting rows
-    train_precision: str = "auto"  # the training step's content products: auto (bfloat16 where native) | float32 | bfloat16
+    train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
         check_at_least("model", 1, embedding_dim=self.embedding_dim, content_dim=self.content_dim)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from modalrec.errors import ConfigError
 from modalrec.nn.graph import normalized_adjacency
 from modalrec.nn.losses import bpr_loss, l2_penalty
+from modalrec.nn.precision import ContentLinear
 from modalrec.nn.sparse import mean_of_layers
 
 
@@ -92,7 +93,8 @@ class WarmBackbone(nn.Module):
 
 
 class MLP(nn.Sequential):
-    """Linear layers with tanh between them (and after the last one when ``final_tanh``).
+    """Linear layers with tanh between them (and after the last one when ``final_tanh``). The first layer is a
+    :class:`~modalrec.nn.precision.ContentLinear`, so a content encoder also takes a bfloat16 training copy.
 
     Shapes: (N, sizes[0]) -> (N, sizes[-1]).
     """
@@ -100,7 +102,7 @@ class MLP(nn.Sequential):
     def __init__(self, sizes: list[int], *, final_tanh: bool = False) -> None:
         layers: list[nn.Module] = []
         for index, (size_in, size_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            layers.append(nn.Linear(size_in, size_out))
+            layers.append((ContentLinear if index == 0 else nn.Linear)(size_in, size_out))
             if index < len(sizes) - 2 or final_tanh:
                 layers.append(nn.Tanh())
         super().__init__(*layers)

@@ -70,6 +70,14 @@ def project(table: Tensor, layer: nn.Linear) -> Tensor:
     Shapes: (N, F) -> (N, out_features).
     """
     if table.dtype == layer.weight.dtype:
-        return layer(table)
+        return F.linear(table, layer.weight, layer.bias)
     bias = None if layer.bias is None else layer.bias.to(table.dtype)
     return F.linear(table, layer.weight.to(table.dtype), bias).float()
+
+
+class ContentLinear(nn.Linear):
+    """``nn.Linear`` for a layer that reads content: it also takes the bfloat16 copy a :class:`TrainingTables`
+    gives, multiplies it in bfloat16 and returns float32 (:func:`project`). Same parameters as ``nn.Linear``."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return project(input, self)

@@ -312,7 +312,7 @@ def test_dropoutnet_loss_is_the_regression_of_every_pair_through_both_towers() -
     paper's regression with both towers applied to every (user, item) pair of the batch, dropout included."""
     split, features, _ = taste_groups()
     seed_everything(0)
-    model = DropoutNet(DropoutNetConfig(), inputs_of(split, features))
+    model = DropoutNet(DropoutNetConfig(train_precision="float32"), inputs_of(split, features))
     batch = TrainBatch(torch.from_numpy(split.train.users[:32]), torch.from_numpy(split.train.items[:32]),
                        torch.from_numpy(split.train.items[100:132]))
     torch.manual_seed(5)
@@ -361,3 +361,30 @@ def test_aldi_loss_is_the_papers_with_the_student_user_tower_on_every_triple() -
                 + c.beta * (weight * bce(distance(student_pos, student_neg),
                                          torch.sigmoid(distance(positive, negative)), reduction="none")).mean())
     assert torch.allclose(loss, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["aldi", "clcrec", "dropoutnet", "gar", "heater"])
+def test_refiners_read_content_in_bfloat16_while_training_and_in_float32_when_scoring(name: str) -> None:
+    split, features, _ = taste_groups()
+    entry = get_model(name)
+    generator = torch.Generator().manual_seed(1)
+    rows = torch.randint(len(split.train.users), (24,), generator=generator)
+    batch = TrainBatch(torch.from_numpy(split.train.users)[rows], torch.from_numpy(split.train.items)[rows],
+                       torch.randint(split.num_items, (24,), generator=generator))
+    models, losses = {}, {}
+    for precision in ("float32", "bfloat16"):
+        seed_everything(0)
+        models[precision] = entry.model_class(entry.config_class(train_precision=precision), inputs_of(split, features))
+        torch.manual_seed(2)  # the same dropout draws on both sides
+        losses[precision] = models[precision].loss(batch)
+    assert torch.allclose(losses["bfloat16"], losses["float32"], rtol=0.05, atol=1e-3)
+    gradients = {}
+    for precision, loss in losses.items():
+        loss.backward()
+        gradients[precision] = [p.grad for p in models[precision].parameters() if p.grad is not None]
+    assert all(g.dtype == torch.float32 for g in gradients["bfloat16"])
+    assert any(not torch.equal(low, exact)  # the content layers did run in bfloat16
+               for low, exact in zip(gradients["bfloat16"], gradients["float32"], strict=True))
+    with torch.no_grad():
+        scores = [models[p].eval().compute_embeddings() for p in ("float32", "bfloat16")]
+    assert torch.equal(scores[0].items, scores[1].items) and torch.equal(scores[0].users, scores[1].users)

@@ -12,7 +12,7 @@ from modalrec.models import ModelInputs
 from modalrec.models.base import TrainBatch
 from modalrec.models.vbpr import VBPR, VBPRConfig
 from modalrec.nn import precision
-from modalrec.nn.precision import TrainingTables, check_precision, project
+from modalrec.nn.precision import ContentLinear, TrainingTables, check_precision, project
 
 
 @pytest.mark.parametrize(("setting", "native", "expected"), [
@@ -55,6 +55,16 @@ def test_project_in_bfloat16_approximates_the_float32_layer_and_trains_its_float
     exact.square().sum().backward()
     assert layer.weight.grad.dtype == torch.float32
     assert torch.allclose(low_gradient, layer.weight.grad, rtol=0.05, atol=0.05 * layer.weight.grad.abs().max())
+
+
+def test_content_linear_is_a_linear_layer_that_also_takes_bfloat16() -> None:
+    torch.manual_seed(0)
+    layer, table = ContentLinear(16, 4), torch.randn(10, 16)
+    plain = nn.Linear(16, 4)
+    plain.load_state_dict(layer.state_dict())
+    assert torch.equal(layer(table), plain(table))
+    low = layer(table.bfloat16())
+    assert low.dtype == torch.float32 and torch.allclose(low, plain(table), rtol=0.05, atol=0.05)
 
 
 def test_unknown_precision_is_refused_naming_the_key() -> None:
