@@ -93,11 +93,10 @@ class CLCRec(Recommender):
         encoded = encode_items(self.encoder, self.training_tables(self.content),
                                torch.cat([batch.positive_items, batch.negative_items]))
         groups = [slice(start, min(start + size, count)) for start in range(0, count, size)]
-        # split, not sliced: a slice's backward fills a zero gradient of the whole batch for every group
-        positive_parts, negative_parts = (part.split(size) for part in encoded.split(count))
         parts = [self.contrastive_losses(users_all, items_all, batch.users[g], batch.positive_items[g],
-                                         batch.negative_items[g], torch.cat([positive, negative]))
-                 for g, positive, negative in zip(groups, positive_parts, negative_parts, strict=True)]
+                                         batch.negative_items[g],
+                                         torch.cat([encoded[g], encoded[count + g.start:count + g.stop]]))
+                 for g in groups]
         lam, weights = self.config.lr_lambda, [g.stop - g.start for g in groups]
         total = sum((w * (lam * ic + (1 - lam) * ui) for w, (ic, ui) in zip(weights, parts, strict=True)),
                     users_all.new_zeros(()))
