@@ -6,17 +6,18 @@ Run it after copying new result files: ``python docs/benchmarks/cold_start_table
 
 The page's sections: ``cold-items`` (item cold start under epoch caps), ``cold-items-uncapped`` (the
 cold-start models at their training defaults on a BPR backbone), ``cold-items-idle`` (the same runs timed on
-an idle machine), ``cold-items-cheaper-epochs`` (those timings again after CLCRec's and DropoutNet's epochs got
-cheaper), ``cold-items-coldrec-scheme`` and ``cold-items-trainer-defaults`` (all six timed again after CLCRec,
-DropoutNet and GAR took ColdRec's batch size and patience, and those three at the Trainer's defaults),
+an idle machine), ``cold-items-cheaper-epochs`` (those timings again after CLCRec's and DropoutNet's epochs
+got cheaper), ``cold-items-coldrec-scheme`` and ``cold-items-trainer-defaults`` (all six timed again after
+CLCRec, DropoutNet and GAR took ColdRec's batch size and patience, and those three at the Trainer's defaults),
 ``cold-items-aldi-patience`` (ALDI after its cheaper epoch and ColdRec's patience),
 ``cold-items-dropoutnet-rows`` (DropoutNet with its item tower once per distinct (item, dropout) pair),
-``cold-items-gar-coldrec`` (GAR with ColdRec's training scheme), ``cold-items-clcrec-own`` (CLCRec
-learning its own ID embeddings), ``sparsity``,
-``sparsity-full``, ``sparsity-graph`` (FREEDOM and LGMRec against LightGCN), ``sparsity-more`` (LATTICE,
-SMORE and BM3 against LightGCN), ``sparsity-classic`` (MMGCN, MMAL and MMDFM against LightGCN) and
-``sparsity-svd-start`` (VBPR and FREEDOM started from the SVD, against LightGCN) and ``sparsity-vbpr-svd01``
-(VBPR from a smaller SVD start).
+``cold-items-gar-coldrec`` (GAR with ColdRec's training scheme), ``cold-items-clcrec-own`` (CLCRec learning
+its own ID embeddings), ``cold-items-bf16`` (the five refiners with their content layers in bfloat16),
+``sparsity``, ``sparsity-full``, ``sparsity-graph`` (FREEDOM and LGMRec against LightGCN), ``sparsity-more``
+(LATTICE, SMORE and BM3 against LightGCN), ``sparsity-classic`` (MMGCN, MMAL and MMDFM against LightGCN),
+``sparsity-svd-start`` (VBPR and FREEDOM started from the SVD, against LightGCN), ``sparsity-vbpr-svd01``
+(VBPR from a smaller SVD start), and ``sparsity-bf16`` (VBPR and FREEDOM with the bfloat16 training step,
+against LightGCN).
 """
 
 from __future__ import annotations

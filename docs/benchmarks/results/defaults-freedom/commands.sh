@@ -9,19 +9,31 @@ set -euo pipefail
 export OMP_NUM_THREADS=1
 .venv/bin/python bench/defaults.py run --model freedom --out docs/benchmarks/results/defaults-freedom \
   --split-seeds 11 --seeds 1 \
-  --setting "lr1e-2-plateau:train.learning_rate=0.01 train.lr_schedule=plateau model.id_init=xavier" \
-  --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau model.id_init=xavier" \
-  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier"
+  --setting "lr1e-2-plateau:train.learning_rate=0.01 train.lr_schedule=plateau model.id_init=xavier model.train_precision=float32" \
+  --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau model.id_init=xavier model.train_precision=float32" \
+  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier model.train_precision=float32"
 .venv/bin/python bench/defaults.py run --model freedom --out docs/benchmarks/results/defaults-freedom \
   --split-seeds 12 13 --seeds 1 \
-  --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau model.id_init=xavier" \
-  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier"
+  --setting "lr5e-3-plateau:train.learning_rate=0.005 train.lr_schedule=plateau model.id_init=xavier model.train_precision=float32" \
+  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier model.train_precision=float32"
 .venv/bin/python bench/defaults.py run --model freedom --out docs/benchmarks/results/defaults-freedom \
   --split-seeds 11 12 13 --seeds 2 3 \
-  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier"
+  --setting "old-default:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier model.train_precision=float32"
 .venv/bin/python bench/defaults.py run --model freedom --out docs/benchmarks/results/defaults-freedom \
   --split-seeds 11 12 13 --seeds 1 2 3 \
-  --setting "svd3-p50:model.id_init=svd model.svd_norm=3 train.patience=50" \
-  --setting "svd1-p50:model.id_init=svd model.svd_norm=1 train.patience=50"
+  --setting "svd3-p50:model.id_init=svd model.svd_norm=3 train.patience=50 model.train_precision=float32" \
+  --setting "svd1-p50:model.id_init=svd model.svd_norm=1 train.patience=50 model.train_precision=float32"
+# 2026-12-08, at 4da2872, two processes at a time: the modality loss's feature projections
+# in bfloat16 (model.train_precision, default auto: bfloat16 on this machine's AVX-512 BF16 CPU). Every
+# setting above ran before that option existed, always in float32: "model.train_precision=float32" was added to
+# their lines so that they reproduce those runs now (up to rounding: the modality loss now projects the
+# whole feature table when a batch draws more rows than the catalogue holds, not the gathered rows).
+.venv/bin/python bench/defaults.py run --model freedom --out docs/benchmarks/results/defaults-freedom \
+  --split-seeds 11 12 13 --seeds 1 2 3 \
+  --setting "bf16:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier model.train_precision=bfloat16"
+# then the control, in the same session and at the same code, two processes at a time: float32 throughout.
+.venv/bin/python bench/defaults.py run --model freedom --out docs/benchmarks/results/defaults-freedom \
+  --split-seeds 11 12 13 --seeds 1 2 3 \
+  --setting "fp32:train.learning_rate=0.001 train.lr_schedule=constant model.id_init=xavier model.train_precision=float32"
 .venv/bin/python bench/defaults.py report --out docs/benchmarks/results/defaults-freedom --reference old-default \
   --page docs/benchmarks/notes.md
