@@ -31,8 +31,9 @@ def native_bfloat16(device_type: str) -> bool:
     than float32 there)."""
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device_type == "cpu":
-        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if device_type == "cpu":  # oneDNN's own check (AVX-512 BF16 or AMX); a torch without it: assume not
+        supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return torch.backends.mkldnn.is_available() and supported is not None and bool(supported())
     return False
 
 
