@@ -37,7 +37,7 @@ class ALDIConfig:
     train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
-        check_precision("model.train_precision", self.train_precision)
+        check_precision(self.train_precision)
         check_at_least("model", 0, alpha=self.alpha, beta=self.beta, gamma=self.gamma)
         check_range("model.freq_coef_M", self.freq_coef_M, low=0, low_open=True)
         check_at_least("model", 1, hidden_dim=self.hidden_dim)

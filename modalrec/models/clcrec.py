@@ -35,7 +35,7 @@ class CLCRecConfig:
     train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
-        check_precision("model.train_precision", self.train_precision)
+        check_precision(self.train_precision)
         check_range("model.temp_value", self.temp_value, low=0, low_open=True)
         check_range("model.lr_lambda", self.lr_lambda, low=0, high=1)
         check_range("model.num_sample", self.num_sample, low=0, high=1)

@@ -54,7 +54,7 @@ class FREEDOMConfig:
         if any(weight < 0 for weight in self.modality_weights.values()):
             raise ConfigError("model.modality_weights", f"weights must be >= 0, got {self.modality_weights}")
         check_id_init(self.id_init, self.svd_norm)
-        check_precision("model.train_precision", self.train_precision)
+        check_precision(self.train_precision)
 
 
 def modality_weights(requested: dict[str, float], modalities: list[str]) -> list[float]:
@@ -81,8 +81,8 @@ def modality_weights(requested: dict[str, float], modalities: list[str]) -> list
 
 
 def svd_start_patience(config: FREEDOMConfig) -> dict[str, int]:
-    """Training defaults: a patience of 50 validations with the SVD start, whose validation recall dips while
-    the pruned-graph training moves away from it before it climbs again (docs/benchmarks/notes.md)."""
+    """Training defaults: a patience of 50 validations with the SVD start, since training first moves away from
+    that start before it improves on it, which a shorter patience mistakes for a plateau (docs/benchmarks/notes.md)."""
     return {"patience": 50} if config.id_init == "svd" else {}
 
 
@@ -139,9 +139,9 @@ class FREEDOM(Recommender[FREEDOMConfig]):
     default), so training starts from a ranking of the training data. It stays an option because a start fitted
     to few observed pairs can hold a model back on sparse data (measurements: docs/benchmarks/notes.md).
 
-    The feature projections of the modality loss are most of a training step's dense work. With
-    ``train_precision="auto"`` they multiply in bfloat16 where the device does so natively
-    (:mod:`modalrec.nn.precision`); parameters, optimizer, the graphs and all scores stay float32.
+    With ``train_precision="auto"`` the modality loss's feature projections multiply in bfloat16 during
+    training where the device does so natively (:mod:`modalrec.nn.precision`); parameters, optimizer, the
+    graphs and all scores stay float32.
 
     Args:
         config: :class:`FREEDOMConfig`.

@@ -35,7 +35,7 @@ class GARConfig:
     train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
-        check_precision("model.train_precision", self.train_precision)
+        check_precision(self.train_precision)
         check_range("model.alpha", self.alpha, low=0, high=1)
         check_range("model.beta", self.beta, low=0, high=1)
         check_at_least("model", 1, embedding_dim=self.embedding_dim)

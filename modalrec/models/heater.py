@@ -34,7 +34,7 @@ class HeaterConfig:
     train_precision: str = "auto"  # training-step content products: auto (bfloat16 where native), float32, bfloat16
 
     def __post_init__(self) -> None:
-        check_precision("model.train_precision", self.train_precision)
+        check_precision(self.train_precision)
         check_range("model.n_dropout", self.n_dropout, low=0, high=1)
         check_at_least("model", 1, n_expert=self.n_expert, hidden_dim=self.hidden_dim, embedding_dim=self.embedding_dim)
         check_at_least("model", 0, alpha=self.alpha)

@@ -33,7 +33,7 @@ class VBPRConfig:
     def __post_init__(self) -> None:
         check_at_least("model", 1, embedding_dim=self.embedding_dim, content_dim=self.content_dim)
         check_id_init(self.id_init, self.svd_norm)
-        check_precision("model.train_precision", self.train_precision)
+        check_precision(self.train_precision)
 
 
 @register_model(
@@ -64,7 +64,7 @@ class VBPR(Recommender[VBPRConfig]):
     a ranking of the training data and BPR refines it. It stays an option because a start fitted to few
     observed pairs can hold the model back on sparse data (measurements: docs/benchmarks/notes.md).
 
-    The content projection is most of a training step. With ``train_precision="auto"`` the step multiplies
+    The content projection is a large part of a training step. With ``train_precision="auto"`` the step multiplies
     the content table and :math:`\mathbf E, \boldsymbol\beta'` in bfloat16 where the device does so natively
     (:mod:`modalrec.nn.precision`); parameters, optimizer and all scores for evaluation and serving stay
     float32.

@@ -1,7 +1,7 @@
 """bfloat16 products with fixed content tables in the training step, where the hardware runs them natively.
 
 Projecting an item content table (thousands of items by thousands of features) through a learned matrix is
-most of a training step for VBPR-like models. In bfloat16 the same product takes a fraction of the time on
+a large part of a training step for VBPR-like models. In bfloat16 the same product takes a fraction of the time on
 hardware with native bfloat16 arithmetic (CPUs with AVX-512 BF16 or AMX, recent GPUs), while the parameters,
 their gradients' accumulation and the optimizer stay in float32, as in mixed-precision training. Scores for
 evaluation and serving are always computed in float32.
@@ -20,9 +20,10 @@ from modalrec.errors import ConfigError
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
-def check_precision(key: str, value: str) -> None:
+def check_precision(value: str) -> None:
+    """``model.train_precision`` is one of :data:`PRECISIONS`."""
     if value not in PRECISIONS:
-        raise ConfigError(key, f"must be one of {', '.join(PRECISIONS)}, got {value!r}")
+        raise ConfigError("model.train_precision", f"must be one of {', '.join(PRECISIONS)}, got {value!r}")
 
 
 @functools.lru_cache(maxsize=None)

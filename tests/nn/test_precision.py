@@ -70,7 +70,7 @@ def test_content_linear_is_a_linear_layer_that_also_takes_bfloat16() -> None:
 def test_unknown_precision_is_refused_naming_the_key() -> None:
     with pytest.raises(ConfigError, match="model.train_precision.*auto, float32, bfloat16"):
         VBPRConfig(train_precision="half")
-    check_precision("model.train_precision", "auto")
+    check_precision("auto")
 
 
 def vbpr(train_precision: str) -> VBPR:
