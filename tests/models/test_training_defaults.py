@@ -79,10 +79,12 @@ def test_a_refiner_of_a_finished_backbone_run_trains_with_coldrecs_patience(mode
     assert (chosen.batch_size, chosen.patience) == (batch_size, 20)
 
 
-def test_freedom_waits_longer_from_its_svd_start_only() -> None:
-    assert resolve_config("data", "freedom").train == TrainConfig()  # the random start is the default
+def test_freedom_steps_at_0_002_and_waits_longer_from_its_svd_start_only() -> None:
+    default = resolve_config("data", "freedom").train  # the random start is the default
+    assert default == dataclasses.replace(TrainConfig(), learning_rate=0.002)
     from_svd = resolve_config("data", "freedom", overrides=["model.id_init=svd"])
-    assert from_svd.train.patience == 50
+    assert (from_svd.train.patience, from_svd.train.learning_rate) == (50, 0.002)
+    assert resolve_config("data", "freedom", overrides=["train.learning_rate=0.001"]).train == TrainConfig()
     assert RunConfig.from_dict(from_svd.to_dict()) == from_svd
     chosen = resolve_config("data", "freedom", overrides=["model.id_init=svd", "train.patience=30"])
     assert chosen.train.patience == 30
