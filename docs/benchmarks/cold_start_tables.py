@@ -17,7 +17,8 @@ its own ID embeddings), ``cold-items-bf16`` (the five refiners with their conten
 (LATTICE, SMORE and BM3 against LightGCN), ``sparsity-classic`` (MMGCN, MMAL and MMDFM against LightGCN),
 ``sparsity-svd-start`` (VBPR and FREEDOM started from the SVD, against LightGCN), ``sparsity-vbpr-svd01``
 (VBPR from a smaller SVD start), ``sparsity-bf16`` (VBPR and FREEDOM with the bfloat16 training step,
-against LightGCN), and ``sparsity-freedom-lr2`` (FREEDOM at its step size of 0.002, against LightGCN).
+against LightGCN), ``sparsity-freedom-lr2`` (FREEDOM at its step size of 0.002, against LightGCN) and
+``sparsity-freedom-defaults`` (FREEDOM at its present defaults, against LightGCN).
 """
 
 from __future__ import annotations
