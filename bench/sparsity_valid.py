@@ -1,9 +1,9 @@
 """Validation and test recall@20 of sparsity-protocol runs, for choosing settings on validation.
 
-``modalrec benchmark --protocol sparsity`` reports test metrics; settings must be chosen on validation, which
-each run folder keeps in ``metrics.json``. ``collect`` appends one JSON line per run of a benchmark output
-folder (its ``runs/MODEL-fracF-seedS`` folders) to a results file, under a setting name; ``--render`` prints
-the mean validation and test recall@20 per setting and fraction, relative to the reference setting's.
+``modalrec benchmark --protocol sparsity`` renders test metrics only; its ``results.json`` also records each
+run's validation recall@20. ``collect`` appends one JSON line per run of a benchmark's ``results.json`` to a
+results file, under a setting name; ``render`` prints the mean validation and test recall@20 per setting and
+fraction, relative to the reference setting's.
 
     python bench/sparsity_valid.py collect --name lr2e-3 --folder /tmp/s12/sp-lr2 --out FILE.jsonl
     python bench/sparsity_valid.py render --reference lightgcn --out FILE.jsonl
@@ -13,25 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
-RUN_FOLDER = re.compile(r"(?P<model>[\w-]+)-frac(?P<fraction>[\d.]+)-seed(?P<seed>\d+)$")
+from modalrec.experiments.protocols import RANK_METRIC, read_results
 
 
 def collect(name: str, folder: Path, out: Path, models: list[str]) -> int:
-    """Append one line per finished run of ``folder`` (of ``models``, or all); returns how many."""
-    lines = []
-    for run in sorted((folder / "runs").iterdir()):
-        match = RUN_FOLDER.match(run.name)
-        if not match or not (run / "metrics.json").is_file() or (models and match["model"] not in models):
-            continue
-        metrics = json.loads((run / "metrics.json").read_text())
-        lines.append({"setting": name, "model": match["model"], "fraction": float(match["fraction"]),
-                      "seed": int(match["seed"]), "valid": metrics["valid"]["recall@20"],
-                      "test": metrics["test"]["recall@20"]})
+    """Append one line per successful run in ``folder``'s ``results.json`` (of ``models``, or all); returns how many."""
+    lines = [{"setting": name, "model": run["model"], "fraction": run["fraction"], "seed": run["seed"],
+              "valid": run["valid"]["overall"], "test": run["tasks"]["overall"][RANK_METRIC]}
+             for run in read_results(folder)["runs"]
+             if not run["error"] and (not models or run["model"] in models)]
     with out.open("a") as handle:
         handle.writelines(json.dumps(line) + "\n" for line in lines)
     return len(lines)

@@ -124,7 +124,8 @@ def _run_dir(out: Path, protocol: str, config: RunConfig, fraction: float) -> Pa
 
 
 def _run(config: RunConfig, fraction: float, run_dir: Path, train: bool = True) -> dict[str, Any]:
-    """Train (or read back) one run; its test metrics per task, per-user recall@20 per task, or its error."""
+    """Train (or read back) one run; its test metrics and validation recall@20 per task (to choose settings on
+    validation), per-user recall@20 per task, or its error."""
     record: dict[str, Any] = {"model": config.model_name, "seed": config.seed, "fraction": fraction, "error": ""}
     if not train and not _finished(config, run_dir):
         record["error"] = "not run (collected before this run finished)"
@@ -139,10 +140,12 @@ def _run(config: RunConfig, fraction: float, run_dir: Path, train: bool = True) 
             write_text(run_dir / "error.txt", traceback.format_exc())
             return record
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    tasks = metrics.get("tasks") or {"overall": {"test": metrics["test"]}}
+    tasks = metrics.get("tasks") or {"overall": {"valid": metrics["valid"], "test": metrics["test"]}}
     record.update({
         "tasks": {task: {m: float(parts["test"][m]) for m in METRICS if m in parts["test"]}
                   for task, parts in tasks.items()},
+        "valid": {task: float(parts["valid"][RANK_METRIC]) for task, parts in tasks.items()
+                  if RANK_METRIC in parts.get("valid", {})},
         "best_epochs": metrics.get("task_best_epochs", {"overall": metrics["best_epoch"]}),
         "epochs": int(metrics["epochs"]),
         "train_seconds": float(metrics["train_seconds"]),
@@ -152,6 +155,7 @@ def _run(config: RunConfig, fraction: float, run_dir: Path, train: bool = True) 
     })
     if "tasks" in metrics and not model_scores_cold_items(config.model_name):
         record["tasks"].pop("cold", None)
+        record["valid"].pop("cold", None)
     return record
 
 

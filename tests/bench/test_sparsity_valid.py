@@ -1,4 +1,4 @@
-"""bench/sparsity_valid.py: validation and test recall@20 of sparsity-protocol run folders, per setting."""
+"""bench/sparsity_valid.py: validation and test recall@20 of sparsity-protocol runs, per setting."""
 
 from __future__ import annotations
 
@@ -15,23 +15,20 @@ def load() -> ModuleType:
     return load_script(REPO / "bench" / "sparsity_valid.py", "_bench_sparsity_valid")
 
 
-def run_folder(root: Path, name: str, valid: float, test: float) -> None:
-    folder = root / "runs" / name
-    folder.mkdir(parents=True)
-    metrics = {"valid": {"recall@20": valid, "ndcg@20": 0.0}, "test": {"recall@20": test, "ndcg@20": 0.0}}
-    (folder / "metrics.json").write_text(json.dumps(metrics))
+def run(model: str, seed: int, valid: float, test: float, error: str = "") -> dict[str, object]:
+    return {"model": model, "seed": seed, "fraction": 0.1, "error": error, "valid": {"overall": valid},
+            "tasks": {"overall": {"recall@20": test, "ndcg@20": 0.0}}}
 
 
-def test_collect_reads_each_finished_run_and_render_compares_with_the_reference(tmp_path: Path) -> None:
+def test_collect_reads_each_successful_run_and_render_compares_with_the_reference(tmp_path: Path) -> None:
     bench = tmp_path / "bench"
-    run_folder(bench, "lightgcn-frac0.1-seed1", 0.10, 0.08)
-    run_folder(bench, "lightgcn-frac0.1-seed2", 0.20, 0.12)
-    run_folder(bench, "freedom-frac0.1-seed1", 0.18, 0.11)
-    run_folder(bench, "freedom-frac0.1-seed2", 0.18, 0.09)
-    (bench / "runs" / "freedom-frac0.1-seed3").mkdir()  # unfinished: no metrics.json
+    bench.mkdir()
+    runs = [run("lightgcn", 1, 0.10, 0.08), run("lightgcn", 2, 0.20, 0.12), run("freedom", 1, 0.18, 0.11),
+            run("freedom", 2, 0.18, 0.09), {"model": "freedom", "seed": 3, "fraction": 0.1, "error": "failed"}]
+    (bench / "results.json").write_text(json.dumps({"protocol": "sparsity", "runs": runs}))
     out, script = tmp_path / "probe.jsonl", load()
     assert script.collect("lightgcn", bench, out, ["lightgcn"]) == 2
-    assert script.collect("freedom x=1", bench, out, ["freedom"]) == 2
+    assert script.collect("freedom x=1", bench, out, ["freedom"]) == 2  # the failed run is left out
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[2] == {"setting": "freedom x=1", "model": "freedom", "fraction": 0.1, "seed": 1,
                         "valid": 0.18, "test": 0.11}

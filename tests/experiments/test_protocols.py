@@ -29,6 +29,10 @@ def test_cold_items_protocol_reports_each_task_and_renders_from_the_result_file(
     assert "data.cold_item_fraction=0.2" in document["overrides"]
     tasks = {(r["model"], r["seed"]): set(r["tasks"]) for r in document["runs"]}
     assert tasks[("vbpr", 1)] == {"cold", "warm", "overall"} and tasks[("bpr", 2)] == {"warm", "overall"}
+    assert all(set(r["valid"]) == set(r["tasks"]) for r in document["runs"])  # each task's own validation
+    run = json.loads((out / "runs" / "vbpr-seed1" / "metrics.json").read_text())
+    vbpr_valid = next(r["valid"] for r in document["runs"] if (r["model"], r["seed"]) == ("vbpr", 1))
+    assert vbpr_valid == {task: parts["valid"]["recall@20"] for task, parts in run["tasks"].items()}
     assert document["tests"]["warm"]["best"] in ("bpr", "vbpr") and "cold" in document["tests"]
     markdown = (out / "results.md").read_text()
     bpr_row = next(line for line in markdown.splitlines() if line.startswith("| bpr |"))
@@ -49,6 +53,9 @@ def test_sparsity_protocol_trains_each_fraction_and_draws_the_chart(blocks: Path
     document = protocols.run_protocol("sparsity", blocks, ["lightgcn", "vbpr"], [1], out,
                                       overrides=[*FAST, "vbpr:train.epochs=1"], fractions=[0.25, 1.0])
     assert {r["model"]: r["epochs"] for r in document["runs"]} == {"lightgcn": 2, "vbpr": 1}  # MODEL:key=value
+    lightgcn = json.loads((out / "runs" / "lightgcn-frac1-seed1" / "metrics.json").read_text())
+    full = next(r for r in document["runs"] if (r["model"], r["fraction"]) == ("lightgcn", 1.0))
+    assert full["valid"] == {"overall": lightgcn["valid"]["recall@20"]}  # what bench/sparsity_valid.py reads
     assert sorted((r["model"], r["fraction"]) for r in document["runs"]) == [
         ("lightgcn", 0.25), ("lightgcn", 1.0), ("vbpr", 0.25), ("vbpr", 1.0)]
     assert set(document["tests"]) == {"0.25", "1"}
